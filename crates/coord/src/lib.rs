@@ -1,1 +1,44 @@
-//! stub
+//! wclab's coordination protocol on Redis: the only code that talks to it.
+//!
+//! Redis plays the master of the job: it holds the queue of tasks, the
+//! counts, and the progress. Workers are stateless; everything they change
+//! goes through one of the Redis Functions in `lua/wclab.lua`, so that each
+//! change is atomic (see that file for the keys and the exact semantics).
+//!
+//! # Layout
+//!
+//! * [`RedisTarget`]: a parsed `redis://` URL that never prints its password.
+//! * [`Store`]: a connection that reconnects with backoff, classifies errors
+//!   (retry, wrong password, bug) and makes sure the function library is
+//!   loaded, also after Redis was restarted without it.
+//! * One module per operation of the protocol, each a thin typed wrapper of
+//!   one function: [`submit`], [`claim`], [`renew`], [`commit`],
+//!   [`dead_letter`]; then [`job`] (the job's description and progress) and
+//!   [`results`] (top words, all counts, dead letters).
+//!
+//! Expected outcomes are values, not errors: "no task waiting" is
+//! `Claim::Idle`, "somebody else committed it first" is
+//! `CommitOutcome::AlreadyCommitted`.
+
+pub mod claim;
+pub mod commit;
+pub mod dead_letter;
+mod error;
+pub mod job;
+mod keys;
+pub mod renew;
+pub mod results;
+mod store;
+pub mod submit;
+mod target;
+
+pub use error::CoordError;
+pub use keys::JobKeys;
+pub use store::{RetryPolicy, Store};
+pub use target::RedisTarget;
+
+/// The Lua source of the function library, loaded into Redis on connect.
+pub const FUNCTION_LIBRARY: &str = include_str!("../../../lua/wclab.lua");
+
+/// Name of the consumer group that hands out tasks.
+pub const GROUP: &str = "workers";

@@ -1,9 +1,16 @@
-use ahash::AHashMap;
+use crate::table::{self, Table, INLINE};
+use std::fmt;
 
 /// Exact word frequencies of some input, plus its totals.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// Owns its words: short ones inside the hash table's slots, longer ones in
+/// one arena, so a `Counts` made from a memory-mapped file outlives the map
+/// and costs one allocation per table growth rather than one per word.
+#[derive(Clone, Default)]
 pub struct Counts {
-    map: AHashMap<Box<[u8]>, u64>,
+    table: Table,
+    /// Bytes of the words longer than [`INLINE`].
+    arena: Vec<u8>,
     words: u64,
 }
 
@@ -13,37 +20,49 @@ impl Counts {
         Self::default()
     }
 
+    /// Takes over a kernel table whose long words point into `data`.
+    pub(crate) fn from_table(mut table: Table, data: &[u8]) -> Self {
+        let mut arena = Vec::new();
+        table.rehome(data, &mut arena);
+        let words = table.iter().map(|s| s.count()).sum();
+        Counts {
+            table,
+            arena,
+            words,
+        }
+    }
+
     /// Adds `n` occurrences of `word`.
     pub fn add(&mut self, word: &[u8], n: u64) {
-        if let Some(c) = self.map.get_mut(word) {
-            *c += n;
+        if word.len() <= INLINE {
+            self.table
+                .add_short(&self.arena, table::short_key(word), word.len(), n);
         } else {
-            self.map.insert(word.into(), n);
+            self.table.add_long_owned(&mut self.arena, word, n);
         }
         self.words += n;
     }
 
     /// Adds every count of `other` to this one.
     pub fn merge(&mut self, other: Counts) {
-        if self.map.len() < other.map.len() {
+        if self.distinct() < other.distinct() {
             let mine = std::mem::replace(self, other);
             self.merge(mine);
             return;
         }
-        for (w, n) in other.map {
-            *self.map.entry(w).or_insert(0) += n;
+        for (word, n) in other.iter() {
+            self.add(word, n);
         }
-        self.words += other.words;
     }
 
     /// How often `word` occurred.
     pub fn get(&self, word: &[u8]) -> u64 {
-        self.map.get(word).copied().unwrap_or(0)
+        self.table.get(&self.arena, word)
     }
 
     /// Number of distinct words.
     pub fn distinct(&self) -> usize {
-        self.map.len()
+        self.table.len()
     }
 
     /// Total number of words (with repetitions).
@@ -53,11 +72,138 @@ impl Counts {
 
     /// True when no word was seen.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.table.len() == 0
     }
 
     /// Every distinct word with its count, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], u64)> + '_ {
-        self.map.iter().map(|(w, n)| (&**w, *n))
+        self.table
+            .iter()
+            .map(|slot| (slot.word(&self.arena), slot.count()))
+    }
+
+    /// Every distinct word with its count, most frequent first, ties in
+    /// byte order: a stable order for reports and tests.
+    pub fn sorted(&self) -> Vec<(&[u8], u64)> {
+        let mut v: Vec<_> = self.iter().collect();
+        v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        v
+    }
+}
+
+impl<'a> IntoIterator for &'a Counts {
+    type Item = (&'a [u8], u64);
+    type IntoIter = Box<dyn Iterator<Item = (&'a [u8], u64)> + 'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
+}
+
+/// Equal when every word has the same count (table layout does not matter).
+impl PartialEq for Counts {
+    fn eq(&self, other: &Self) -> bool {
+        self.words == other.words
+            && self.distinct() == other.distinct()
+            && self.iter().all(|(w, n)| other.get(w) == n)
+    }
+}
+
+impl Eq for Counts {}
+
+/// Shows words as (lossy) UTF-8, most frequent first.
+impl fmt::Debug for Counts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Words<'a>(&'a Counts);
+        impl fmt::Debug for Words<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_map()
+                    .entries(
+                        self.0
+                            .sorted()
+                            .into_iter()
+                            .map(|(w, n)| (String::from_utf8_lossy(w), n)),
+                    )
+                    .finish()
+            }
+        }
+        f.debug_struct("Counts")
+            .field("total", &self.words)
+            .field("distinct", &self.distinct())
+            .field("words", &Words(self))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_of_every_length_round_trip() {
+        let mut c = Counts::new();
+        let words: Vec<Vec<u8>> = (0..100).map(|n| vec![b'a' + (n % 26) as u8; n]).collect();
+        for (i, w) in words.iter().enumerate() {
+            c.add(w, i as u64 + 1);
+        }
+        for (i, w) in words.iter().enumerate() {
+            assert_eq!(c.get(w), i as u64 + 1, "len {}", w.len());
+        }
+        assert_eq!(c.distinct(), 100);
+        assert_eq!(c.total(), (1..=100).sum::<u64>());
+        assert_eq!(c.get(b"zz"), 0);
+    }
+
+    #[test]
+    fn padding_is_not_confused_with_nul_bytes() {
+        let mut c = Counts::new();
+        c.add(b"a", 1);
+        c.add(b"a\0", 2);
+        c.add(b"a\0\0\0\0\0\0\0\0", 3);
+        c.add(b"", 4);
+        assert_eq!(c.distinct(), 4);
+        assert_eq!(c.get(b"a"), 1);
+        assert_eq!(c.get(b"a\0"), 2);
+        assert_eq!(c.get(b"a\0\0\0\0\0\0\0\0"), 3);
+        assert_eq!(c.get(b""), 4);
+    }
+
+    #[test]
+    fn merge_keeps_long_words_of_both_sides() {
+        let long_a = vec![b'x'; 40];
+        let long_b = vec![b'y'; 40];
+        let mut a = Counts::new();
+        a.add(&long_a, 1);
+        a.add(b"the", 2);
+        let mut b = Counts::new();
+        b.add(&long_b, 3);
+        b.add(&long_a, 4);
+        b.add(b"of", 1);
+        b.add(b"the", 1);
+        a.merge(b);
+        assert_eq!(a.get(&long_a), 5);
+        assert_eq!(a.get(&long_b), 3);
+        assert_eq!(a.get(b"the"), 3);
+        assert_eq!(a.total(), 12);
+        assert_eq!(a.distinct(), 4);
+    }
+
+    #[test]
+    fn growing_many_times_loses_nothing() {
+        let mut c = Counts::new();
+        for i in 0..50_000u32 {
+            let w = format!("word{i}-{}", "z".repeat((i % 30) as usize));
+            c.add(w.as_bytes(), 1);
+        }
+        assert_eq!(c.distinct(), 50_000);
+        let last = format!("word49999-{}", "z".repeat(49_999 % 30));
+        assert_eq!(c.get(last.as_bytes()), 1);
+        assert!(c.iter().all(|(_, n)| n == 1));
+    }
+
+    #[test]
+    fn counts_is_send_static_clone_debug_default() {
+        fn check<T: Send + Sync + 'static + Clone + fmt::Debug + Default + Eq>() {}
+        check::<Counts>();
     }
 }

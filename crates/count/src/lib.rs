@@ -19,11 +19,33 @@
 
 mod counts;
 mod error;
+mod scan;
+mod table;
 mod text;
 
 pub use counts::Counts;
 pub use error::CountError;
-pub use text::is_word_byte;
+pub use scan::is_word_byte;
+
+/// Hooks for this crate's tests and benchmarks to force a code path. Not a
+/// stable API.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::scan::{whitespace_masks, Isa};
+
+    /// [`crate::Counter::count_text_range`] with a forced byte classifier,
+    /// so that every path (the scalar fallback included) is tested on every
+    /// machine that can run it.
+    pub fn count_text_range_with(
+        isa: Isa,
+        data: &[u8],
+        range: std::ops::Range<usize>,
+        threads: Option<usize>,
+    ) -> crate::Counts {
+        assert!(isa.is_available(), "{isa:?} is not supported by this CPU");
+        crate::text::count_range_with(isa, data, range, threads)
+    }
+}
 
 use std::fs::File;
 use std::ops::Range;
@@ -155,4 +177,13 @@ impl Mapped {
             Mapped::Owned(v) => v,
         }
     }
+}
+
+#[doc(hidden)]
+pub fn __tok_only(data: &[u8]) -> usize {
+    let mut acc = 0usize;
+    scan::for_each_word(scan::Isa::detect(), data, 0..data.len(), |s, e| {
+        acc = acc.wrapping_add(s ^ e)
+    });
+    acc
 }

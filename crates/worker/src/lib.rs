@@ -1,1 +1,295 @@
-//! stub
+//! The worker: a stateless loop that turns tasks into committed counts.
+//!
+//! ```text
+//!   claim ──► check the path ──► count (renewing the lease) ──► commit
+//!     ▲            │ bad: dead-letter          │ error: dead-letter
+//!     └────────────┴───────────────────────────┴──────────────────┘
+//! ```
+//!
+//! A worker keeps nothing that matters: it can be killed at any instant.
+//! Before its commit nothing of the task is in Redis, and the task is
+//! stolen once its lease runs out; the commit itself is one atomic FCALL.
+//!
+//! # Layout
+//!
+//! * [`Worker`] runs the loop until told to stop.
+//! * [`guard`] decides which paths a worker may open at all.
+//! * [`testing`] holds the pause hooks that tests use to kill a worker at a
+//!   precise point of the protocol.
+
+pub mod guard;
+pub mod testing;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use wclab_coord::claim::{Claim, ClaimRules, Task};
+use wclab_coord::commit::{CommitOutcome, Committed};
+use wclab_coord::job::JobSpec;
+use wclab_coord::{claim, commit, dead_letter, job, renew, CoordError, JobKeys, Store};
+use wclab_count::{CountError, Counter, Counts, Format};
+
+/// How a worker behaves.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// The job to work on.
+    pub job: String,
+    /// This worker's consumer name in the group; unique per process.
+    pub consumer: String,
+    /// Lease length and poison threshold.
+    pub rules: ClaimRules,
+    /// Longest sleep between two claims when there is nothing to do.
+    pub idle_poll: Duration,
+    /// Counting threads for one task (`None`: all cores).
+    pub threads: Option<usize>,
+    /// Exit once every task of the job is committed or dead-lettered.
+    pub exit_when_done: bool,
+}
+
+impl WorkerConfig {
+    /// Defaults for job `job`: 5 s lease, 5 deliveries, 20 ms idle poll.
+    pub fn new(job: &str) -> Self {
+        WorkerConfig {
+            job: job.to_owned(),
+            consumer: consumer_name(),
+            rules: ClaimRules {
+                lease: Duration::from_secs(5),
+                max_deliveries: 5,
+            },
+            idle_poll: Duration::from_millis(20),
+            threads: None,
+            exit_when_done: false,
+        }
+    }
+}
+
+/// `host-pid-xxxx`: unique across hosts and across PID reuse.
+pub fn consumer_name() -> String {
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "host".into());
+    format!(
+        "{host}-{}-{:04x}",
+        std::process::id(),
+        rand::random::<u16>()
+    )
+}
+
+/// What a worker did before it stopped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerReport {
+    /// Tasks committed by this worker.
+    pub committed: u64,
+    /// Tasks this worker counted but found already committed by another.
+    pub duplicates: u64,
+    /// Tasks this worker dead-lettered.
+    pub dead_lettered: u64,
+}
+
+/// A worker bound to one job and one Redis.
+pub struct Worker {
+    store: Store,
+    keys: JobKeys,
+    config: WorkerConfig,
+    spec: Option<Arc<JobSpec>>,
+    report: WorkerReport,
+}
+
+/// What became of one task.
+enum Handled {
+    Committed,
+    Duplicate,
+    DeadLettered,
+    /// A transient failure: left pending, to be retried after the lease.
+    LeftPending,
+    /// Shutdown was requested while counting.
+    Interrupted,
+}
+
+impl Worker {
+    /// A worker for `config.job` on `store`.
+    pub fn new(store: Store, config: WorkerConfig) -> Self {
+        let keys = JobKeys::new(&config.job);
+        Worker {
+            store,
+            keys,
+            config,
+            spec: None,
+            report: WorkerReport::default(),
+        }
+    }
+
+    /// Runs until `stop` becomes true (or, with `exit_when_done`, until the
+    /// job is finished). Errors are only those retrying cannot fix: a wrong
+    /// password, a Redis that gave up being reachable, a protocol bug.
+    pub async fn run(
+        mut self,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<WorkerReport, CoordError> {
+        let span =
+            tracing::info_span!("worker", consumer = %self.config.consumer, job = %self.config.job);
+        let _enter = span.enter();
+        tracing::info!("worker started");
+        let mut idle = Duration::from_millis(1);
+        while !*stop.borrow() {
+            match claim::claim(
+                &mut self.store,
+                &self.keys,
+                &self.config.consumer,
+                self.config.rules,
+            )
+            .await?
+            {
+                Claim::Idle => {
+                    if self.config.exit_when_done
+                        && job::status(&mut self.store, &self.keys)
+                            .await?
+                            .is_finished()
+                    {
+                        break;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(idle) => {}
+                        _ = stop.changed() => {}
+                    }
+                    idle = (idle * 2).min(self.config.idle_poll);
+                }
+                Claim::Buried(id) => {
+                    tracing::warn!(task = %id, "task delivered too often: dead-lettered");
+                    self.report.dead_lettered += 1;
+                }
+                Claim::Task(task) => {
+                    idle = Duration::from_millis(1);
+                    match self.handle(task, &mut stop).await? {
+                        Handled::Committed => self.report.committed += 1,
+                        Handled::Duplicate => self.report.duplicates += 1,
+                        Handled::DeadLettered => self.report.dead_lettered += 1,
+                        Handled::LeftPending => {}
+                        Handled::Interrupted => break,
+                    }
+                }
+            }
+        }
+        tracing::info!(?self.report, "worker stopping");
+        Ok(self.report)
+    }
+
+    async fn job_spec(&mut self) -> Result<Option<Arc<JobSpec>>, CoordError> {
+        if self.spec.is_none() {
+            self.spec = job::spec(&mut self.store, &self.keys).await?.map(Arc::new);
+        }
+        Ok(self.spec.clone())
+    }
+
+    async fn handle(
+        &mut self,
+        task: Task,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<Handled, CoordError> {
+        let span = tracing::debug_span!("task", id = %task.id, path = %task.path, attempt = task.deliveries);
+        let _enter = span.enter();
+        testing::pause_at(testing::Point::AfterClaim);
+
+        let Some(spec) = self.job_spec().await? else {
+            return self
+                .bury(
+                    &task,
+                    "the job has no description in Redis (no roots): refusing to open anything",
+                )
+                .await;
+        };
+        let path = match guard::check(&spec.roots, &task.path) {
+            Ok(p) => p,
+            Err(reason) => return self.bury(&task, &reason.to_string()).await,
+        };
+        let counted = tokio::select! {
+            r = self.count_renewing(&task, path, &spec) => r?,
+            _ = stop.changed() => return Ok(Handled::Interrupted),
+        };
+        let counts = match counted {
+            Ok(c) => c,
+            Err(e) if e.is_permanent() => return self.bury(&task, &e.to_string()).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "transient error; the task will be retried after its lease");
+                return Ok(Handled::LeftPending);
+            }
+        };
+        testing::pause_at(testing::Point::BeforeCommit);
+        let done = [Committed {
+            id: &task.id,
+            bytes: task.end.saturating_sub(task.start),
+        }];
+        match commit::commit(
+            &mut self.store,
+            &self.keys,
+            &self.config.consumer,
+            &done,
+            counts.iter(),
+        )
+        .await?
+        {
+            CommitOutcome::Applied => {
+                tracing::debug!(words = counts.total(), "committed");
+                Ok(Handled::Committed)
+            }
+            CommitOutcome::AlreadyCommitted(_) => {
+                tracing::info!(task = %task.id, "already committed by another worker: nothing added");
+                Ok(Handled::Duplicate)
+            }
+        }
+    }
+
+    /// Counts on a blocking thread while renewing the lease every third of
+    /// it, so that a live but slow worker is never robbed.
+    async fn count_renewing(
+        &mut self,
+        task: &Task,
+        path: PathBuf,
+        spec: &JobSpec,
+    ) -> Result<Result<Counts, CountError>, CoordError> {
+        let format = match &spec.csv_column {
+            Some(column) => Format::Csv {
+                column: column.clone(),
+            },
+            None => Format::Text,
+        };
+        let counter = Counter::new().format(format).threads(self.config.threads);
+        let range = task.start..task.end;
+        let mut counting = tokio::task::spawn_blocking(move || {
+            testing::pause_at(testing::Point::WhileCounting);
+            counter.count_file(&path, Some(range))
+        });
+        let mut tick = tokio::time::interval(self.config.rules.lease / 3);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                joined = &mut counting => {
+                    return Ok(joined.unwrap_or_else(|panic| Err(CountError::Io {
+                        path: PathBuf::from(&task.path),
+                        source: std::io::Error::other(format!("counting panicked: {panic}")),
+                    })));
+                }
+                _ = tick.tick() => {
+                    if !renew::renew(&mut self.store, &self.keys, &self.config.consumer, &task.id).await? {
+                        tracing::info!("lease lost (stolen while we were slow); finishing anyway, the commit decides");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn bury(&mut self, task: &Task, reason: &str) -> Result<Handled, CoordError> {
+        tracing::warn!(reason, "dead-lettering task");
+        dead_letter::dead_letter(
+            &mut self.store,
+            &self.keys,
+            &self.config.consumer,
+            &task.id,
+            reason,
+        )
+        .await?;
+        Ok(Handled::DeadLettered)
+    }
+}

@@ -1,0 +1,264 @@
+//! Command-line definitions.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Distributed word count on Redis.
+///
+/// Stateless worker processes take files from a Redis stream (XREADGROUP),
+/// count their words, and commit the counts and the acknowledgement in one
+/// atomic Redis Function call. Workers can be killed at any moment; the
+/// counts stay exact.
+#[derive(Debug, Parser)]
+#[command(
+    name = "wclab",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Count words in files with N worker processes and print the result.
+    ///
+    /// Without --redis, starts a private redis-server (free loopback port,
+    /// random password, temporary directory) and stops it at the end.
+    ///
+    /// Exit status: 0 when every file was counted; 1 when the job finished
+    /// but some files could not be counted (listed on stderr); 2 for usage
+    /// or configuration errors.
+    Run(RunArgs),
+    /// Run one worker for a job until stopped (SIGTERM or Ctrl-C).
+    ///
+    /// Usable on any machine that can reach the job's Redis and sees the
+    /// input files at the same paths.
+    Worker(WorkerArgs),
+    /// Enqueue a job's files without starting workers.
+    Submit(SubmitArgs),
+    /// Print the current top words of a job.
+    Top(TopArgs),
+}
+
+impl Command {
+    /// The log level used when WCLAB_LOG is not set.
+    pub fn default_log_level(&self) -> &'static str {
+        match self {
+            Command::Worker(_) => "info",
+            _ => "warn",
+        }
+    }
+}
+
+/// Where Redis is.
+#[derive(Debug, Args, Clone)]
+pub struct RedisArgs {
+    /// Redis URL: redis://[:password@]host:port[/db]. Read from
+    /// WCLAB_REDIS_URL when not given (preferred: the environment keeps the
+    /// password out of `ps`).
+    #[arg(long, env = crate::REDIS_URL_ENV, hide_env_values = true)]
+    pub redis: String,
+}
+
+/// How the input is read.
+#[derive(Debug, Args, Clone)]
+pub struct InputArgs {
+    /// Files, directories (walked recursively, regular files only) or glob
+    /// patterns (quote them: 'data/*.txt'). Several may be given.
+    #[arg(long, short, required = true, num_args = 1..)]
+    pub input: Vec<String>,
+
+    /// Input format: `text` (every byte is text) or `csv` (count one column).
+    #[arg(long, default_value = "text", value_parser = ["text", "csv"])]
+    pub format: String,
+
+    /// With --format csv: the header name of the column to count.
+    #[arg(long, default_value = "text")]
+    pub column: String,
+
+    /// Split text files larger than this into byte-range tasks, so that
+    /// several workers share one big file (e.g. 64MiB; 0: never split).
+    #[arg(long, default_value = "256MiB", value_parser = parse_size)]
+    pub split_size: u64,
+}
+
+/// How results are shown.
+#[derive(Debug, Args, Clone)]
+pub struct OutputArgs {
+    /// How many of the most frequent words to print.
+    #[arg(long, short = 'k', default_value_t = 20)]
+    pub top: usize,
+
+    /// Write every distinct word with its count to FILE as `word<TAB>count`
+    /// lines, by count descending, then by word bytes ascending.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+
+    /// Print the summary and the top words as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Lease and poison settings shared by workers and the commands that start them.
+#[derive(Debug, Args, Clone)]
+pub struct LeaseArgs {
+    /// A task whose worker has been silent this long is stolen by another.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub lease: Duration,
+
+    /// A task handed out more often than this is dead-lettered as poison.
+    #[arg(long, default_value_t = 5)]
+    pub max_deliveries: u32,
+}
+
+/// `wclab run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub input: InputArgs,
+
+    /// Number of worker processes (default: number of cores).
+    #[arg(long, short)]
+    pub workers: Option<usize>,
+
+    /// Use this Redis instead of starting a private one:
+    /// redis://[:password@]host:port[/db].
+    #[arg(long, env = crate::REDIS_URL_ENV, hide_env_values = true)]
+    pub redis: Option<String>,
+
+    /// Port for the private Redis (default: a free one).
+    #[arg(long, conflicts_with = "redis")]
+    pub port: Option<u16>,
+
+    /// Job name (default: a fresh name per run).
+    #[arg(long)]
+    pub job: Option<String>,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub output: OutputArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub lease: LeaseArgs,
+
+    /// Counting threads per worker (default: cores / workers, at least 1).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// `wclab worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub redis: RedisArgs,
+
+    /// The job to work on.
+    #[arg(long, default_value = "wclab")]
+    pub job: String,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub lease: LeaseArgs,
+
+    /// Counting threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+
+    /// Exit when every task of the job is committed or dead-lettered,
+    /// instead of waiting for more.
+    #[arg(long)]
+    pub exit_when_done: bool,
+}
+
+/// `wclab submit`.
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub redis: RedisArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub input: InputArgs,
+
+    /// The job's name.
+    #[arg(long, default_value = "wclab")]
+    pub job: String,
+
+    /// Delete an existing job of that name first.
+    #[arg(long)]
+    pub fresh: bool,
+
+    /// Wait for the job to finish, then print the results like `run`.
+    #[arg(long)]
+    pub wait: bool,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub output: OutputArgs,
+}
+
+/// `wclab top`.
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub redis: RedisArgs,
+
+    /// The job.
+    #[arg(long, default_value = "wclab")]
+    pub job: String,
+
+    /// How many words.
+    #[arg(short, default_value_t = 20)]
+    pub k: usize,
+
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses `64MiB`, `1G`, `4096`...
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 64MiB"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit {other:?} (use KiB, MiB, GiB)")),
+    };
+    Ok(n * mult)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("lots").is_err());
+    }
+}

@@ -1,0 +1,59 @@
+//! One module per subcommand.
+
+mod run;
+mod submit;
+mod top;
+mod worker;
+
+use crate::cli::{Cli, Command};
+use anyhow::Result;
+use std::process::ExitCode;
+
+/// How a command ended, when it did not fail outright.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything was done.
+    Success,
+    /// The job finished but some files could not be counted.
+    SomeFailed,
+    /// Interrupted by the user.
+    Interrupted,
+}
+
+impl Outcome {
+    /// The process exit status.
+    pub fn exit_code(self) -> ExitCode {
+        match self {
+            Outcome::Success => ExitCode::SUCCESS,
+            Outcome::SomeFailed => ExitCode::from(1),
+            Outcome::Interrupted => ExitCode::from(130),
+        }
+    }
+}
+
+/// Runs the parsed command.
+pub fn dispatch(cli: Cli) -> Result<Outcome> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        match cli.command {
+            Command::Run(args) => run::run(args).await,
+            Command::Worker(args) => worker::worker(args).await,
+            Command::Submit(args) => submit::submit(args).await,
+            Command::Top(args) => top::top(args).await,
+        }
+    })
+}
+
+/// Connects for a first contact: fail fast with a clear message.
+pub(crate) async fn connect(url: &str) -> Result<wclab_coord::Store> {
+    let target = wclab_coord::RedisTarget::parse(url)?;
+    let mut store =
+        wclab_coord::Store::connect(target, wclab_coord::RetryPolicy::FAIL_FAST).await?;
+    // Once connected, ride out short outages (a Redis restart) quietly.
+    store.set_policy(wclab_coord::RetryPolicy::for_duration(
+        std::time::Duration::from_secs(120),
+    ));
+    Ok(store)
+}

@@ -1,0 +1,50 @@
+use super::Outcome;
+use crate::cli::SubmitArgs;
+use anyhow::Result;
+use std::time::Instant;
+use wclab_coord::{job, JobKeys};
+
+pub async fn submit(args: SubmitArgs) -> Result<Outcome> {
+    let inputs = super::run::resolve_inputs(&args.input)?;
+    let mut store = super::connect(&args.redis.redis).await?;
+    let keys = JobKeys::new(&args.job);
+    if args.fresh {
+        job::delete(&mut store, &keys).await?;
+    } else if let Some(existing) = job::spec(&mut store, &keys).await? {
+        if existing.roots != inputs.roots || existing.total_tasks != inputs.tasks.len() as u64 {
+            anyhow::bail!(
+                "job {:?} already exists on {} with other inputs; pass --fresh to replace it, or another --job name",
+                args.job,
+                store.target()
+            );
+        }
+    }
+    let started = Instant::now();
+    let added = super::run::submit_job(&mut store, &keys, &inputs, &args.input).await?;
+    eprintln!(
+        "job {}: {} task(s) submitted ({} new) to {}",
+        args.job,
+        inputs.tasks.len(),
+        added,
+        store.target()
+    );
+    if !args.wait {
+        eprintln!(
+            "start workers with: WCLAB_REDIS_URL=<url> wclab worker --job {}",
+            args.job
+        );
+        return Ok(Outcome::Success);
+    }
+    let pb = crate::progress::bar(inputs.total_bytes());
+    let status = crate::progress::wait(&mut store, &keys, &pb, || Ok(())).await?;
+    pb.finish_and_clear();
+    super::run::finish(
+        &mut store,
+        &keys,
+        &status,
+        &args.output,
+        started.elapsed(),
+        0,
+    )
+    .await
+}

@@ -1,0 +1,26 @@
+use super::Outcome;
+use crate::cli::TopArgs;
+use crate::report::JsonWord;
+use anyhow::Result;
+use wclab_coord::{results, JobKeys};
+
+pub async fn top(args: TopArgs) -> Result<Outcome> {
+    let mut store = super::connect(&args.redis.redis).await?;
+    let keys = JobKeys::new(&args.job);
+    let words = results::top(&mut store, &keys, args.k).await?;
+    if args.json {
+        let words: Vec<JsonWord> = words
+            .into_iter()
+            .map(|w| JsonWord {
+                word: String::from_utf8_lossy(&w.word).into_owned(),
+                count: w.count,
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&words)?);
+    } else {
+        for w in words {
+            println!("{}\t{}", String::from_utf8_lossy(&w.word), w.count);
+        }
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,45 @@
+use super::Outcome;
+use crate::cli::WorkerArgs;
+use anyhow::Result;
+use tokio::signal::unix::{signal, SignalKind};
+use wclab_coord::claim::ClaimRules;
+use wclab_coord::{RedisTarget, RetryPolicy, Store};
+use wclab_worker::{Worker, WorkerConfig};
+
+pub async fn worker(args: WorkerArgs) -> Result<Outcome> {
+    let target = RedisTarget::parse(&args.redis.redis)?;
+    if std::env::var(crate::REDIS_URL_ENV).ok().as_deref() != Some(args.redis.redis.as_str())
+        && args.redis.redis.contains('@')
+    {
+        tracing::warn!("the Redis password is on this process's command line, visible to every user in `ps`; pass the URL in {} instead", crate::REDIS_URL_ENV);
+    }
+    // At start, an unreachable Redis is most likely a wrong address: say so
+    // within a minute. Once connected, a worker outlives Redis outages.
+    let mut store = Store::connect(
+        target,
+        RetryPolicy::for_duration(std::time::Duration::from_secs(60)),
+    )
+    .await?;
+    store.set_policy(RetryPolicy::FOREVER);
+    let mut config = WorkerConfig::new(&args.job);
+    config.rules = ClaimRules {
+        lease: args.lease.lease,
+        max_deliveries: args.lease.max_deliveries,
+    };
+    config.threads = args.threads;
+    config.exit_when_done = args.exit_when_done;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("stop requested");
+        let _ = stop_tx.send(true);
+    });
+    Worker::new(store, config).run(stop_rx).await?;
+    Ok(Outcome::Success)
+}

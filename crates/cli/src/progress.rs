@@ -1,0 +1,56 @@
+//! Waiting for a job to finish, with a progress bar on stderr.
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::time::Duration;
+use wclab_coord::job::{self, JobStatus};
+use wclab_coord::{JobKeys, Store};
+
+/// A progress bar of bytes done, with files done in its message. Hidden
+/// when stderr is not a terminal.
+pub fn bar(total_bytes: u64) -> ProgressBar {
+    let pb = ProgressBar::new(total_bytes);
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}) {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    pb.enable_steady_tick(Duration::from_millis(200));
+    pb
+}
+
+/// Shows `status` on the bar.
+pub fn show(pb: &ProgressBar, status: &JobStatus) {
+    pb.set_length(status.total_bytes.max(1));
+    pb.set_position(status.bytes_done);
+    let dead = if status.files_dead > 0 {
+        format!(", {} failed", status.files_dead)
+    } else {
+        String::new()
+    };
+    pb.set_message(format!(
+        "{}/{} tasks{dead}",
+        status.files_done, status.total_tasks
+    ));
+}
+
+/// Polls the job until it is finished, calling `tick` between polls (the
+/// supervisor's keep-alive), and returns the final status.
+pub async fn wait(
+    store: &mut Store,
+    keys: &JobKeys,
+    pb: &ProgressBar,
+    mut tick: impl FnMut() -> Result<()>,
+) -> Result<JobStatus> {
+    loop {
+        let status = job::status(store, keys).await?;
+        show(pb, &status);
+        if status.is_finished() {
+            return Ok(status);
+        }
+        tick()?;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

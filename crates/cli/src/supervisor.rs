@@ -1,0 +1,107 @@
+//! Keeps N `wclab worker` processes alive.
+//!
+//! Each worker is a real OS process (so `ps` lists it and a user can
+//! `kill -9` it). The Redis URL, password included, reaches it through its
+//! environment, never its command line. A worker that dies while the job
+//! runs is replaced.
+
+use anyhow::{Context, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How to start one worker process.
+#[derive(Debug, Clone)]
+pub struct WorkerCommand {
+    /// The `wclab` executable.
+    pub program: std::path::PathBuf,
+    /// Arguments after `worker` (job, lease...; never the password).
+    pub args: Vec<String>,
+    /// Environment to add (the Redis URL).
+    pub env: Vec<(String, String)>,
+}
+
+impl WorkerCommand {
+    fn spawn(&self) -> Result<Child> {
+        Command::new(&self.program)
+            .arg("worker")
+            .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start a worker process ({})", self.program.display()))
+    }
+}
+
+/// N worker processes, kept alive until [`Supervisor::stop`].
+pub struct Supervisor {
+    command: WorkerCommand,
+    children: Vec<Child>,
+    /// Workers that died and were replaced.
+    pub replaced: u64,
+}
+
+impl Supervisor {
+    /// Starts `n` workers.
+    pub fn start(command: WorkerCommand, n: usize) -> Result<Self> {
+        let children = (0..n).map(|_| command.spawn()).collect::<Result<_>>()?;
+        Ok(Supervisor {
+            command,
+            children,
+            replaced: 0,
+        })
+    }
+
+    /// PIDs of the current workers.
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(Child::id).collect()
+    }
+
+    /// Replaces every worker that has exited; returns how many were.
+    pub fn keep_alive(&mut self) -> Result<usize> {
+        let mut n = 0;
+        for child in &mut self.children {
+            if let Some(status) = child.try_wait()? {
+                let old = child.id();
+                *child = self.command.spawn()?;
+                tracing::warn!(pid = old, %status, new_pid = child.id(), "worker died; started a replacement");
+                n += 1;
+            }
+        }
+        self.replaced += n as u64;
+        Ok(n)
+    }
+
+    /// Asks every worker to stop (SIGTERM), then kills the ones still
+    /// running after `grace`.
+    pub fn stop(&mut self, grace: Duration) {
+        for c in &self.children {
+            let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + grace;
+        for c in &mut self.children {
+            loop {
+                match c.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(10))
+                    }
+                    Ok(None) => {
+                        let _ = c.kill();
+                        let _ = c.wait();
+                        break;
+                    }
+                }
+            }
+        }
+        self.children.clear();
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(2));
+    }
+}

@@ -1,0 +1,73 @@
+//! `wclab_commit`: acknowledge tasks and add their counts, atomically.
+
+use crate::{CoordError, JobKeys, Store, GROUP};
+use redis::Value;
+
+/// A task being committed: its ID and the bytes it covered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed<'a> {
+    /// Stream entry ID.
+    pub id: &'a str,
+    /// Bytes the task owned (for the progress totals).
+    pub bytes: u64,
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// All tasks were acknowledged and their counts added.
+    Applied,
+    /// Nothing changed: these tasks had already been committed (by a thief
+    /// that finished first, or by an earlier try of this very commit whose
+    /// reply was lost).
+    AlreadyCommitted(Vec<String>),
+}
+
+/// Commits `tasks` with the merged `words` of all of them, in one FCALL.
+pub async fn commit<'w>(
+    store: &mut Store,
+    keys: &JobKeys,
+    consumer: &str,
+    tasks: &[Committed<'_>],
+    words: impl IntoIterator<Item = (&'w [u8], u64)>,
+) -> Result<CommitOutcome, CoordError> {
+    let mut cmd = redis::cmd("FCALL");
+    cmd.arg("wclab_commit")
+        .arg(4)
+        .arg(&keys.tasks)
+        .arg(&keys.counts)
+        .arg(&keys.done)
+        .arg(&keys.job)
+        .arg(store.now_arg())
+        .arg(GROUP)
+        .arg(consumer)
+        .arg(tasks.len());
+    for t in tasks {
+        cmd.arg(t.id).arg(t.bytes);
+    }
+    for (word, n) in words {
+        cmd.arg(word).arg(n);
+    }
+    let reply: Value = store.call("commit counts", &cmd).await?;
+    match reply {
+        Value::Array(items) if matches!(items.first(), Some(Value::Int(1))) => {
+            Ok(CommitOutcome::Applied)
+        }
+        Value::Array(items) if matches!(items.first(), Some(Value::Int(0))) => {
+            Ok(CommitOutcome::AlreadyCommitted(
+                items[1..]
+                    .iter()
+                    .filter_map(|v| match v {
+                        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+                        _ => None,
+                    })
+                    .collect(),
+            ))
+        }
+        other => Err(CoordError::Protocol {
+            target: store.target().clone(),
+            op: "wclab_commit",
+            detail: format!("{other:?}"),
+        }),
+    }
+}

@@ -1,0 +1,26 @@
+//! `wclab_dead`: give up on a task that can never be counted, with a reason.
+
+use crate::{CoordError, JobKeys, Store, GROUP};
+
+/// Moves task `id` to the dead-letter stream with `reason`. Returns `false`
+/// if it was no longer pending (committed or buried by someone else).
+pub async fn dead_letter(
+    store: &mut Store,
+    keys: &JobKeys,
+    consumer: &str,
+    id: &str,
+    reason: &str,
+) -> Result<bool, CoordError> {
+    let mut cmd = redis::cmd("FCALL");
+    cmd.arg("wclab_dead")
+        .arg(3)
+        .arg(&keys.tasks)
+        .arg(&keys.dead)
+        .arg(&keys.job)
+        .arg(store.now_arg())
+        .arg(GROUP)
+        .arg(consumer)
+        .arg(id)
+        .arg(reason);
+    Ok(store.call::<i64>("dead-letter a task", &cmd).await? == 1)
+}

@@ -1,0 +1,124 @@
+//! The job's description (what was submitted) and its progress.
+
+use crate::{CoordError, JobKeys, Store};
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// What a job counts, as stored in its `job` hash before any task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSpec {
+    /// Canonical input roots; workers open nothing outside them.
+    pub roots: Vec<PathBuf>,
+    /// Number of tasks the job consists of.
+    pub total_tasks: u64,
+    /// Bytes of input over all tasks.
+    pub total_bytes: u64,
+    /// `None` for plain text, `Some(column)` for CSV.
+    pub csv_column: Option<String>,
+}
+
+/// A job's progress, from its `job` hash.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobStatus {
+    /// `false` if the job hash is missing (no such job, or Redis lost it).
+    pub exists: bool,
+    /// Tasks in the job.
+    pub total_tasks: u64,
+    /// Input bytes in the job.
+    pub total_bytes: u64,
+    /// Tasks committed.
+    pub files_done: u64,
+    /// Bytes of committed tasks.
+    pub bytes_done: u64,
+    /// Words of committed tasks.
+    pub words_done: u64,
+    /// Tasks dead-lettered.
+    pub files_dead: u64,
+}
+
+impl JobStatus {
+    /// Every task is committed or dead-lettered.
+    pub fn is_finished(&self) -> bool {
+        self.exists && self.files_done + self.files_dead >= self.total_tasks
+    }
+}
+
+fn field_u64(h: &HashMap<String, String>, k: &str) -> u64 {
+    h.get(k).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// Writes the job's description. Done before its tasks are added, so that
+/// a worker that sees a task always finds the job's roots.
+pub async fn describe(store: &mut Store, keys: &JobKeys, spec: &JobSpec) -> Result<(), CoordError> {
+    let roots: Vec<String> = spec
+        .roots
+        .iter()
+        .map(|r| r.to_string_lossy().into_owned())
+        .collect();
+    let mut cmd = redis::cmd("HSET");
+    cmd.arg(&keys.job)
+        .arg("roots")
+        .arg(roots.join("\n"))
+        .arg("total_tasks")
+        .arg(spec.total_tasks)
+        .arg("total_bytes")
+        .arg(spec.total_bytes)
+        .arg("format")
+        .arg(if spec.csv_column.is_some() {
+            "csv"
+        } else {
+            "text"
+        })
+        .arg("column")
+        .arg(spec.csv_column.as_deref().unwrap_or(""));
+    store.call::<()>("describe the job", &cmd).await
+}
+
+/// Reads the job's description; `None` if the job does not exist.
+pub async fn spec(store: &mut Store, keys: &JobKeys) -> Result<Option<JobSpec>, CoordError> {
+    let h: HashMap<String, String> = store
+        .call("read the job", redis::cmd("HGETALL").arg(&keys.job))
+        .await?;
+    let Some(roots) = h.get("roots") else {
+        return Ok(None);
+    };
+    Ok(Some(JobSpec {
+        roots: roots
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(PathBuf::from)
+            .collect(),
+        total_tasks: field_u64(&h, "total_tasks"),
+        total_bytes: field_u64(&h, "total_bytes"),
+        csv_column: match h.get("format").map(String::as_str) {
+            Some("csv") => h.get("column").cloned(),
+            _ => None,
+        },
+    }))
+}
+
+/// Reads the job's progress.
+pub async fn status(store: &mut Store, keys: &JobKeys) -> Result<JobStatus, CoordError> {
+    let h: HashMap<String, String> = store
+        .call(
+            "read the job's progress",
+            redis::cmd("HGETALL").arg(&keys.job),
+        )
+        .await?;
+    Ok(JobStatus {
+        exists: h.contains_key("roots"),
+        total_tasks: field_u64(&h, "total_tasks"),
+        total_bytes: field_u64(&h, "total_bytes"),
+        files_done: field_u64(&h, "files_done"),
+        bytes_done: field_u64(&h, "bytes_done"),
+        words_done: field_u64(&h, "words_done"),
+        files_dead: field_u64(&h, "files_dead"),
+    })
+}
+
+/// Deletes every key of the job.
+pub async fn delete(store: &mut Store, keys: &JobKeys) -> Result<(), CoordError> {
+    store
+        .call::<()>("delete the job", redis::cmd("DEL").arg(&keys.all()[..]))
+        .await
+}

@@ -1,0 +1,37 @@
+/// The Redis keys of one job. They share the hash tag `{job}` so that a
+/// job lives in one slot of a Redis Cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobKeys {
+    /// The job's name.
+    pub job_name: String,
+    /// Stream of tasks, read through the consumer group.
+    pub tasks: String,
+    /// Sorted set word → count.
+    pub counts: String,
+    /// Stream of completion records (one per committed task).
+    pub done: String,
+    /// Stream of dead-lettered tasks with their reasons.
+    pub dead: String,
+    /// Hash with the job's description and running totals.
+    pub job: String,
+}
+
+impl JobKeys {
+    /// Keys of job `name`.
+    pub fn new(name: &str) -> Self {
+        let k = |suffix: &str| format!("wclab:{{{name}}}:{suffix}");
+        JobKeys {
+            job_name: name.to_owned(),
+            tasks: k("tasks"),
+            counts: k("counts"),
+            done: k("done"),
+            dead: k("dead"),
+            job: k("job"),
+        }
+    }
+
+    /// Every key of the job, for deleting it.
+    pub fn all(&self) -> [&str; 5] {
+        [&self.tasks, &self.counts, &self.done, &self.dead, &self.job]
+    }
+}

@@ -1,0 +1,172 @@
+//! Reading a job's results: top words, every count, dead letters.
+
+use crate::{CoordError, JobKeys, Store};
+use std::collections::HashMap;
+
+/// A word and its count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WordCount {
+    /// The word's bytes (not necessarily UTF-8).
+    pub word: Vec<u8>,
+    /// How often it occurred.
+    pub count: u64,
+}
+
+/// The order of results everywhere: count descending, then word bytes
+/// ascending, so that output is deterministic whatever Redis's tie order.
+pub fn sort_words(words: &mut [WordCount]) {
+    words.sort_unstable_by(|a, b| b.count.cmp(&a.count).then_with(|| a.word.cmp(&b.word)));
+}
+
+fn to_words(raw: Vec<(Vec<u8>, f64)>) -> Vec<WordCount> {
+    // Counts are integers below 2^53, so the double Redis stores is exact.
+    raw.into_iter()
+        .map(|(word, s)| WordCount {
+            word,
+            count: s as u64,
+        })
+        .collect()
+}
+
+/// The `k` most frequent words; ties at the k-th place are broken by word
+/// bytes, ascending.
+pub async fn top(
+    store: &mut Store,
+    keys: &JobKeys,
+    k: usize,
+) -> Result<Vec<WordCount>, CoordError> {
+    if k == 0 {
+        return Ok(Vec::new());
+    }
+    let head: Vec<(Vec<u8>, f64)> = store
+        .call(
+            "read the top words",
+            redis::cmd("ZRANGE")
+                .arg(&keys.counts)
+                .arg(0)
+                .arg(k - 1)
+                .arg("REV")
+                .arg("WITHSCORES"),
+        )
+        .await?;
+    let Some(&(_, kth)) = head.last() else {
+        return Ok(Vec::new());
+    };
+    // Every word with the k-th count, so the cut is by word order, not Redis's.
+    let ties: Vec<(Vec<u8>, f64)> = store
+        .call(
+            "read the top words",
+            redis::cmd("ZRANGE")
+                .arg(&keys.counts)
+                .arg(kth)
+                .arg("+inf")
+                .arg("BYSCORE")
+                .arg("WITHSCORES"),
+        )
+        .await?;
+    let mut words = to_words(ties);
+    sort_words(&mut words);
+    words.truncate(k);
+    Ok(words)
+}
+
+/// Every word with its count, sorted by [`sort_words`].
+pub async fn all(store: &mut Store, keys: &JobKeys) -> Result<Vec<WordCount>, CoordError> {
+    const PAGE: i64 = 100_000;
+    let mut words = Vec::new();
+    let mut start = 0i64;
+    loop {
+        let page: Vec<(Vec<u8>, f64)> = store
+            .call(
+                "read the counts",
+                redis::cmd("ZRANGE")
+                    .arg(&keys.counts)
+                    .arg(start)
+                    .arg(start + PAGE - 1)
+                    .arg("WITHSCORES"),
+            )
+            .await?;
+        let n = page.len() as i64;
+        words.extend(to_words(page));
+        if n < PAGE {
+            break;
+        }
+        start += PAGE;
+    }
+    sort_words(&mut words);
+    Ok(words)
+}
+
+/// A task that could not be counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadTask {
+    /// Stream entry ID of the task.
+    pub task: String,
+    /// The file.
+    pub path: String,
+    /// Why it was given up.
+    pub reason: String,
+    /// How many times it had been delivered.
+    pub attempts: u64,
+}
+
+/// Every dead-lettered task of the job.
+pub async fn dead(store: &mut Store, keys: &JobKeys) -> Result<Vec<DeadTask>, CoordError> {
+    type Entry = (String, HashMap<String, String>);
+    let entries: Vec<Entry> = store
+        .call(
+            "read the dead letters",
+            redis::cmd("XRANGE").arg(&keys.dead).arg("-").arg("+"),
+        )
+        .await?;
+    Ok(entries
+        .into_iter()
+        .map(|(_, f)| DeadTask {
+            task: f.get("task").cloned().unwrap_or_default(),
+            path: f.get("path").cloned().unwrap_or_default(),
+            reason: f.get("reason").cloned().unwrap_or_default(),
+            attempts: f.get("attempts").and_then(|a| a.parse().ok()).unwrap_or(0),
+        })
+        .collect())
+}
+
+/// One committed task's completion record (for latency timelines).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DoneRecord {
+    /// Stream entry ID of the task.
+    pub task: String,
+    /// Consumer name of the worker that committed it.
+    pub worker: String,
+    /// Injection time, ms (server clock).
+    pub injected_ms: u64,
+    /// Commit time, ms (server clock).
+    pub committed_ms: u64,
+    /// Deliveries before the commit.
+    pub attempts: u64,
+    /// Bytes of the task.
+    pub bytes: u64,
+}
+
+/// Every completion record of the job, in commit order.
+pub async fn done(store: &mut Store, keys: &JobKeys) -> Result<Vec<DoneRecord>, CoordError> {
+    type Entry = (String, HashMap<String, String>);
+    let entries: Vec<Entry> = store
+        .call(
+            "read the completion records",
+            redis::cmd("XRANGE").arg(&keys.done).arg("-").arg("+"),
+        )
+        .await?;
+    let num =
+        |f: &HashMap<String, String>, k: &str| f.get(k).and_then(|a| a.parse().ok()).unwrap_or(0);
+    Ok(entries
+        .into_iter()
+        .map(|(_, f)| DoneRecord {
+            task: f.get("task").cloned().unwrap_or_default(),
+            worker: f.get("worker").cloned().unwrap_or_default(),
+            injected_ms: num(&f, "injected"),
+            committed_ms: num(&f, "committed"),
+            attempts: num(&f, "attempts"),
+            bytes: num(&f, "bytes"),
+        })
+        .collect())
+}

@@ -1,0 +1,300 @@
+use crate::{CoordError, RedisTarget, FUNCTION_LIBRARY};
+use backon::BackoffBuilder;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, ErrorKind, FromRedisValue, RedisError, ServerErrorKind, Value};
+use std::time::{Duration, Instant};
+
+/// How long to keep retrying while Redis is unreachable.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Give up after this long without a working connection; `None`: never
+    /// (workers wait for Redis to come back for as long as they live).
+    pub give_up_after: Option<Duration>,
+}
+
+impl RetryPolicy {
+    /// Retry forever: for workers, which have nothing better to do.
+    pub const FOREVER: RetryPolicy = RetryPolicy {
+        give_up_after: None,
+    };
+
+    /// Fail fast: for a first contact, where "unreachable" is most likely a
+    /// wrong address and the user wants to hear it at once.
+    pub const FAIL_FAST: RetryPolicy = RetryPolicy {
+        give_up_after: Some(Duration::from_secs(2)),
+    };
+
+    /// Retry for `d`.
+    pub fn for_duration(d: Duration) -> Self {
+        RetryPolicy {
+            give_up_after: Some(d),
+        }
+    }
+}
+
+/// How an error from Redis is handled.
+enum Disposition {
+    /// Connection lost, refused, timed out, or Redis still loading its
+    /// dataset: reconnect and try again.
+    Transient,
+    /// Our function library is not loaded (Redis restarted without it).
+    LibraryMissing,
+    /// The password is wrong.
+    Auth,
+    /// Anything else: a bug or an unexpected server.
+    Fatal,
+}
+
+fn classify(e: &RedisError) -> Disposition {
+    if e.kind() == ErrorKind::AuthenticationFailed
+        || matches!(e.code(), Some("WRONGPASS" | "NOAUTH"))
+    {
+        return Disposition::Auth;
+    }
+    if e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || matches!(
+            e.kind(),
+            ErrorKind::Server(
+                ServerErrorKind::BusyLoading
+                    | ServerErrorKind::TryAgain
+                    | ServerErrorKind::MasterDown
+                    | ServerErrorKind::ClusterDown
+            )
+        )
+    {
+        return Disposition::Transient;
+    }
+    if e.to_string().contains("Function not found") {
+        return Disposition::LibraryMissing;
+    }
+    Disposition::Fatal
+}
+
+/// A connection to the job's Redis that survives Redis going away.
+///
+/// Every call goes through [`Store::call`], which reconnects with
+/// exponential backoff on transient errors, reloads the function library if
+/// a restarted Redis lost it, and turns a changed password into a clear
+/// [`CoordError::Auth`] rather than an endless retry.
+pub struct Store {
+    target: RedisTarget,
+    client: redis::Client,
+    conn: Option<MultiplexedConnection>,
+    policy: RetryPolicy,
+    library_checked_once: bool,
+}
+
+impl Store {
+    /// Connects (retrying as `policy` allows) and loads the function library
+    /// if it is missing or differs from ours.
+    pub async fn connect(target: RedisTarget, policy: RetryPolicy) -> Result<Store, CoordError> {
+        let client = redis::Client::open(target.connection_info().clone()).map_err(|e| {
+            CoordError::BadUrl {
+                url: target.to_string(),
+                reason: e.to_string(),
+            }
+        })?;
+        let mut store = Store {
+            target,
+            client,
+            conn: None,
+            policy,
+            library_checked_once: false,
+        };
+        store.connection().await?;
+        Ok(store)
+    }
+
+    /// The server this store talks to.
+    pub fn target(&self) -> &RedisTarget {
+        &self.target
+    }
+
+    /// Changes how long calls keep retrying.
+    pub fn set_policy(&mut self, policy: RetryPolicy) {
+        self.policy = policy;
+    }
+
+    /// The `now_ms` argument of the functions: empty, meaning "the Redis
+    /// server's own clock". A replicated store passes the leader's time.
+    pub(crate) fn now_arg(&self) -> &'static str {
+        ""
+    }
+
+    /// Runs `cmd`, retrying on transient errors as the policy allows.
+    ///
+    /// Only use this for commands that are safe to repeat: every function of
+    /// the protocol is (a repeated commit finds its tasks acknowledged and
+    /// changes nothing; a repeated submit skips existing IDs).
+    pub async fn call<T: FromRedisValue>(
+        &mut self,
+        op: &'static str,
+        cmd: &redis::Cmd,
+    ) -> Result<T, CoordError> {
+        let mut waits = backoff();
+        let started = Instant::now();
+        loop {
+            let mut conn = self.connection().await?;
+            let err = match cmd.query_async::<T>(&mut conn).await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            match classify(&err) {
+                Disposition::Transient => {
+                    tracing::debug!(target = %self.target, op, error = %err, "transient Redis error; reconnecting");
+                    self.conn = None;
+                    self.wait(&mut waits, started, err).await?;
+                }
+                Disposition::LibraryMissing => {
+                    tracing::warn!(target = %self.target, "the wclab function library is missing (Redis restarted without it?); loading it again");
+                    self.conn = None;
+                    self.library_checked_once = false;
+                }
+                Disposition::Auth => return Err(self.auth_error(&err)),
+                Disposition::Fatal => {
+                    return Err(CoordError::Redis {
+                        target: self.target.clone(),
+                        op,
+                        source: err,
+                    })
+                }
+            }
+        }
+    }
+
+    async fn wait(
+        &self,
+        waits: &mut impl Iterator<Item = Duration>,
+        started: Instant,
+        err: RedisError,
+    ) -> Result<(), CoordError> {
+        let waited = started.elapsed();
+        if let Some(limit) = self.policy.give_up_after {
+            if waited >= limit {
+                return Err(CoordError::Unreachable {
+                    target: self.target.clone(),
+                    waited,
+                    source: err,
+                });
+            }
+        }
+        tokio::time::sleep(waits.next().unwrap_or(Duration::from_secs(1))).await;
+        Ok(())
+    }
+
+    fn auth_error(&self, e: &RedisError) -> CoordError {
+        CoordError::Auth {
+            target: self.target.clone(),
+            detail: e.to_string(),
+        }
+    }
+
+    /// The live connection, (re)connecting with backoff if there is none.
+    async fn connection(&mut self) -> Result<MultiplexedConnection, CoordError> {
+        if let Some(c) = &self.conn {
+            return Ok(c.clone());
+        }
+        let mut waits = backoff();
+        let started = Instant::now();
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(60)));
+        loop {
+            let attempt = async {
+                let mut c = self
+                    .client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await?;
+                self.ensure_library(&mut c).await?;
+                Ok::<_, RedisError>(c)
+            };
+            match attempt.await {
+                Ok(c) => {
+                    self.conn = Some(c.clone());
+                    return Ok(c);
+                }
+                Err(e) => match classify(&e) {
+                    Disposition::Auth => return Err(self.auth_error(&e)),
+                    Disposition::Fatal => {
+                        return Err(CoordError::Redis {
+                            target: self.target.clone(),
+                            op: "connect and load the function library",
+                            source: e,
+                        })
+                    }
+                    Disposition::Transient | Disposition::LibraryMissing => {
+                        tracing::debug!(target = %self.target, error = %e, "cannot connect yet");
+                        self.wait(&mut waits, started, e).await?;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Loads `lua/wclab.lua` unless Redis already has exactly that code.
+    async fn ensure_library(&mut self, conn: &mut MultiplexedConnection) -> Result<(), RedisError> {
+        let listed: Value = redis::cmd("FUNCTION")
+            .arg("LIST")
+            .arg("LIBRARYNAME")
+            .arg("wclab")
+            .arg("WITHCODE")
+            .query_async(conn)
+            .await?;
+        let loaded = library_code(&listed);
+        if loaded.as_deref() == Some(FUNCTION_LIBRARY.as_bytes()) {
+            self.library_checked_once = true;
+            return Ok(());
+        }
+        match (&loaded, self.library_checked_once) {
+            (None, true) => tracing::warn!(target = %self.target,
+                "Redis came back without the wclab function library (restarted from a dump without functions?); loading it"),
+            (Some(_), _) => tracing::warn!(target = %self.target,
+                "Redis has a different version of the wclab function library; replacing it"),
+            (None, false) => {
+                tracing::info!(target = %self.target, "loading the wclab function library")
+            }
+        }
+        redis::cmd("FUNCTION")
+            .arg("LOAD")
+            .arg("REPLACE")
+            .arg(FUNCTION_LIBRARY)
+            .query_async::<String>(conn)
+            .await?;
+        self.library_checked_once = true;
+        Ok(())
+    }
+}
+
+/// Finds `library_code` in a FUNCTION LIST reply (RESP2 flat arrays).
+fn library_code(v: &Value) -> Option<Vec<u8>> {
+    let Value::Array(libs) = v else { return None };
+    libs.iter().find_map(|lib| {
+        let Value::Array(fields) = lib else {
+            return None;
+        };
+        fields.chunks_exact(2).find_map(|kv| match kv {
+            [k, Value::BulkString(code)] if is_text(k, "library_code") => Some(code.clone()),
+            _ => None,
+        })
+    })
+}
+
+fn is_text(v: &Value, s: &str) -> bool {
+    match v {
+        Value::BulkString(b) => b == s.as_bytes(),
+        Value::SimpleString(x) => x == s,
+        _ => false,
+    }
+}
+
+fn backoff() -> impl Iterator<Item = Duration> {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(20))
+        .with_max_delay(Duration::from_secs(1))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}

@@ -1,0 +1,51 @@
+//! `wclab_submit`: put a job's tasks on its stream.
+
+use crate::{CoordError, JobKeys, Store, GROUP};
+
+/// One unit of work: a file, or the byte range of a file that it owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskSpec {
+    /// The stream entry ID, chosen by the submitter: `0-<n>`, n from 1.
+    /// Deterministic, so that submitting again is idempotent.
+    pub id: String,
+    /// Canonical path of the file.
+    pub path: String,
+    /// First byte owned by the task.
+    pub start: u64,
+    /// One past the last byte owned by the task.
+    pub end: u64,
+}
+
+impl TaskSpec {
+    /// The deterministic ID of the task at position `index` (from 0).
+    pub fn id_for(index: usize) -> String {
+        format!("0-{}", index + 1)
+    }
+}
+
+/// Tasks per FCALL: big enough to be fast, small enough not to stall Redis.
+const BATCH: usize = 1000;
+
+/// Adds the tasks that are not on the stream yet; returns how many were
+/// added. Calling it again with the same tasks adds nothing.
+pub async fn submit(
+    store: &mut Store,
+    keys: &JobKeys,
+    tasks: &[TaskSpec],
+) -> Result<u64, CoordError> {
+    let mut added = 0;
+    for chunk in tasks.chunks(BATCH) {
+        let mut cmd = redis::cmd("FCALL");
+        cmd.arg("wclab_submit")
+            .arg(2)
+            .arg(&keys.tasks)
+            .arg(&keys.job)
+            .arg(store.now_arg())
+            .arg(GROUP);
+        for t in chunk {
+            cmd.arg(&t.id).arg(&t.path).arg(t.start).arg(t.end);
+        }
+        added += store.call::<u64>("submit tasks", &cmd).await?;
+    }
+    Ok(added)
+}

@@ -1,0 +1,212 @@
+//! Properties of the generated corpora.
+
+use std::path::Path;
+
+use wclab_gen::{
+    text_corpus, tweet_corpus, GenError, Manifest, TextOptions, TweetOptions, MAX_TWEET_CHARS,
+    TWEET_HEADER,
+};
+
+/// Every file's bytes, in manifest order.
+fn contents(m: &Manifest) -> Vec<Vec<u8>> {
+    m.paths().map(|p| std::fs::read(p).unwrap()).collect()
+}
+
+fn text_opts(dir: &Path, seed: u64) -> TextOptions {
+    TextOptions {
+        files: 3,
+        bytes_per_file: 200_000,
+        seed,
+        ..TextOptions::new(dir)
+    }
+}
+
+fn tweet_opts(dir: &Path, seed: u64) -> TweetOptions {
+    TweetOptions {
+        files: 2,
+        rows: 2_000,
+        seed,
+        ..TweetOptions::new(dir)
+    }
+}
+
+mod text {
+    use super::*;
+
+    #[test]
+    fn same_seed_gives_identical_bytes_and_another_seed_does_not() {
+        let (a, b, c) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let ma = text_corpus(&text_opts(a.path(), 7)).unwrap();
+        let mb = text_corpus(&text_opts(b.path(), 7)).unwrap();
+        let mc = text_corpus(&text_opts(c.path(), 8)).unwrap();
+        assert_eq!(contents(&ma), contents(&mb));
+        assert_ne!(contents(&ma), contents(&mc));
+        // Files within one corpus differ from each other too.
+        let files = contents(&ma);
+        assert_ne!(files[0], files[1]);
+    }
+
+    #[test]
+    fn a_file_does_not_depend_on_how_many_files_are_generated() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let three = text_corpus(&text_opts(a.path(), 1)).unwrap();
+        let one = text_corpus(&TextOptions {
+            files: 1,
+            ..text_opts(b.path(), 1)
+        })
+        .unwrap();
+        assert_eq!(contents(&three)[0], contents(&one)[0]);
+    }
+
+    #[test]
+    fn files_are_the_requested_size_to_within_a_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = text_corpus(&text_opts(dir.path(), 3)).unwrap();
+        assert_eq!(m.files.len(), 3);
+        for (f, bytes) in m.files.iter().zip(contents(&m)) {
+            assert_eq!(f.bytes, bytes.len() as u64);
+            assert!((200_000..200_000 + 2_048).contains(&f.bytes), "{f:?}");
+            assert_eq!(
+                f.records,
+                bytes.iter().filter(|&&b| b == b'\n').count() as u64
+            );
+            assert!(bytes.ends_with(b"\n"));
+            assert!(std::str::from_utf8(&bytes).is_ok());
+        }
+        assert_eq!(m.total_bytes, m.files.iter().map(|f| f.bytes).sum::<u64>());
+    }
+
+    #[test]
+    fn the_text_is_real_english_with_a_varied_vocabulary() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = text_corpus(&text_opts(dir.path(), 5)).unwrap();
+        let all = contents(&m).concat();
+        let text = String::from_utf8(all).unwrap();
+        let mut words: Vec<&str> = text.split_ascii_whitespace().collect();
+        let total = words.len();
+        words.sort_unstable();
+        let the = words.iter().filter(|w| **w == "the").count();
+        words.dedup();
+        assert!(words.len() > 2_000, "{} distinct words", words.len());
+        // "the" is the most common English word: a few percent of all words.
+        assert!(the * 100 / total >= 3, "{the} of {total}");
+    }
+
+    #[test]
+    fn nested_spreads_files_over_subdirectories() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = TextOptions {
+            files: 8,
+            bytes_per_file: 1_000,
+            nested: true,
+            ..TextOptions::new(dir.path().join("corpus"))
+        };
+        let m = text_corpus(&opts).unwrap();
+        assert!(dir.path().join("corpus/a/b").is_dir());
+        assert!(dir.path().join("corpus/c").is_dir());
+        assert!(m
+            .files
+            .iter()
+            .any(|f| f.path.parent() == Some(Path::new(""))));
+        assert!(m.files.iter().any(|f| f.path.starts_with("a/b")));
+        for p in m.paths() {
+            assert!(p.is_file(), "{}", p.display());
+        }
+    }
+
+    #[test]
+    fn an_unusable_output_directory_is_named_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, "x").unwrap();
+        let err = text_corpus(&TextOptions::new(file.join("out"))).unwrap_err();
+        assert!(matches!(err, GenError::CreateDir { .. }));
+        let msg = err.to_string();
+        assert!(msg.contains("not-a-dir/out"), "{msg}");
+    }
+
+    #[test]
+    fn the_manifest_serializes_to_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = text_corpus(&TextOptions {
+            files: 1,
+            bytes_per_file: 10,
+            ..TextOptions::new(dir.path())
+        })
+        .unwrap();
+        let json = serde_json::to_value(&m).unwrap();
+        assert_eq!(json["files"][0]["path"], "part-0000.txt");
+        assert_eq!(json["total_bytes"], m.total_bytes);
+    }
+}
+
+mod tweets {
+    use super::*;
+
+    #[test]
+    fn same_seed_gives_identical_bytes_and_another_seed_does_not() {
+        let (a, b, c) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let ma = tweet_corpus(&tweet_opts(a.path(), 7)).unwrap();
+        let mb = tweet_corpus(&tweet_opts(b.path(), 7)).unwrap();
+        let mc = tweet_corpus(&tweet_opts(c.path(), 8)).unwrap();
+        assert_eq!(contents(&ma), contents(&mb));
+        assert_ne!(contents(&ma), contents(&mc));
+    }
+
+    #[test]
+    fn tweets_parse_back_and_hold_the_rfc_4180_hard_cases() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = tweet_corpus(&tweet_opts(dir.path(), 11)).unwrap();
+        let mut texts = Vec::new();
+        let mut ids = Vec::new();
+        for (f, path) in m.files.iter().zip(m.paths()) {
+            assert_eq!(f.bytes, std::fs::metadata(&path).unwrap().len());
+            let mut r = csv::Reader::from_path(&path).unwrap();
+            assert_eq!(r.headers().unwrap(), TWEET_HEADER.as_slice());
+            let mut rows = 0;
+            for rec in r.records() {
+                let rec = rec.unwrap();
+                assert_eq!(rec.len(), 5);
+                ids.push(rec[0].parse::<u64>().unwrap());
+                assert_eq!(rec[1].len(), "2021-01-01T00:00:00Z".len());
+                rec[4].parse::<u64>().unwrap();
+                assert!(rec[3].chars().count() <= MAX_TWEET_CHARS);
+                texts.push(rec[3].to_string());
+                rows += 1;
+            }
+            assert_eq!(rows, 2_000);
+            assert_eq!(f.records, 2_000);
+        }
+        let n = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "ids are unique");
+
+        let some = |p: &dyn Fn(&str) -> bool| texts.iter().any(|t| p(t));
+        assert!(some(&|t| t.contains(',')), "commas");
+        assert!(some(&|t| t.contains('"')), "quotes");
+        assert!(some(&|t| t.contains('\n')), "newlines");
+        assert!(some(&|t| t.contains(" #")), "hashtags");
+        assert!(some(&|t| t.starts_with('@')), "mentions");
+        assert!(some(&|t| !t.is_ascii()), "non-ASCII");
+        assert!(some(&|t| t.is_empty()), "empty");
+    }
+
+    #[test]
+    fn quotes_are_doubled_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = tweet_corpus(&tweet_opts(dir.path(), 2)).unwrap();
+        let raw = String::from_utf8(contents(&m).concat()).unwrap();
+        assert!(raw.contains("\"\""));
+        // More physical lines than records: some fields hold newlines.
+        assert!(raw.lines().count() > 2 * 2_001);
+    }
+}

@@ -1,0 +1,254 @@
+#!lua name=wclab
+--[[
+wclab's coordination protocol, as Redis Functions (Redis >= 7.0).
+
+Every change a job makes to Redis goes through one of these functions, so
+each change is atomic: Redis runs one function at a time, and a crash of the
+caller at any instant leaves either all of a function's effects or none.
+
+Keys of a job J (all share the hash tag {J}):
+  wclab:{J}:tasks   stream   one entry per task: path, start, end, injected
+                             consumer group "workers" hands them out
+  wclab:{J}:counts  zset     word -> count
+  wclab:{J}:done    stream   one entry per committed task (latency record)
+  wclab:{J}:dead    stream   one entry per dead-lettered task, with its reason
+  wclab:{J}:job     hash     the job's description and running totals
+
+Time. Every function takes `now_ms` as an argument. An empty string means
+"use this server's clock" (one Redis); a number is a timestamp chosen by the
+caller (with Raft, the leader's clock), so that a function applied on several
+replicas gives the same result on each. Nothing here is random.
+]]
+
+local function now_ms(arg)
+  if arg ~= nil and arg ~= '' then
+    return tonumber(arg)
+  end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- XADD with an ID derived from `ms`, never `*`: deterministic given the
+-- stream's state. If `ms` is behind the stream's last ID (a clock that went
+-- back, a new leader), the entry goes right after the last ID instead.
+local function append(key, ms, fields)
+  local ok, id = pcall(redis.call, 'XADD', key, ms .. '-*', unpack(fields))
+  if ok then
+    return id
+  end
+  local info = redis.call('XINFO', 'STREAM', key)
+  local last
+  for i = 1, #info, 2 do
+    if info[i] == 'last-generated-id' then
+      last = info[i + 1]
+    end
+  end
+  local last_ms = string.match(last, '^(%d+)-')
+  return redis.call('XADD', key, last_ms .. '-*', unpack(fields))
+end
+
+-- The pending-entry record of task `id`: {id, consumer, idle_ms, deliveries}
+-- or nil when the task is not pending (never delivered, or acknowledged).
+local function pending(tasks, group, id)
+  local p = redis.call('XPENDING', tasks, group, 'IDLE', 0, id, id, 1)
+  return p[1]
+end
+
+local function entry_fields(entry)
+  local f = {}
+  local kv = entry[2]
+  for i = 1, #kv, 2 do
+    f[kv[i]] = kv[i + 1]
+  end
+  return f
+end
+
+-- Acknowledges a pending task and records it in the dead-letter stream.
+local function bury(keys3, group, consumer, ms, id, reason, deliveries)
+  local tasks, dead, job = keys3[1], keys3[2], keys3[3]
+  local entry = redis.call('XRANGE', tasks, id, id)[1]
+  local path = ''
+  if entry then
+    path = entry_fields(entry).path or ''
+  end
+  redis.call('XACK', tasks, group, id)
+  append(dead, ms, {'task', id, 'path', path, 'reason', reason,
+                    'worker', consumer, 'attempts', tostring(deliveries)})
+  redis.call('HINCRBY', job, 'files_dead', 1)
+end
+
+--[[
+wclab_submit KEYS: tasks, job   ARGV: now_ms, group, then id, path, start, end ...
+
+Adds tasks with the caller's deterministic IDs, creating the consumer group
+on first use. An ID that is already in the stream is skipped, so submitting
+the same job again (after a Redis restore lost its tail, say) adds exactly
+what is missing. Returns the number of tasks added.
+]]
+local function submit(keys, args)
+  local tasks, job = keys[1], keys[2]
+  local ms = now_ms(args[1])
+  local group = args[2]
+  local ok, err = pcall(redis.call, 'XGROUP', 'CREATE', tasks, group, '0', 'MKSTREAM')
+  if not ok and not string.find(tostring(err), 'BUSYGROUP') then
+    return redis.error_reply(tostring(err))
+  end
+  local added = 0
+  for i = 3, #args, 4 do
+    local id = args[i]
+    if #redis.call('XRANGE', tasks, id, id) == 0 then
+      local added_ok, e = pcall(redis.call, 'XADD', tasks, id,
+        'path', args[i + 1], 'start', args[i + 2], 'end', args[i + 3],
+        'injected', tostring(ms))
+      if not added_ok then
+        -- Only possible if a later task survived while this one was lost,
+        -- which a consistent snapshot cannot produce: say so loudly.
+        return redis.error_reply('wclab: cannot re-add task ' .. id .. ': ' .. tostring(e))
+      end
+      added = added + 1
+    end
+  end
+  redis.call('HSET', job, 'submitted_ms', tostring(ms))
+  return added
+end
+
+--[[
+wclab_claim KEYS: tasks, dead, job
+            ARGV: now_ms, group, consumer, lease_ms, max_deliveries
+
+Hands one task to `consumer`: a new one if any (XREADGROUP), else one whose
+owner has been silent for longer than the lease (XAUTOCLAIM). A stolen task
+delivered more than max_deliveries times is dead-lettered instead.
+Returns nil when there is nothing to do, otherwise
+  {'task', id, path, start, end, injected, deliveries}  or  {'dead', id}
+]]
+local function claim(keys, args)
+  local tasks, dead, job = keys[1], keys[2], keys[3]
+  local ms = now_ms(args[1])
+  local group, consumer = args[2], args[3]
+  local lease_ms, max_deliveries = tonumber(args[4]), tonumber(args[5])
+
+  local entry, deliveries
+  local fresh = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', 1,
+                           'STREAMS', tasks, '>')
+  if fresh and fresh[1] and #fresh[1][2] > 0 then
+    entry = fresh[1][2][1]
+    deliveries = 1
+  else
+    local stolen = redis.call('XAUTOCLAIM', tasks, group, consumer, lease_ms, '0-0', 'COUNT', 1)
+    entry = stolen[2][1]
+    if not entry then
+      return nil
+    end
+    local p = pending(tasks, group, entry[1])
+    deliveries = p and tonumber(p[4]) or 1
+    if deliveries > max_deliveries then
+      bury({tasks, dead, job}, group, consumer, ms, entry[1],
+           'delivered ' .. deliveries .. ' times without a commit (poison task, or workers dying on it)',
+           deliveries)
+      return {'dead', entry[1]}
+    end
+  end
+  local f = entry_fields(entry)
+  return {'task', entry[1], f.path or '', f.start or '0', f['end'] or '0',
+          f.injected or '0', deliveries}
+end
+
+--[[
+wclab_renew KEYS: tasks   ARGV: now_ms, group, consumer, id
+
+Renews `consumer`'s lease on task `id` (resets its idle time) if it still
+owns it. Returns 1 if renewed, 0 if the task was stolen or finished.
+A worker that was robbed must not take the task back: hence the check.
+]]
+local function renew(keys, args)
+  local tasks = keys[1]
+  local group, consumer, id = args[2], args[3], args[4]
+  local p = pending(tasks, group, id)
+  if not p or p[2] ~= consumer then
+    return 0
+  end
+  redis.call('XCLAIM', tasks, group, consumer, 0, id, 'JUSTID')
+  return 1
+end
+
+--[[
+wclab_commit KEYS: tasks, counts, done, job
+             ARGV: now_ms, group, consumer, n, id_1, bytes_1, ... id_n, bytes_n,
+                   word_1, count_1, word_2, count_2, ...
+
+Commits the counts of n tasks at once. The gate: every task must still be
+pending, i.e. nobody has committed it yet. If so, each is acknowledged
+(XACK returns 1 for each), every word is added, and a completion record is
+appended to the done stream; otherwise nothing changes and the IDs that were
+already committed are returned, so the caller can recount the rest. With
+n = 1 this is exactly "XACK, and only if it returned 1, ZINCRBY".
+Returns {1, n} or {0, id, id, ...}.
+]]
+local function commit(keys, args)
+  local tasks, counts, done, job = keys[1], keys[2], keys[3], keys[4]
+  local ms = now_ms(args[1])
+  local group, consumer = args[2], args[3]
+  local n = tonumber(args[4])
+
+  local records, gone = {}, {0}
+  for i = 0, n - 1 do
+    local id = args[5 + 2 * i]
+    local p = pending(tasks, group, id)
+    if p then
+      records[#records + 1] = {id, args[6 + 2 * i], p[4]}
+    else
+      gone[#gone + 1] = id
+    end
+  end
+  if #gone > 1 then
+    return gone
+  end
+
+  local words = 0
+  for i = 5 + 2 * n, #args, 2 do
+    redis.call('ZINCRBY', counts, args[i + 1], args[i])
+    words = words + tonumber(args[i + 1])
+  end
+  local bytes = 0
+  for _, r in ipairs(records) do
+    local id = r[1]
+    local entry = redis.call('XRANGE', tasks, id, id)[1]
+    local injected = entry and entry_fields(entry).injected or ''
+    redis.call('XACK', tasks, group, id)
+    append(done, ms, {'task', id, 'worker', consumer, 'injected', injected,
+                      'committed', tostring(ms), 'attempts', tostring(r[3]),
+                      'bytes', r[2]})
+    bytes = bytes + tonumber(r[2])
+  end
+  redis.call('HINCRBY', job, 'files_done', n)
+  redis.call('HINCRBY', job, 'bytes_done', bytes)
+  redis.call('HINCRBY', job, 'words_done', words)
+  return {1, n}
+end
+
+--[[
+wclab_dead KEYS: tasks, dead, job   ARGV: now_ms, group, consumer, id, reason
+
+Dead-letters a task that can never be counted (missing, unreadable, not a
+regular file, outside the job's inputs, malformed). Gated like a commit:
+only a still-pending task is buried. Returns 1 if buried, 0 if it was not
+pending any more.
+]]
+local function dead_letter(keys, args)
+  local tasks, dead, job = keys[1], keys[2], keys[3]
+  local ms = now_ms(args[1])
+  local group, consumer, id, reason = args[2], args[3], args[4], args[5]
+  local p = pending(tasks, group, id)
+  if not p then
+    return 0
+  end
+  bury({tasks, dead, job}, group, consumer, ms, id, reason, p[4])
+  return 1
+end
+
+redis.register_function('wclab_submit', submit)
+redis.register_function('wclab_claim', claim)
+redis.register_function('wclab_renew', renew)
+redis.register_function('wclab_commit', commit)
+redis.register_function('wclab_dead', dead_letter)
