@@ -28,6 +28,14 @@ local function now_ms(arg)
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- The text of an error caught by pcall (a string, or a table with `err`).
+local function errtext(e)
+  if type(e) == 'table' then
+    return tostring(e.err)
+  end
+  return tostring(e)
+end
+
 -- XADD with an ID derived from `ms`, never `*`: deterministic given the
 -- stream's state. If `ms` is behind the stream's last ID (a clock that went
 -- back, a new leader), the entry goes right after the last ID instead.
@@ -90,8 +98,8 @@ local function submit(keys, args)
   local ms = now_ms(args[1])
   local group = args[2]
   local ok, err = pcall(redis.call, 'XGROUP', 'CREATE', tasks, group, '0', 'MKSTREAM')
-  if not ok and not string.find(tostring(err), 'BUSYGROUP') then
-    return redis.error_reply(tostring(err))
+  if not ok and not string.find(errtext(err), 'BUSYGROUP') then
+    return redis.error_reply(errtext(err))
   end
   local added = 0
   for i = 3, #args, 4 do
@@ -103,7 +111,7 @@ local function submit(keys, args)
       if not added_ok then
         -- Only possible if a later task survived while this one was lost,
         -- which a consistent snapshot cannot produce: say so loudly.
-        return redis.error_reply('wclab: cannot re-add task ' .. id .. ': ' .. tostring(e))
+        return redis.error_reply('wclab: cannot re-add task ' .. id .. ': ' .. errtext(e))
       end
       added = added + 1
     end
@@ -129,8 +137,14 @@ local function claim(keys, args)
   local lease_ms, max_deliveries = tonumber(args[4]), tonumber(args[5])
 
   local entry, deliveries
-  local fresh = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', 1,
-                           'STREAMS', tasks, '>')
+  local ok, fresh = pcall(redis.call, 'XREADGROUP', 'GROUP', group, consumer,
+                          'COUNT', 1, 'STREAMS', tasks, '>')
+  if not ok then
+    if string.find(errtext(fresh), 'NOGROUP') then
+      return nil -- the job has not been submitted (yet): nothing to do
+    end
+    return redis.error_reply(errtext(fresh))
+  end
   if fresh and fresh[1] and #fresh[1][2] > 0 then
     entry = fresh[1][2][1]
     deliveries = 1

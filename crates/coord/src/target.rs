@@ -60,14 +60,17 @@ impl fmt::Debug for RedisTarget {
 
 /// Replaces the password of a URL by `***`.
 pub(crate) fn mask(url: &str) -> String {
-    let Some(rest) = url.strip_prefix("redis://") else {
-        return url.to_owned();
-    };
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
     match rest.rfind('@') {
         Some(at) => {
             let (userinfo, host) = rest.split_at(at);
             let user = userinfo.split(':').next().unwrap_or("");
-            format!("redis://{user}:***{host}")
+            let scheme = if scheme.is_empty() {
+                String::new()
+            } else {
+                format!("{scheme}://")
+            };
+            format!("{scheme}{user}:***{host}")
         }
         None => url.to_owned(),
     }

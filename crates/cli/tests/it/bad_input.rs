@@ -1,0 +1,235 @@
+//! Bad input: a clear message, the right exit status, nothing dropped.
+
+use crate::common::*;
+use std::os::unix::fs::PermissionsExt;
+use wclab_testkit::{corpus, oracle};
+
+#[test]
+fn a_nonexistent_path_is_a_usage_error_that_names_it() {
+    let o = output(wclab().args(["run", "--input", "/no/such/dir"]));
+    assert_status(&o, 2);
+    let e = stderr(&o);
+    assert!(
+        e.contains("/no/such/dir") && e.contains("no such file"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unreadable_files_are_reported_and_the_rest_is_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let root = corpus::english(&dir.path().join("in"), 3, 10_000, 4);
+    let locked = root.join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    for name in ["a.txt", "b.txt"] {
+        let p = locked.join(name);
+        std::fs::write(&p, "secret words").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o000)).unwrap();
+    }
+    for p in [dir.path(), &root, &locked] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let out = dir.path().join("out.tsv");
+    let mut cmd = wclab();
+    // Root reads anything: drop to `nobody` so that permissions bite.
+    if nix::unistd::geteuid().is_root() {
+        let program = cmd.get_program().to_owned();
+        cmd = std::process::Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(program)
+            .env("NO_COLOR", "1");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let o = output(
+        cmd.args(["run", "-w", "2", "--json", "--input"])
+            .arg(&root)
+            .arg("-o")
+            .arg(&out),
+    );
+    assert_status(&o, 1);
+    let e = stderr(&o);
+    assert!(e.contains("2 file(s) could not be counted"), "{e}");
+    assert!(
+        e.contains("locked/a.txt") && e.contains("locked/b.txt") && e.contains("ermission denied"),
+        "{e}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["failed"].as_array().unwrap().len(), 2);
+    let mut want = oracle::WordMap::new();
+    for f in std::fs::read_dir(&root).unwrap() {
+        let p = f.unwrap().path();
+        if p.is_file() {
+            oracle::count(&std::fs::read(p).unwrap(), &mut want);
+        }
+    }
+    oracle::assert_same(&read_output(&out), &want);
+}
+
+#[test]
+fn a_wrong_password_is_a_configuration_error_without_leaking_the_password() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("redis://:not-the-password@127.0.0.1:{}", server.port());
+    let o = output(
+        wclab()
+            .args(["run", "--redis", &url, "--input"])
+            .arg(dir.path()),
+    );
+    // An empty input is itself an error; give one file so Redis is reached.
+    let _ = o;
+    std::fs::write(dir.path().join("a.txt"), "a").unwrap();
+    let o = output(
+        wclab()
+            .args(["run", "--input"])
+            .arg(dir.path())
+            .env("WCLAB_REDIS_URL", &url),
+    );
+    assert_status(&o, 2);
+    let e = stderr(&o);
+    assert!(e.contains("rejected the password"), "{e}");
+    assert!(!e.contains("not-the-password"), "password leaked: {e}");
+}
+
+#[test]
+fn an_unreachable_redis_is_a_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.txt"), "a").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let o = output(
+        wclab()
+            .args([
+                "run",
+                "--redis",
+                &format!("redis://127.0.0.1:{port}"),
+                "--input",
+            ])
+            .arg(dir.path()),
+    );
+    assert_status(&o, 2);
+    assert!(stderr(&o).contains("unreachable"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_port_in_use_is_a_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.txt"), "a").unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let o = output(
+        wclab()
+            .args(["run", "--port", &port, "--input"])
+            .arg(dir.path()),
+    );
+    assert_status(&o, 2);
+    assert!(stderr(&o).contains("already in use"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_bad_url_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.txt"), "a").unwrap();
+    let o = output(
+        wclab()
+            .args(["run", "--redis", "http://:pw@host", "--input"])
+            .arg(dir.path()),
+    );
+    assert_status(&o, 2);
+    let e = stderr(&o);
+    assert!(e.contains("redis://") && !e.contains("pw@"), "{e}");
+}
+
+#[test]
+fn a_missing_redis_server_says_how_to_install_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.txt"), "a").unwrap();
+    let o = output(
+        wclab()
+            .args(["run", "--input"])
+            .arg(dir.path())
+            .env("WCLAB_REDIS_SERVER", "/nonexistent/redis-server"),
+    );
+    assert_status(&o, 2);
+    assert!(
+        stderr(&o).contains("apt-get install redis-server"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_stream_entry_outside_the_inputs_is_dead_lettered_not_read() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let root = corpus::english(&dir.path().join("in"), 1, 5_000, 1);
+    let secret = dir.path().canonicalize().unwrap().join("secret.txt");
+    std::fs::write(&secret, "classified").unwrap();
+    assert_status(&submit(&server, "j", &[&root]), 0);
+    // Written by hand, as with redis-cli: not something the submitter made.
+    let mut c = wclab_testkit::redis::Client::connect(server.port(), server.password()).unwrap();
+    let tasks = "wclab:{j}:tasks";
+    let r = c.cmd(&[
+        "XADD",
+        tasks,
+        "0-99",
+        "path",
+        secret.to_str().unwrap(),
+        "start",
+        "0",
+        "end",
+        "10",
+        "injected",
+        "0",
+    ]);
+    assert_eq!(r.text(), "0-99");
+    let mut w = spawn_worker(&server, "j", &[], &["--exit-when-done"]);
+    assert!(w.wait().unwrap().success());
+    assert!(
+        !counts_in_redis(&server, "j").contains_key(&b"classified".to_vec()),
+        "the file was read"
+    );
+    let dead = c.cmd(&["XRANGE", "wclab:{j}:dead", "-", "+"]);
+    let fields: Vec<String> = dead.array()[0].array()[1]
+        .array()
+        .iter()
+        .map(|f| f.text())
+        .collect();
+    assert!(
+        fields
+            .iter()
+            .any(|f| f.contains("outside the job's input roots")),
+        "{fields:?}"
+    );
+}
+
+#[test]
+fn the_password_never_appears_on_a_command_line() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let root = corpus::english(&dir.path().join("in"), 4, 5_000, 2);
+    let mut run = wclab()
+        .args(["run", "-w", "2", "--input"])
+        .arg(&root)
+        .env("WCLAB_REDIS_URL", server.url())
+        .env("WCLAB_TEST_PAUSE", "while_counting:300")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let workers =
+        wclab_testkit::procs::wait_for("workers", std::time::Duration::from_secs(20), || {
+            let w = wclab_testkit::procs::workers_of(run.id());
+            (w.len() == 2).then_some(w)
+        });
+    for pid in workers.iter().chain([&run.id()]) {
+        let cmdline = wclab_testkit::procs::cmdline(*pid);
+        assert!(
+            !cmdline.contains(server.password()),
+            "password in `ps`: {cmdline}"
+        );
+    }
+    assert!(run.wait().unwrap().success());
+}

@@ -1,0 +1,127 @@
+//! Lab 1: a batch job gives exact counts.
+
+use crate::common::*;
+use wclab_testkit::{corpus, oracle};
+
+#[test]
+fn every_word_of_a_tricky_corpus_is_counted_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = corpus::tricky(dir.path());
+    let out = dir.path().join("counts.tsv");
+    let o = output(
+        wclab()
+            .args(["run", "--workers", "2", "--input"])
+            .arg(&root)
+            .arg("--output")
+            .arg(&out),
+    );
+    assert_status(&o, 0);
+    oracle::assert_same(&read_output(&out), &oracle::count_tree(&root));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("the"), "top words printed:\n{stdout}");
+    assert!(
+        stdout.contains("13 of 13 tasks counted"),
+        "summary printed:\n{stdout}"
+    );
+}
+
+#[test]
+fn a_big_file_split_into_byte_ranges_counts_boundary_words_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = corpus::english(&dir.path().join("in"), 2, 200_000, 3);
+    let out = dir.path().join("counts.tsv");
+    // 4 KiB ranges: hundreds of boundaries, most of them inside a word.
+    let o = output(
+        wclab()
+            .args(["run", "--workers", "2", "--split-size", "4KiB", "--input"])
+            .arg(&root)
+            .arg("-o")
+            .arg(&out),
+    );
+    assert_status(&o, 0);
+    oracle::assert_same(&read_output(&out), &oracle::count_tree(&root));
+}
+
+#[test]
+fn json_output_has_the_summary_and_the_top_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = corpus::english(&dir.path().join("in"), 3, 50_000, 11);
+    let o = output(
+        wclab()
+            .args(["run", "--workers", "2", "--json", "-k", "5", "--input"])
+            .arg(&root),
+    );
+    assert_status(&o, 0);
+    let v: serde_json::Value =
+        serde_json::from_slice(&o.stdout).expect("stdout is one JSON object");
+    let want = oracle::count_tree(&root);
+    assert_eq!(v["tasks"], 3);
+    assert_eq!(v["words"], want.values().sum::<u64>());
+    assert_eq!(v["distinct_words"], want.len() as u64);
+    let mut sorted: Vec<_> = want.iter().collect();
+    sorted.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let top = v["top"].as_array().unwrap();
+    assert_eq!(top.len(), 5);
+    for (got, (w, n)) in top.iter().zip(sorted) {
+        assert_eq!(got["word"], String::from_utf8_lossy(w).as_ref());
+        assert_eq!(got["count"], *n);
+    }
+    assert!(v["failed"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn submit_then_remote_style_workers_then_top() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let root = corpus::english(&dir.path().join("in"), 4, 30_000, 5);
+    assert_status(&submit(&server, "books", &[&root]), 0);
+    // Submitting again is idempotent: nothing new is added.
+    let again = submit(&server, "books", &[&root]);
+    assert_status(&again, 0);
+    assert!(stderr(&again).contains("(0 new)"), "{}", stderr(&again));
+    let workers: Vec<_> = (0..2)
+        .map(|_| spawn_worker(&server, "books", &[], &["--exit-when-done"]))
+        .collect();
+    wait_finished(&server, "books");
+    for mut w in workers {
+        assert!(w.wait().unwrap().success());
+    }
+    oracle::assert_same(
+        &counts_in_redis(&server, "books"),
+        &oracle::count_tree(&root),
+    );
+    let o = output(
+        wclab()
+            .args(["top", "--job", "books", "-k", "3"])
+            .env("WCLAB_REDIS_URL", server.url()),
+    );
+    assert_status(&o, 0);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 3);
+}
+
+#[test]
+fn csv_input_counts_only_the_named_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("t.csv");
+    std::fs::write(
+        &f,
+        "id,text,user\n1,\"hello, world\",bob\n2,\"say \"\"hi\"\"\nhello\",amy\n",
+    )
+    .unwrap();
+    let out = dir.path().join("c.tsv");
+    let o = output(
+        wclab()
+            .args([
+                "run", "-w", "1", "--format", "csv", "--column", "text", "--input",
+            ])
+            .arg(&f)
+            .arg("-o")
+            .arg(&out),
+    );
+    assert_status(&o, 0);
+    let got = read_output(&out);
+    let mut want = oracle::WordMap::new();
+    oracle::count(b"hello, world", &mut want);
+    oracle::count(b"say \"hi\"\nhello", &mut want);
+    oracle::assert_same(&got, &want);
+}

@@ -1,0 +1,156 @@
+//! Shared helpers: running the real binary against a real Redis.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use wclab_testkit::oracle::{self, WordMap};
+pub use wclab_testkit::{RedisServer, ServerOptions};
+
+/// The `wclab` binary built by cargo for these tests.
+pub fn wclab() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_wclab"));
+    c.env_remove("WCLAB_REDIS_URL")
+        .env_remove("WCLAB_TEST_PAUSE")
+        .env("NO_COLOR", "1");
+    c
+}
+
+/// Runs to completion and returns the output.
+pub fn output(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null()).output().expect("run wclab")
+}
+
+/// Text of stderr.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts the exit status, showing stderr if it differs.
+pub fn assert_status(o: &Output, code: i32) {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "exit status; stderr:\n{}",
+        stderr(o)
+    );
+}
+
+/// A real private Redis for one test.
+pub fn redis() -> RedisServer {
+    RedisServer::start(ServerOptions::default())
+        .expect("start redis-server (apt-get install redis-server)")
+}
+
+/// The counts in an `--output` file, checked for the required order.
+pub fn read_output(path: &Path) -> WordMap {
+    let rows = oracle::read_tsv(path);
+    for pair in rows.windows(2) {
+        let ((wa, ca), (wb, cb)) = (&pair[0], &pair[1]);
+        assert!(
+            ca > cb || (ca == cb && wa < wb),
+            "--output not sorted by count desc, then bytes: {pair:?}"
+        );
+    }
+    let n = rows.len();
+    let map: WordMap = rows.into_iter().collect();
+    assert_eq!(map.len(), n, "a word appears twice in --output");
+    map
+}
+
+/// Starts a standalone `wclab worker` on `job` with extra env and args.
+pub fn spawn_worker(server: &RedisServer, job: &str, env: &[(&str, &str)], args: &[&str]) -> Child {
+    let mut c = wclab();
+    c.arg("worker")
+        .arg("--job")
+        .arg(job)
+        .args(args)
+        .env("WCLAB_REDIS_URL", server.url());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn worker")
+}
+
+/// `wclab submit` of `inputs` as `job`.
+pub fn submit(server: &RedisServer, job: &str, inputs: &[&Path]) -> Output {
+    let mut c = wclab();
+    c.arg("submit")
+        .arg("--job")
+        .arg(job)
+        .arg("--input")
+        .args(inputs)
+        .env("WCLAB_REDIS_URL", server.url());
+    output(&mut c)
+}
+
+/// Waits until the job's hash says every task is done or dead.
+pub fn wait_finished(server: &RedisServer, job: &str) {
+    let mut c = wclab_testkit::redis::Client::connect(server.port(), server.password()).unwrap();
+    let key = format!("wclab:{{{job}}}:job");
+    wclab_testkit::procs::wait_for(
+        "the job to finish",
+        std::time::Duration::from_secs(120),
+        || {
+            let mut f = |name: &str| -> u64 {
+                let r = c.cmd(&["HGET", &key, name]);
+                match r {
+                    wclab_testkit::redis::Reply::Bulk(Some(b)) => {
+                        String::from_utf8_lossy(&b).parse().unwrap_or(0)
+                    }
+                    _ => 0,
+                }
+            };
+            let total = f("total_tasks");
+            (total > 0 && f("files_done") + f("files_dead") >= total).then_some(())
+        },
+    );
+}
+
+/// Every word's count in the job's sorted set, read directly from Redis.
+pub fn counts_in_redis(server: &RedisServer, job: &str) -> WordMap {
+    let mut c = wclab_testkit::redis::Client::connect(server.port(), server.password()).unwrap();
+    let r = c.cmd(&[
+        "ZRANGE",
+        &format!("wclab:{{{job}}}:counts"),
+        "0",
+        "-1",
+        "WITHSCORES",
+    ]);
+    r.array()
+        .chunks(2)
+        .map(|p| {
+            let word = match &p[0] {
+                wclab_testkit::redis::Reply::Bulk(Some(b)) => b.clone(),
+                other => panic!("{other:?}"),
+            };
+            (word, p[1].text().parse::<f64>().unwrap() as u64)
+        })
+        .collect()
+}
+
+/// The job's completion records: (task id, worker, attempts).
+pub fn done_records(server: &RedisServer, job: &str) -> Vec<(String, String, u64)> {
+    let mut c = wclab_testkit::redis::Client::connect(server.port(), server.password()).unwrap();
+    let r = c.cmd(&["XRANGE", &format!("wclab:{{{job}}}:done"), "-", "+"]);
+    r.array()
+        .iter()
+        .map(|e| {
+            let fields = e.array()[1].array();
+            let get = |k: &str| {
+                fields
+                    .chunks(2)
+                    .find(|p| p[0].text() == k)
+                    .map(|p| p[1].text())
+                    .unwrap_or_default()
+            };
+            (
+                get("task"),
+                get("worker"),
+                get("attempts").parse().unwrap_or(0),
+            )
+        })
+        .collect()
+}

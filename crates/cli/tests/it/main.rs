@@ -1,0 +1,7 @@
+//! Integration tests of `wclab`: real redis-server processes, real worker
+//! processes, real `kill -9`. Each module is one lesson of the labs.
+
+mod bad_input;
+mod batch;
+mod chaos;
+mod common;

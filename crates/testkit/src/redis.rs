@@ -1,0 +1,111 @@
+//! A minimal synchronous RESP client for test assertions: tests read Redis
+//! directly, independently of the code under test.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+
+/// A RESP reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// `+OK` and friends.
+    Status(String),
+    /// `-ERR ...`.
+    Error(String),
+    /// `:42`.
+    Int(i64),
+    /// `$...` (None for nil).
+    Bulk(Option<Vec<u8>>),
+    /// `*...` (None for nil).
+    Array(Option<Vec<Reply>>),
+}
+
+impl Reply {
+    /// The integer, or panics.
+    pub fn int(&self) -> i64 {
+        match self {
+            Reply::Int(i) => *i,
+            other => panic!("not an integer: {other:?}"),
+        }
+    }
+    /// The elements of an array, or panics.
+    pub fn array(&self) -> &[Reply] {
+        match self {
+            Reply::Array(Some(a)) => a,
+            Reply::Array(None) => &[],
+            other => panic!("not an array: {other:?}"),
+        }
+    }
+    /// A bulk string as text, or panics.
+    pub fn text(&self) -> String {
+        match self {
+            Reply::Bulk(Some(b)) => String::from_utf8_lossy(b).into_owned(),
+            Reply::Status(s) => s.clone(),
+            Reply::Int(i) => i.to_string(),
+            other => panic!("not a string: {other:?}"),
+        }
+    }
+}
+
+/// A connection to a test server.
+pub struct Client {
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    /// Connects and authenticates.
+    pub fn connect(port: u16, password: &str) -> std::io::Result<Client> {
+        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        let mut c = Client {
+            reader: BufReader::new(stream),
+        };
+        match c.cmd(&["AUTH", password]) {
+            Reply::Status(_) => Ok(c),
+            other => Err(std::io::Error::other(format!("AUTH failed: {other:?}"))),
+        }
+    }
+
+    /// Runs one command.
+    pub fn cmd<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Reply {
+        let mut buf = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            let a = a.as_ref();
+            buf.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            buf.extend_from_slice(a);
+            buf.extend_from_slice(b"\r\n");
+        }
+        self.reader
+            .get_mut()
+            .write_all(&buf)
+            .expect("write to redis");
+        self.read()
+    }
+
+    fn read(&mut self) -> Reply {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("read from redis");
+        let (kind, rest) = line.trim_end().split_at(1);
+        match kind {
+            "+" => Reply::Status(rest.into()),
+            "-" => Reply::Error(rest.into()),
+            ":" => Reply::Int(rest.parse().unwrap()),
+            "$" => {
+                let n: i64 = rest.parse().unwrap();
+                if n < 0 {
+                    return Reply::Bulk(None);
+                }
+                let mut data = vec![0; n as usize + 2];
+                std::io::Read::read_exact(&mut self.reader, &mut data).unwrap();
+                data.truncate(n as usize);
+                Reply::Bulk(Some(data))
+            }
+            "*" => {
+                let n: i64 = rest.parse().unwrap();
+                if n < 0 {
+                    return Reply::Array(None);
+                }
+                Reply::Array(Some((0..n).map(|_| self.read()).collect()))
+            }
+            other => panic!("unexpected RESP type {other:?}"),
+        }
+    }
+}
