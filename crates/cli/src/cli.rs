@@ -44,13 +44,56 @@ pub enum Command {
     Submit(SubmitArgs),
     /// Print the current top words of a job.
     Top(TopArgs),
+    /// Generate a deterministic corpus from bundled public-domain English
+    /// (the King James Bible), so that the labs need no download.
+    #[command(subcommand)]
+    Gen(GenCommand),
+}
+
+/// `wclab gen` corpora.
+#[derive(Debug, Subcommand)]
+pub enum GenCommand {
+    /// Plain-text files (part-0000.txt, ...) of English verses.
+    Text {
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Number of files.
+        #[arg(long, default_value_t = 16)]
+        files: usize,
+        /// Approximate size of each file, e.g. 4MiB.
+        #[arg(long, default_value = "4MiB", value_parser = parse_size)]
+        size: u64,
+        /// Seed: the same seed gives byte-identical files on any machine.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Spread the files over nested subdirectories.
+        #[arg(long)]
+        nested: bool,
+    },
+    /// CSV files of tweets (tweets-0000.csv, ...) with a `text` column that
+    /// holds commas, doubled quotes and newlines (RFC 4180 quoting).
+    Tweets {
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Number of files.
+        #[arg(long, default_value_t = 100)]
+        files: usize,
+        /// Rows per file.
+        #[arg(long, default_value_t = 200)]
+        rows: usize,
+        /// Seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
 }
 
 impl Command {
     /// The log level used when WCLAB_LOG is not set.
     pub fn default_log_level(&self) -> &'static str {
         match self {
-            Command::Worker(_) => "info",
+            Command::Worker(_) | Command::Gen(_) => "info",
             _ => "warn",
         }
     }
@@ -152,6 +195,15 @@ pub struct RunArgs {
     /// Counting threads per worker (default: cores / workers, at least 1).
     #[arg(long)]
     pub threads: Option<usize>,
+
+    /// Lab 2: kill this many random workers with SIGKILL at random moments
+    /// while the job runs (they are replaced); the counts must not change.
+    #[arg(long, default_value_t = 0)]
+    pub chaos_kills: usize,
+
+    /// Seed of the chaos: which workers die, and when.
+    #[arg(long, default_value_t = 1)]
+    pub chaos_seed: u64,
 }
 
 /// `wclab worker`.

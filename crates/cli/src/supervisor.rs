@@ -59,6 +59,16 @@ impl Supervisor {
         self.children.iter().map(Child::id).collect()
     }
 
+    /// Kills the `index % n`-th worker with SIGKILL (a crash, for lab 2);
+    /// [`Supervisor::keep_alive`] will replace it. Returns its PID.
+    pub fn kill_one(&mut self, index: usize) -> Option<u32> {
+        let n = self.children.len();
+        let child = self.children.get(index % n.max(1))?;
+        let pid = child.id();
+        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        Some(pid)
+    }
+
     /// Replaces every worker that has exited; returns how many were.
     pub fn keep_alive(&mut self) -> Result<usize> {
         let mut n = 0;

@@ -6,7 +6,9 @@ use std::fmt;
 /// The password never appears in `Display` or `Debug` output, so that a
 /// target can be logged and put into error messages safely.
 #[derive(Clone)]
-pub struct RedisTarget {
+pub struct RedisTarget(std::sync::Arc<Inner>);
+
+struct Inner {
     url: String,
     info: redis::ConnectionInfo,
 }
@@ -23,32 +25,32 @@ impl RedisTarget {
             return Err(bad("it must start with redis://".into()));
         }
         let info = url.into_connection_info().map_err(|e| bad(e.to_string()))?;
-        Ok(RedisTarget {
+        Ok(RedisTarget(std::sync::Arc::new(Inner {
             url: url.to_owned(),
             info,
-        })
+        })))
     }
 
     /// The URL with its password, for handing to a child process through
     /// its environment (never its command line).
     pub fn secret_url(&self) -> &str {
-        &self.url
+        &self.0.url
     }
 
     /// Connection parameters for the redis crate.
     pub fn connection_info(&self) -> &redis::ConnectionInfo {
-        &self.info
+        &self.0.info
     }
 
     /// `host:port` of the server.
     pub fn address(&self) -> String {
-        self.info.addr().to_string()
+        self.0.info.addr().to_string()
     }
 }
 
 impl fmt::Display for RedisTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&mask(&self.url))
+        f.write_str(&mask(&self.0.url))
     }
 }
 

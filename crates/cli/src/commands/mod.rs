@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod gen;
 mod run;
 mod submit;
 mod top;
@@ -42,6 +43,7 @@ pub fn dispatch(cli: Cli) -> Result<Outcome> {
             Command::Worker(args) => worker::worker(args).await,
             Command::Submit(args) => submit::submit(args).await,
             Command::Top(args) => top::top(args).await,
+            Command::Gen(what) => gen::gen(what),
         }
     })
 }

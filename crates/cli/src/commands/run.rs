@@ -71,8 +71,15 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
     tracing::info!(pids = ?supervisor.pids(), "workers started");
 
     let pb = crate::progress::bar(inputs.total_bytes());
+    let mut chaos = Chaos::new(args.chaos_kills, args.chaos_seed);
+    let tick = || {
+        if let Some(pid) = chaos.strike(&mut supervisor) {
+            pb.println(format!("chaos: kill -9 {pid}"));
+        }
+        supervisor.keep_alive().map(|_| ())
+    };
     let waited = tokio::select! {
-        status = crate::progress::wait(&mut store, &keys, &pb, || supervisor.keep_alive().map(|_| ())) => Some(status?),
+        status = crate::progress::wait(&mut store, &keys, &pb, tick) => Some(status?),
         _ = tokio::signal::ctrl_c() => None,
     };
     pb.finish_and_clear();
@@ -90,6 +97,42 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
         supervisor.replaced,
     )
     .await
+}
+
+/// Lab 2's chaos monkey: kills random workers at random moments.
+struct Chaos {
+    left: usize,
+    rng: rand_chacha::ChaCha8Rng,
+    next: Instant,
+}
+
+impl Chaos {
+    fn new(kills: usize, seed: u64) -> Self {
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let next = Instant::now() + Self::pause(&mut rng);
+        Chaos {
+            left: kills,
+            rng,
+            next,
+        }
+    }
+
+    fn pause(rng: &mut rand_chacha::ChaCha8Rng) -> Duration {
+        use rand::Rng;
+        Duration::from_millis(rng.random_range(50..600))
+    }
+
+    /// Kills a worker if one is due; returns its PID.
+    fn strike(&mut self, supervisor: &mut Supervisor) -> Option<u32> {
+        use rand::Rng;
+        if self.left == 0 || Instant::now() < self.next {
+            return None;
+        }
+        self.left -= 1;
+        self.next = Instant::now() + Self::pause(&mut self.rng);
+        supervisor.kill_one(self.rng.random_range(0..usize::MAX))
+    }
 }
 
 /// The environment of workers started by `run`: the Redis URL (never on

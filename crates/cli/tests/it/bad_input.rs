@@ -189,7 +189,7 @@ fn a_stream_entry_outside_the_inputs_is_dead_lettered_not_read() {
     let mut w = spawn_worker(&server, "j", &[], &["--exit-when-done"]);
     assert!(w.wait().unwrap().success());
     assert!(
-        !counts_in_redis(&server, "j").contains_key(&b"classified".to_vec()),
+        !counts_in_redis(&server, "j").contains_key(b"classified".as_slice()),
         "the file was read"
     );
     let dead = c.cmd(&["XRANGE", "wclab:{j}:dead", "-", "+"]);
