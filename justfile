@@ -1,0 +1,47 @@
+# wclab: distributed word count on Redis. `just` lists the recipes.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+wclab := "target/release/wclab"
+corpus := "out/corpus"
+
+# List the recipes
+default:
+    @just --list
+
+# Build the release binary
+build:
+    cargo build --release --bin wclab
+
+# Generate the lab corpus (32 files x 4 MiB of English) unless it exists
+corpus: build
+    @[ -d {{corpus}} ] || {{wclab}} gen text --out {{corpus}} --files 32 --size 4MiB --seed 1
+
+# The whole test suite: formatting, lints, unit and integration tests
+test:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    cargo test --workspace
+
+# Lab 1 (batch): count the corpus with 1 and 2 workers, check it is exact
+lab1: corpus
+    @echo "== lab 1: one worker"
+    {{wclab}} run --input {{corpus}} --workers 1 -k 5 -o out/lab1-w1.tsv
+    @echo "== lab 1: two workers"
+    {{wclab}} run --input {{corpus}} --workers 2 -k 5 -o out/lab1-w2.tsv
+    @echo "== checking against an independent oracle (coreutils)"
+    scripts/oracle-coreutils {{corpus}} > out/lab1-oracle.tsv
+    cmp out/lab1-w1.tsv out/lab1-oracle.tsv && cmp out/lab1-w2.tsv out/lab1-oracle.tsv
+    @echo "EXACT: both runs equal the oracle, word for word ($(wc -l < out/lab1-oracle.tsv) distinct words)"
+
+# Lab 2 (worker fault tolerance): kill -9 workers at random moments; counts stay exact
+lab2 KILLS="20" SEED="1": corpus
+    @echo "== lab 2: {{KILLS}} workers killed with SIGKILL at random moments (seed {{SEED}})"
+    {{wclab}} run --input {{corpus}} --workers 3 --lease 1s --chaos-kills {{KILLS}} --chaos-seed {{SEED}} -k 5 -o out/lab2.tsv
+    [ -f out/lab1-oracle.tsv ] || scripts/oracle-coreutils {{corpus}} > out/lab1-oracle.tsv
+    cmp out/lab2.tsv out/lab1-oracle.tsv
+    @echo "EXACT: counts equal the oracle despite the kills ($(wc -l < out/lab2.tsv) distinct words)"
+
+# Remove generated corpora and results
+clean:
+    rm -rf out
