@@ -56,9 +56,17 @@ local function append(key, ms, fields)
 end
 
 -- The pending-entry record of task `id`: {id, consumer, idle_ms, deliveries}
--- or nil when the task is not pending (never delivered, or acknowledged).
+-- or nil when the task is not pending: never delivered, acknowledged, or
+-- unknown to this Redis (restored from a snapshot older than the job, so
+-- that the stream or its group does not exist).
 local function pending(tasks, group, id)
-  local p = redis.call('XPENDING', tasks, group, 'IDLE', 0, id, id, 1)
+  local ok, p = pcall(redis.call, 'XPENDING', tasks, group, 'IDLE', 0, id, id, 1)
+  if not ok then
+    if string.find(errtext(p), 'NOGROUP') then
+      return nil
+    end
+    return error(p)
+  end
   return p[1]
 end
 
@@ -192,10 +200,12 @@ wclab_commit KEYS: tasks, counts, done, job
                    word_1, count_1, word_2, count_2, ...
 
 Commits the counts of n tasks at once. The gate: every task must still be
-pending, i.e. nobody has committed it yet. If so, each is acknowledged
+pending, i.e. nobody has committed it yet (and this Redis knows of it: a
+Redis restored from an older snapshot may have forgotten the delivery, in
+which case the task will be delivered again). If so, each is acknowledged
 (XACK returns 1 for each), every word is added, and a completion record is
 appended to the done stream; otherwise nothing changes and the IDs that were
-already committed are returned, so the caller can recount the rest. With
+not pending are returned, so the caller can recount the rest. With
 n = 1 this is exactly "XACK, and only if it returned 1, ZINCRBY".
 Returns {1, n} or {0, id, id, ...}.
 ]]

@@ -204,6 +204,27 @@ pub struct RunArgs {
     /// Seed of the chaos: which workers die, and when.
     #[arg(long, default_value_t = 1)]
     pub chaos_seed: u64,
+
+    /// Lab 4a: take a checkpoint (BGSAVE) of Redis this often, e.g. 1s.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub checkpoint_every: Option<Duration>,
+
+    /// Lab 4a: kill the private redis-server with SIGKILL this many times at
+    /// random moments (one before the first checkpoint, some during a
+    /// BGSAVE), each time restarting it on the same port, with the same
+    /// password, from its dump.rdb.
+    #[arg(long, default_value_t = 0, conflicts_with = "redis")]
+    pub chaos_redis_kills: usize,
+
+    /// Extra redis.conf line for the private Redis (repeatable), e.g.
+    /// --redis-config 'appendonly yes' --redis-config 'appendfsync always'.
+    #[arg(long, conflicts_with = "redis")]
+    pub redis_config: Vec<String>,
+
+    /// Keep the private Redis's directory here instead of a temporary one
+    /// (to look at dump.rdb and redis.log afterwards).
+    #[arg(long, conflicts_with = "redis")]
+    pub redis_dir: Option<PathBuf>,
 }
 
 /// `wclab worker`.

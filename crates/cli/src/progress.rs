@@ -3,7 +3,7 @@
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::time::Duration;
-use wclab_coord::job::{self, JobStatus};
+use wclab_coord::job::{self, JobPlan, JobStatus};
 use wclab_coord::{JobKeys, Store};
 
 /// A progress bar of bytes done, with files done in its message. Hidden
@@ -36,21 +36,23 @@ pub fn show(pb: &ProgressBar, status: &JobStatus) {
     ));
 }
 
-/// Polls the job until it is finished, calling `tick` between polls (the
-/// supervisor's keep-alive), and returns the final status.
+/// Polls the job until it is finished, re-submitting what a restored Redis
+/// lost, and returns the final status.
 pub async fn wait(
     store: &mut Store,
     keys: &JobKeys,
+    plan: &JobPlan,
     pb: &ProgressBar,
-    mut tick: impl FnMut() -> Result<()>,
 ) -> Result<JobStatus> {
     loop {
         let status = job::status(store, keys).await?;
+        if plan.repair(store, keys, &status).await? > 0 {
+            continue;
+        }
         show(pb, &status);
         if status.is_finished() {
             return Ok(status);
         }
-        tick()?;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

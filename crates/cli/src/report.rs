@@ -51,6 +51,13 @@ pub struct Summary {
     pub mb_per_s: f64,
     /// Workers that died and were replaced (0 when not supervising).
     pub workers_replaced: u64,
+    /// Checkpoints (BGSAVE) taken during the job.
+    pub checkpoints: u64,
+    /// Times the private Redis was killed and restored (lab 4a).
+    pub redis_crashes: u64,
+    /// Tasks committed after the last checkpoint before a crash, which the
+    /// restored Redis forgot and the workers counted again.
+    pub tasks_recomputed: u64,
     /// The most frequent words.
     pub top: Vec<JsonWord>,
     /// Files that could not be counted, with reasons.
@@ -89,6 +96,9 @@ pub async fn gather(
             0.0
         },
         workers_replaced,
+        checkpoints: 0,
+        redis_crashes: 0,
+        tasks_recomputed: 0,
         top: top.into_iter().map(json_word).collect(),
         failed: dead.into_iter().map(failure).collect(),
     })
@@ -146,6 +156,13 @@ pub fn print(summary: &Summary, json: bool) -> Result<()> {
                 String::new()
             }
         )?;
+        if summary.checkpoints > 0 || summary.redis_crashes > 0 {
+            writeln!(
+                out,
+                "{} checkpoint(s); Redis killed and restored {} time(s); {} task(s) recomputed",
+                summary.checkpoints, summary.redis_crashes, summary.tasks_recomputed
+            )?;
+        }
     }
     if !summary.failed.is_empty() {
         eprintln!("{} file(s) could not be counted:", summary.failed.len());

@@ -17,10 +17,12 @@ pub struct Committed<'a> {
 pub enum CommitOutcome {
     /// All tasks were acknowledged and their counts added.
     Applied,
-    /// Nothing changed: these tasks had already been committed (by a thief
-    /// that finished first, or by an earlier try of this very commit whose
-    /// reply was lost).
-    AlreadyCommitted(Vec<String>),
+    /// Nothing changed: these tasks were no longer pending. Either they had
+    /// been committed already (by a thief that finished first, or by an
+    /// earlier try of this very commit whose reply was lost), or Redis was
+    /// restored from a snapshot that predates their delivery, and they will
+    /// be delivered again.
+    NotPending(Vec<String>),
 }
 
 /// Commits `tasks` with the merged `words` of all of them, in one FCALL.
@@ -54,7 +56,7 @@ pub async fn commit<'w>(
             Ok(CommitOutcome::Applied)
         }
         Value::Array(items) if matches!(items.first(), Some(Value::Int(0))) => {
-            Ok(CommitOutcome::AlreadyCommitted(
+            Ok(CommitOutcome::NotPending(
                 items[1..]
                     .iter()
                     .filter_map(|v| match v {

@@ -34,6 +34,8 @@ pub struct JobStatus {
     pub words_done: u64,
     /// Tasks dead-lettered.
     pub files_dead: u64,
+    /// Entries in the task stream (acknowledged ones included).
+    pub tasks_in_stream: u64,
 }
 
 impl JobStatus {
@@ -99,12 +101,13 @@ pub async fn spec(store: &mut Store, keys: &JobKeys) -> Result<Option<JobSpec>, 
 
 /// Reads the job's progress.
 pub async fn status(store: &mut Store, keys: &JobKeys) -> Result<JobStatus, CoordError> {
-    let h: HashMap<String, String> = store
-        .call(
-            "read the job's progress",
-            redis::cmd("HGETALL").arg(&keys.job),
-        )
-        .await?;
+    let mut pipe = redis::pipe();
+    pipe.cmd("HGETALL")
+        .arg(&keys.job)
+        .cmd("XLEN")
+        .arg(&keys.tasks);
+    let (h, tasks_in_stream): (HashMap<String, String>, u64) =
+        store.call_pipe("read the job's progress", &pipe).await?;
     Ok(JobStatus {
         exists: h.contains_key("roots"),
         total_tasks: field_u64(&h, "total_tasks"),
@@ -113,6 +116,7 @@ pub async fn status(store: &mut Store, keys: &JobKeys) -> Result<JobStatus, Coor
         bytes_done: field_u64(&h, "bytes_done"),
         words_done: field_u64(&h, "words_done"),
         files_dead: field_u64(&h, "files_dead"),
+        tasks_in_stream,
     })
 }
 
@@ -121,4 +125,48 @@ pub async fn delete(store: &mut Store, keys: &JobKeys) -> Result<(), CoordError>
     store
         .call::<()>("delete the job", redis::cmd("DEL").arg(&keys.all()[..]))
         .await
+}
+
+/// Everything needed to (re-)submit a job: its description and its tasks.
+#[derive(Debug, Clone)]
+pub struct JobPlan {
+    /// The description written to the job hash.
+    pub spec: JobSpec,
+    /// The tasks, with their deterministic IDs.
+    pub tasks: Vec<crate::submit::TaskSpec>,
+}
+
+impl JobPlan {
+    /// Writes the description, then adds the tasks not yet in the stream.
+    /// Returns how many tasks were added. Idempotent.
+    pub async fn submit(&self, store: &mut Store, keys: &JobKeys) -> Result<u64, CoordError> {
+        describe(store, keys, &self.spec).await?;
+        crate::submit::submit(store, keys, &self.tasks).await
+    }
+
+    /// True when Redis has lost part of the job: its description, or tasks
+    /// that were submitted (a restore from a snapshot older than them).
+    pub fn is_lost_in(&self, status: &JobStatus) -> bool {
+        !status.exists || status.tasks_in_stream < self.tasks.len() as u64
+    }
+
+    /// Re-submits the job if Redis lost part of it; returns the number of
+    /// tasks added back (0 when nothing was missing).
+    pub async fn repair(
+        &self,
+        store: &mut Store,
+        keys: &JobKeys,
+        status: &JobStatus,
+    ) -> Result<u64, CoordError> {
+        if !self.is_lost_in(status) {
+            return Ok(0);
+        }
+        let added = self.submit(store, keys).await?;
+        tracing::warn!(
+            target = %store.target(),
+            added,
+            "Redis lost part of the job (restored from an older checkpoint?): re-submitted the missing tasks"
+        );
+        Ok(added)
+    }
 }

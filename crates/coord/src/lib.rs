@@ -18,8 +18,9 @@
 //!
 //! Expected outcomes are values, not errors: "no task waiting" is
 //! `Claim::Idle`, "somebody else committed it first" is
-//! `CommitOutcome::AlreadyCommitted`.
+//! `CommitOutcome::NotPending`.
 
+pub mod checkpoint;
 pub mod claim;
 pub mod commit;
 pub mod dead_letter;

@@ -134,11 +134,35 @@ impl Store {
         op: &'static str,
         cmd: &redis::Cmd,
     ) -> Result<T, CoordError> {
+        self.retrying(op, |mut conn| async move {
+            cmd.query_async::<T>(&mut conn).await
+        })
+        .await
+    }
+
+    /// Runs a pipeline, retrying like [`Store::call`]; the same caveat on
+    /// repeatable commands applies.
+    pub async fn call_pipe<T: FromRedisValue>(
+        &mut self,
+        op: &'static str,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, CoordError> {
+        self.retrying(op, |mut conn| async move {
+            pipe.query_async::<T>(&mut conn).await
+        })
+        .await
+    }
+
+    async fn retrying<T, F, Fut>(&mut self, op: &'static str, attempt: F) -> Result<T, CoordError>
+    where
+        F: Fn(MultiplexedConnection) -> Fut,
+        Fut: std::future::Future<Output = Result<T, RedisError>>,
+    {
         let mut waits = backoff();
         let started = Instant::now();
         loop {
-            let mut conn = self.connection().await?;
-            let err = match cmd.query_async::<T>(&mut conn).await {
+            let conn = self.connection().await?;
+            let err = match attempt(conn).await {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };
@@ -232,6 +256,19 @@ impl Store {
                 },
             }
         }
+    }
+
+    /// Loads our function library with FUNCTION LOAD REPLACE, whatever the
+    /// server has (after a restore, say).
+    pub async fn load_library(&mut self) -> Result<(), CoordError> {
+        let load = redis::cmd("FUNCTION")
+            .arg("LOAD")
+            .arg("REPLACE")
+            .arg(FUNCTION_LIBRARY)
+            .clone();
+        self.call::<String>("load the function library", &load)
+            .await
+            .map(|_| ())
     }
 
     /// Loads `lua/wclab.lua` unless Redis already has exactly that code.

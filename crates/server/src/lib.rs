@@ -224,6 +224,22 @@ impl RedisServer {
         }
     }
 
+    /// Starts the server again on the same port with another password (to
+    /// test that clients notice), from the same directory.
+    pub fn restart_with_password(&mut self, password: &str) -> Result<(), ServerError> {
+        self.kill();
+        self.password = password.to_owned();
+        let extra = std::fs::read_to_string(&self.config).unwrap_or_default();
+        let extra: Vec<String> = extra
+            .lines()
+            .skip_while(|l| !l.starts_with("protected-mode"))
+            .skip(1)
+            .map(str::to_owned)
+            .collect();
+        self.config = write_config(&self.dir, self.port, password, &extra)?;
+        self.restart()
+    }
+
     /// Starts the server again on the same port, password and directory, so
     /// that it loads the `dump.rdb` (or AOF) left there.
     pub fn restart(&mut self) -> Result<(), ServerError> {

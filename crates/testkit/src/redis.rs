@@ -35,10 +35,11 @@ impl Reply {
             other => panic!("not an array: {other:?}"),
         }
     }
-    /// A bulk string as text, or panics.
+    /// A bulk string as text (nil: empty), or panics.
     pub fn text(&self) -> String {
         match self {
             Reply::Bulk(Some(b)) => String::from_utf8_lossy(b).into_owned(),
+            Reply::Bulk(None) => String::new(),
             Reply::Status(s) => s.clone(),
             Reply::Int(i) => i.to_string(),
             other => panic!("not a string: {other:?}"),

@@ -234,8 +234,8 @@ impl Worker {
                 tracing::debug!(words = counts.total(), "committed");
                 Ok(Handled::Committed)
             }
-            CommitOutcome::AlreadyCommitted(_) => {
-                tracing::info!(task = %task.id, "already committed by another worker: nothing added");
+            CommitOutcome::NotPending(_) => {
+                tracing::info!(task = %task.id, "task no longer pending (already committed by another worker, or forgotten by a restored Redis): nothing added");
                 Ok(Handled::Duplicate)
             }
         }

@@ -20,7 +20,8 @@ pub async fn submit(args: SubmitArgs) -> Result<Outcome> {
         }
     }
     let started = Instant::now();
-    let added = super::run::submit_job(&mut store, &keys, &inputs, &args.input).await?;
+    let plan = super::run::plan(&inputs, &args.input);
+    let added = plan.submit(&mut store, &keys).await?;
     eprintln!(
         "job {}: {} task(s) submitted ({} new) to {}",
         args.job,
@@ -36,15 +37,16 @@ pub async fn submit(args: SubmitArgs) -> Result<Outcome> {
         return Ok(Outcome::Success);
     }
     let pb = crate::progress::bar(inputs.total_bytes());
-    let status = crate::progress::wait(&mut store, &keys, &pb, || Ok(())).await?;
+    let status = crate::progress::wait(&mut store, &keys, &plan, &pb).await?;
     pb.finish_and_clear();
-    super::run::finish(
+    let summary = crate::report::gather(
         &mut store,
         &keys,
         &status,
-        &args.output,
+        args.output.top,
         started.elapsed(),
         0,
     )
-    .await
+    .await?;
+    super::run::finish(&mut store, &keys, summary, &args.output).await
 }

@@ -4,4 +4,5 @@
 mod bad_input;
 mod batch;
 mod chaos;
+mod checkpoint;
 mod common;
