@@ -45,3 +45,18 @@ lab2 KILLS="20" SEED="1": corpus
 # Remove generated corpora and results
 clean:
     rm -rf out
+
+# Lab 4a (checkpoints): BGSAVE every 500ms, Redis killed and restored from dump.rdb; counts stay exact
+lab4-checkpoint KILLS="4" SEED="1": corpus
+    @echo "== lab 4a: BGSAVE every 500ms; redis-server killed with SIGKILL {{KILLS}} times and restarted"
+    @echo "   on the same port, with the same password, from its dump.rdb (CONFIG GET dir: out/lab4-redis)"
+    rm -rf out/lab4-redis
+    {{wclab}} run --input {{corpus}} --workers 2 --lease 1s --threads 1 --checkpoint-every 500ms --chaos-redis-kills {{KILLS}} --chaos-seed {{SEED}} --redis-dir out/lab4-redis -k 5 -o out/lab4.tsv
+    [ -f out/lab1-oracle.tsv ] || scripts/oracle-coreutils {{corpus}} > out/lab1-oracle.tsv
+    cmp out/lab4.tsv out/lab1-oracle.tsv
+    @ls -l out/lab4-redis/dump.rdb
+    @echo "EXACT: counts equal the oracle after every restore"
+
+# Compare persistence modes (none, BGSAVE, AOF everysec/always): throughput and work redone after crashes
+bench-persistence: build
+    bench/persistence.sh {{wclab}}

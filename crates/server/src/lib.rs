@@ -82,11 +82,14 @@ impl RedisServer {
         let binary = find_binary()?;
         let (dir, tempdir) = match &opts.dir {
             Some(d) => {
-                std::fs::create_dir_all(d).map_err(|source| ServerError::Setup {
+                let setup = |source| ServerError::Setup {
                     dir: d.clone(),
                     source,
-                })?;
-                (d.clone(), None)
+                };
+                std::fs::create_dir_all(d).map_err(setup)?;
+                // Redis runs inside this directory: relative paths in its
+                // config would resolve twice.
+                (d.canonicalize().map_err(setup)?, None)
             }
             None => {
                 let t = tempfile::Builder::new()
