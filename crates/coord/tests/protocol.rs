@@ -1,0 +1,232 @@
+//! The protocol's guarantees, one function at a time, on a real Redis.
+
+use std::time::Duration;
+use wclab_coord::claim::{claim, Claim, ClaimRules};
+use wclab_coord::commit::{commit, CommitOutcome, Committed};
+use wclab_coord::job::{self, JobPlan, JobSpec};
+use wclab_coord::submit::TaskSpec;
+use wclab_coord::{dead_letter, renew, results, JobKeys, RedisTarget, RetryPolicy, Store};
+use wclab_server::{RedisServer, ServerOptions};
+
+async fn setup(tasks: usize) -> (RedisServer, Store, JobKeys) {
+    let server = RedisServer::start(ServerOptions::default()).unwrap();
+    let mut store = Store::connect(
+        RedisTarget::parse(&server.url()).unwrap(),
+        RetryPolicy::FAIL_FAST,
+    )
+    .await
+    .unwrap();
+    let keys = JobKeys::new("t");
+    let plan = plan(tasks);
+    assert_eq!(plan.submit(&mut store, &keys).await.unwrap(), tasks as u64);
+    (server, store, keys)
+}
+
+fn plan(n: usize) -> JobPlan {
+    JobPlan {
+        spec: JobSpec {
+            roots: vec!["/r".into()],
+            total_tasks: n as u64,
+            total_bytes: 10 * n as u64,
+            csv_column: None,
+        },
+        tasks: (0..n)
+            .map(|i| TaskSpec {
+                id: TaskSpec::id_for(i),
+                path: format!("/r/{i}"),
+                start: 0,
+                end: 10,
+            })
+            .collect(),
+    }
+}
+
+const LONG: ClaimRules = ClaimRules {
+    lease: Duration::from_secs(60),
+    max_deliveries: 3,
+};
+const NONE: ClaimRules = ClaimRules {
+    lease: Duration::ZERO,
+    max_deliveries: 3,
+};
+
+async fn task(store: &mut Store, keys: &JobKeys, who: &str, rules: ClaimRules) -> String {
+    match claim(store, keys, who, rules).await.unwrap() {
+        Claim::Task(t) => t.id,
+        other => panic!("expected a task, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_task_committed_twice_is_counted_once() {
+    let (_s, mut store, keys) = setup(1).await;
+    let id = task(&mut store, &keys, "a", LONG).await;
+    let stolen = task(&mut store, &keys, "b", NONE).await; // lease 0: steal at once
+    assert_eq!(id, stolen);
+    let words = [(b"w".as_slice(), 2u64)];
+    let done = [Committed { id: &id, bytes: 10 }];
+    assert_eq!(
+        commit(&mut store, &keys, "b", &done, words).await.unwrap(),
+        CommitOutcome::Applied
+    );
+    assert_eq!(
+        commit(&mut store, &keys, "a", &done, words).await.unwrap(),
+        CommitOutcome::NotPending(vec![id.clone()])
+    );
+    let all = results::all(&mut store, &keys).await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].count, 2);
+    let st = job::status(&mut store, &keys).await.unwrap();
+    assert_eq!((st.files_done, st.words_done), (1, 2));
+    assert!(st.is_finished());
+    assert_eq!(results::done(&mut store, &keys).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_multi_task_commit_is_all_or_nothing() {
+    let (_s, mut store, keys) = setup(2).await;
+    let a = task(&mut store, &keys, "w", LONG).await;
+    let b = task(&mut store, &keys, "w", LONG).await;
+    // `b` is committed alone first (as by a thief).
+    let only_b = [Committed { id: &b, bytes: 10 }];
+    commit(
+        &mut store,
+        &keys,
+        "thief",
+        &only_b,
+        [(b"x".as_slice(), 1u64)],
+    )
+    .await
+    .unwrap();
+    let both = [
+        Committed { id: &a, bytes: 10 },
+        Committed { id: &b, bytes: 10 },
+    ];
+    let out = commit(&mut store, &keys, "w", &both, [(b"x".as_slice(), 5u64)])
+        .await
+        .unwrap();
+    assert_eq!(out, CommitOutcome::NotPending(vec![b.clone()]));
+    // Nothing of the merged commit landed: `a` is still pending, x is 1.
+    assert_eq!(
+        results::top(&mut store, &keys, 1).await.unwrap()[0].count,
+        1
+    );
+    let only_a = [Committed { id: &a, bytes: 10 }];
+    assert_eq!(
+        commit(&mut store, &keys, "w", &only_a, [(b"x".as_slice(), 4u64)])
+            .await
+            .unwrap(),
+        CommitOutcome::Applied
+    );
+    assert_eq!(
+        results::top(&mut store, &keys, 1).await.unwrap()[0].count,
+        5
+    );
+}
+
+#[tokio::test]
+async fn a_robbed_worker_cannot_renew_its_lease() {
+    let (_s, mut store, keys) = setup(1).await;
+    let id = task(&mut store, &keys, "slow", LONG).await;
+    assert!(renew::renew(&mut store, &keys, "slow", &id).await.unwrap());
+    task(&mut store, &keys, "thief", NONE).await;
+    assert!(!renew::renew(&mut store, &keys, "slow", &id).await.unwrap());
+    assert!(renew::renew(&mut store, &keys, "thief", &id).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_task_delivered_too_often_is_dead_lettered_with_its_reason() {
+    let (_s, mut store, keys) = setup(1).await;
+    task(&mut store, &keys, "w1", NONE).await; // delivery 1
+    task(&mut store, &keys, "w2", NONE).await; // 2
+    task(&mut store, &keys, "w3", NONE).await; // 3
+    let buried = claim(&mut store, &keys, "w4", NONE).await.unwrap(); // 4 > 3
+    assert_eq!(buried, Claim::Buried("0-1".into()));
+    assert_eq!(
+        claim(&mut store, &keys, "w5", NONE).await.unwrap(),
+        Claim::Idle
+    );
+    let dead = results::dead(&mut store, &keys).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].path, "/r/0");
+    assert_eq!(dead[0].attempts, 4);
+    assert!(
+        dead[0].reason.contains("delivered 4 times"),
+        "{}",
+        dead[0].reason
+    );
+    assert!(job::status(&mut store, &keys).await.unwrap().is_finished());
+}
+
+#[tokio::test]
+async fn a_permanent_error_buries_the_task_once() {
+    let (_s, mut store, keys) = setup(1).await;
+    let id = task(&mut store, &keys, "w", LONG).await;
+    assert!(
+        dead_letter::dead_letter(&mut store, &keys, "w", &id, "missing")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !dead_letter::dead_letter(&mut store, &keys, "w", &id, "missing")
+            .await
+            .unwrap()
+    );
+    let st = job::status(&mut store, &keys).await.unwrap();
+    assert_eq!(st.files_dead, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resubmitting_adds_only_what_a_restore_lost() {
+    let (mut server, mut store, keys) = setup(1).await;
+    store
+        .call::<String>("save", &redis::cmd("SAVE"))
+        .await
+        .unwrap();
+    let p = plan(3);
+    assert_eq!(
+        p.submit(&mut store, &keys).await.unwrap(),
+        2,
+        "only the two new tasks"
+    );
+    assert_eq!(p.submit(&mut store, &keys).await.unwrap(), 0, "idempotent");
+    // Crash and restore from the snapshot, which has only the first task.
+    tokio::task::block_in_place(|| server.restart()).unwrap();
+    let st = job::status(&mut store, &keys).await.unwrap();
+    assert_eq!(st.tasks_in_stream, 1);
+    assert!(p.is_lost_in(&st));
+    assert_eq!(p.repair(&mut store, &keys, &st).await.unwrap(), 2);
+    assert_eq!(
+        job::status(&mut store, &keys)
+            .await
+            .unwrap()
+            .tasks_in_stream,
+        3
+    );
+}
+
+#[tokio::test]
+async fn a_worker_before_its_job_is_simply_idle() {
+    let server = RedisServer::start(ServerOptions::default()).unwrap();
+    let mut store = Store::connect(
+        RedisTarget::parse(&server.url()).unwrap(),
+        RetryPolicy::FAIL_FAST,
+    )
+    .await
+    .unwrap();
+    let keys = JobKeys::new("not-yet");
+    assert_eq!(
+        claim(&mut store, &keys, "w", LONG).await.unwrap(),
+        Claim::Idle
+    );
+    let none = [Committed {
+        id: "0-1",
+        bytes: 1,
+    }];
+    assert_eq!(
+        commit(&mut store, &keys, "w", &none, [(b"x".as_slice(), 1u64)])
+            .await
+            .unwrap(),
+        CommitOutcome::NotPending(vec!["0-1".into()])
+    );
+}
