@@ -58,6 +58,13 @@ pub struct Summary {
     /// Tasks committed after the last checkpoint before a crash, which the
     /// restored Redis forgot and the workers counted again.
     pub tasks_recomputed: u64,
+    /// CPU seconds the Redis server used (server total: the job's own with
+    /// the private Redis of `run`).
+    pub redis_cpu_seconds: f64,
+    /// ZINCRBY calls Redis executed (server total, as above).
+    pub redis_zincrby_calls: u64,
+    /// FCALL calls Redis executed (server total, as above).
+    pub redis_fcall_calls: u64,
     /// The most frequent words.
     pub top: Vec<JsonWord>,
     /// Files that could not be counted, with reasons.
@@ -81,6 +88,7 @@ pub async fn gather(
         )
         .await?;
     let dead = results::dead(store, keys).await?;
+    let work = results::server_work(store).await?;
     let secs = wall.as_secs_f64();
     Ok(Summary {
         job: keys.job_name.clone(),
@@ -99,6 +107,9 @@ pub async fn gather(
         checkpoints: 0,
         redis_crashes: 0,
         tasks_recomputed: 0,
+        redis_cpu_seconds: work.cpu_seconds,
+        redis_zincrby_calls: work.zincrby_calls,
+        redis_fcall_calls: work.fcall_calls,
         top: top.into_iter().map(json_word).collect(),
         failed: dead.into_iter().map(failure).collect(),
     })

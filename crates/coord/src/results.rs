@@ -170,3 +170,46 @@ pub async fn done(store: &mut Store, keys: &JobKeys) -> Result<Vec<DoneRecord>, 
         })
         .collect())
 }
+
+/// What the Redis server itself spent: the cost side of the design.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ServerWork {
+    /// CPU seconds used by the server process (user + system).
+    pub cpu_seconds: f64,
+    /// ZINCRBY calls executed (inside functions included).
+    pub zincrby_calls: u64,
+    /// FCALL calls executed.
+    pub fcall_calls: u64,
+}
+
+/// Reads the server's cumulative CPU time and command counts (INFO). For a
+/// private per-run Redis these are the job's own; for a shared one they
+/// include everything since it started.
+pub async fn server_work(store: &mut Store) -> Result<ServerWork, CoordError> {
+    let info: String = store
+        .call(
+            "read INFO",
+            redis::cmd("INFO").arg("cpu").arg("commandstats"),
+        )
+        .await?;
+    let mut work = ServerWork::default();
+    for line in info.lines() {
+        let calls = |l: &str| -> u64 {
+            l.split([':', ','])
+                .find_map(|kv| kv.strip_prefix("calls="))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        if let Some(v) = line
+            .strip_prefix("used_cpu_sys:")
+            .or_else(|| line.strip_prefix("used_cpu_user:"))
+        {
+            work.cpu_seconds += v.trim().parse::<f64>().unwrap_or(0.0);
+        } else if line.starts_with("cmdstat_zincrby:") {
+            work.zincrby_calls = calls(line);
+        } else if line.starts_with("cmdstat_fcall:") {
+            work.fcall_calls = calls(line);
+        }
+    }
+    Ok(work)
+}
