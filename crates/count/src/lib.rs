@@ -178,12 +178,3 @@ impl Mapped {
         }
     }
 }
-
-#[doc(hidden)]
-pub fn __tok_only(data: &[u8]) -> usize {
-    let mut acc = 0usize;
-    scan::for_each_word(scan::Isa::detect(), data, 0..data.len(), |s, e| {
-        acc = acc.wrapping_add(s ^ e)
-    });
-    acc
-}

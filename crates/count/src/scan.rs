@@ -218,9 +218,11 @@ pub(crate) trait WordSink {
     fn word(&mut self, data: &[u8], start: usize, end: usize);
 }
 
-/// A [`WordSink`] calling a closure for each word.
+/// A [`WordSink`] calling a closure for each word (for tests).
+#[cfg(test)]
 pub(crate) struct EachWord<F>(pub F);
 
+#[cfg(test)]
 impl<F: FnMut(usize, usize)> WordSink for EachWord<F> {
     #[inline(always)]
     fn batch(&mut self, _: &[u8], base: usize, starts: &[u32], ends: &[u32]) {
@@ -237,7 +239,7 @@ impl<F: FnMut(usize, usize)> WordSink for EachWord<F> {
 
 /// Calls `emit(start, end)` for every word of `data` whose first byte lies in
 /// `range`; see [`scan_words`].
-#[inline]
+#[cfg(test)]
 pub(crate) fn for_each_word<F: FnMut(usize, usize)>(
     isa: Isa,
     data: &[u8],

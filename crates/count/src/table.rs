@@ -162,9 +162,10 @@ pub(crate) struct Table {
 impl Table {
     /// A table that holds `n` words before it first grows.
     pub(crate) fn with_capacity(n: usize) -> Self {
-        let mut t = Table::default();
-        t.slots = vec![Slot::VACANT; Self::slots_for(n)];
-        t
+        Table {
+            slots: vacant_slots(Self::slots_for(n)),
+            used: 0,
+        }
     }
 
     fn slots_for(n: usize) -> usize {
@@ -350,7 +351,7 @@ impl Table {
         } else {
             self.slots.len() * 2
         };
-        let old = std::mem::replace(&mut self.slots, vec![Slot::VACANT; size]);
+        let old = std::mem::replace(&mut self.slots, vacant_slots(size));
         let mask = size - 1;
         for slot in old.into_iter().filter(|s| !s.is_vacant()) {
             let len = slot.len as usize;
@@ -365,5 +366,33 @@ impl Table {
             }
             self.slots[i] = slot;
         }
+    }
+}
+
+/// `n` vacant slots. A big table is asked to be backed by 2 MiB pages: its
+/// accesses are random, and with 4 KiB pages nearly each one would also miss
+/// the TLB (under virtualisation a TLB miss costs a two-level page walk).
+fn vacant_slots(n: usize) -> Vec<Slot> {
+    let mut v = Vec::with_capacity(n);
+    #[cfg(target_os = "linux")]
+    advise_huge_pages(v.spare_capacity_mut());
+    v.resize(n, Slot::VACANT);
+    v
+}
+
+/// Marks the 2 MiB-aligned part of `memory` for transparent huge pages,
+/// before it is first touched (pages are chosen when they first fault).
+/// Best effort: errors (no THP support, say) are ignored.
+#[cfg(target_os = "linux")]
+fn advise_huge_pages<T>(memory: &mut [std::mem::MaybeUninit<T>]) {
+    const HUGE: usize = 2 << 20;
+    let start = memory.as_mut_ptr() as usize;
+    let end = start + std::mem::size_of_val(memory);
+    let (lo, hi) = (start.next_multiple_of(HUGE), end / HUGE * HUGE);
+    if lo < hi {
+        // SAFETY: `lo..hi` lies inside `memory`, which this function borrows
+        // mutably, so no one else uses it; MADV_HUGEPAGE changes how the
+        // memory is backed, never its contents or validity.
+        unsafe { libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_HUGEPAGE) };
     }
 }

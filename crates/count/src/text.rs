@@ -106,6 +106,7 @@ impl WordSink for Kernel {
         }
     }
 
+    #[inline(always)]
     fn word(&mut self, data: &[u8], start: usize, end: usize) {
         let len = end - start;
         if len <= INLINE {
