@@ -60,3 +60,7 @@ lab4-checkpoint KILLS="4" SEED="1": corpus
 # Compare persistence modes (none, BGSAVE, AOF everysec/always): throughput and work redone after crashes
 bench-persistence: build
     bench/persistence.sh {{wclab}}
+
+# Speed benchmark: kernel, end to end, and baselines (cat, coreutils, the seed in Python) in one run
+bench:
+    bench/suite.sh
