@@ -17,8 +17,11 @@ build:
 corpus: build
     @[ -d {{corpus}} ] || {{wclab}} gen text --out {{corpus}} --files 32 --size 4MiB --seed 1
 
-# The whole test suite: formatting, lints, unit and integration tests
-test:
+# The whole test suite: Rust tests and lints, offline Nix checks, multi-host tests (root)
+test: cargo-test check-nix hosts-test
+
+# Formatting, lints, unit and integration tests (no root needed)
+cargo-test:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     cargo test --workspace
@@ -64,3 +67,12 @@ bench-persistence: build
 # Speed benchmark: kernel, end to end, and baselines (cat, coreutils, the seed in Python) in one run
 bench:
     bench/suite.sh
+
+# Offline checks of the Nix side: .nix parse and format, flake.lock, test scripts, stub evaluation
+check-nix:
+    scripts/check-nix
+
+# The NixOS VM test scripts on network-namespace hosts (root); binary from $WCLAB_BIN_DIR or target/release
+hosts-test *TOPOLOGIES:
+    [ -n "${WCLAB_BIN_DIR:-}" ] || cargo build --release --bin wclab
+    python3 nixos-tests/local/driver.py {{TOPOLOGIES}}

@@ -31,7 +31,7 @@ now() { date +%s.%N; }
 mbps() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.1f", b / 1e6 / s }'; }
 field() { grep -o "\"$1\": *[0-9.e+-]*" | head -1 | sed 's/.*: *//'; }
 rows=()
-row() { rows+=("$1|$2|$3"); }
+row() { rows+=("$1"$'\t'"$2"$'\t'"$3"); }
 
 # Warm the page cache, and measure the ceiling.
 cat "${files[@]}" > /dev/null
@@ -75,7 +75,7 @@ host="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/m
   echo "| what | MB/s | x seed (Python, 2 workers) | notes |"
   echo "|---|---:|---:|---|"
   for r in "${rows[@]}"; do
-    IFS='|' read -r what v note <<<"$r"
+    IFS=$'\t' read -r what v note <<<"$r"
     echo "| $what | $v | $(awk -v a="$v" -v b="$seed2" 'BEGIN{printf "%.1f", a/b}') | $note |"
   done
 } | tee "bench/results/$(date -u +%Y-%m-%d)-$(hostname).md"

@@ -13,6 +13,7 @@ Keys of a job J (all share the hash tag {J}):
   wclab:{J}:done    stream   one entry per committed task (latency record)
   wclab:{J}:dead    stream   one entry per dead-lettered task, with its reason
   wclab:{J}:job     hash     the job's description and running totals
+  wclab:{J}:spec    hash     speculative execution's bookkeeping (wclab_speculate)
 
 Time. Every function takes `now_ms` as an argument. An empty string means
 "use this server's clock" (one Redis); a number is a timestamp chosen by the
@@ -276,3 +277,71 @@ redis.register_function('wclab_claim', claim)
 redis.register_function('wclab_renew', renew)
 redis.register_function('wclab_commit', commit)
 redis.register_function('wclab_dead', dead_letter)
+
+--[[
+wclab_speculate KEYS: tasks, done, spec
+                ARGV: now_ms, group, consumer, min_age_ms, factor, sample
+
+Speculative execution (lab 3): hands an idle `consumer` a backup copy of a
+task that has been in flight much longer than tasks usually take. Ownership
+does not change: the task stays in its owner's pending list, the backup
+counts it too, and whichever commit lands first counts; wclab_commit's gate
+("every task still pending") makes the other a no-op.
+
+"Much longer": the task's latency so far, now minus its `injected` time,
+is at least max(min_age_ms, factor x the median latency of the last `sample`
+commits). Both sides are latencies on the server clock, so renewals (which
+reset XPENDING's idle time) do not matter. Workers ask only when idle, when
+nothing is queued, so a task that old is held by a straggler or by a dead
+worker whose lease has not run out yet. Each task gets one backup at most:
+the `spec` hash records `backup:<id>` = the consumer, and counts `backups`.
+Returns nil, or a task like wclab_claim: {'task', id, path, start, end,
+injected, deliveries}.
+]]
+local function speculate(keys, args)
+  local tasks, done, spec = keys[1], keys[2], keys[3]
+  local ms = now_ms(args[1])
+  local group, consumer = args[2], args[3]
+  local min_age, factor, sample = tonumber(args[4]), tonumber(args[5]), tonumber(args[6])
+
+  local ok, held = pcall(redis.call, 'XPENDING', tasks, group, '-', '+', 100)
+  if not ok then
+    if string.find(errtext(held), 'NOGROUP') then
+      return nil
+    end
+    return redis.error_reply(errtext(held))
+  end
+  if #held == 0 then
+    return nil
+  end
+
+  local latencies = {}
+  for _, e in ipairs(redis.call('XREVRANGE', done, '+', '-', 'COUNT', sample)) do
+    local f = entry_fields(e)
+    local injected, committed = tonumber(f.injected), tonumber(f.committed)
+    if injected and committed then
+      latencies[#latencies + 1] = committed - injected
+    end
+  end
+  table.sort(latencies)
+  local typical = latencies[math.floor((#latencies + 1) / 2)] or 0
+  local threshold = math.max(min_age, factor * typical)
+
+  for _, p in ipairs(held) do
+    local id, owner, deliveries = p[1], p[2], p[4]
+    if owner ~= consumer and redis.call('HEXISTS', spec, 'backup:' .. id) == 0 then
+      local entry = redis.call('XRANGE', tasks, id, id)[1]
+      local f = entry and entry_fields(entry)
+      local injected = f and tonumber(f.injected)
+      if injected and ms - injected >= threshold then
+        redis.call('HSET', spec, 'backup:' .. id, consumer)
+        redis.call('HINCRBY', spec, 'backups', 1)
+        return {'task', id, f.path or '', f.start or '0', f['end'] or '0',
+                f.injected, deliveries}
+      end
+    end
+  end
+  return nil
+end
+
+redis.register_function('wclab_speculate', speculate)

@@ -48,6 +48,17 @@ pub enum Command {
     /// (the King James Bible), so that the labs need no download.
     #[command(subcommand)]
     Gen(GenCommand),
+    /// Lab 3: inject R files a second into the job's stream and measure each
+    /// file's latency, from injection to commit, with crashing and straggling
+    /// workers; writes latency.csv, events.csv, summary.json, timeline.png.
+    ///
+    /// Both timestamps come from the Redis server's clock. Without --redis,
+    /// starts a private redis-server, like `run`. Exit status: 0 when every
+    /// injected file was committed, 1 otherwise, 2 for errors.
+    Stream(StreamArgs),
+    /// Lab 3: draw latency timelines from one or several latency.csv files
+    /// (written by `wclab stream`) on one figure, e.g. several injection rates.
+    Plot(PlotArgs),
 }
 
 /// `wclab gen` corpora.
@@ -94,6 +105,8 @@ impl Command {
     pub fn default_log_level(&self) -> &'static str {
         match self {
             Command::Worker(_) | Command::Gen(_) => "info",
+            // Its crashes are on purpose and reported in its own words.
+            Command::Stream(_) => "error",
             _ => "warn",
         }
     }
@@ -250,6 +263,12 @@ pub struct WorkerArgs {
     /// instead of waiting for more.
     #[arg(long)]
     pub exit_when_done: bool,
+
+    /// Speculative execution: when idle, count a backup copy of a task that
+    /// another worker has held much longer than usual (the first commit
+    /// counts, the other is a no-op).
+    #[arg(long)]
+    pub speculate: bool,
 }
 
 /// `wclab submit`.
@@ -298,6 +317,147 @@ pub struct TopArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `wclab stream`.
+#[derive(Debug, Args)]
+pub struct StreamArgs {
+    /// Files, directories or globs to inject, one task per file, in path
+    /// order (e.g. the output of `wclab gen tweets`).
+    #[arg(long, short, required = true, num_args = 1..)]
+    pub input: Vec<String>,
+
+    /// Files injected per second (one micro-batch each second).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub rate: u64,
+
+    /// Stop injecting after this long, e.g. 30s (default: when the input is
+    /// used up).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Normal worker processes.
+    #[arg(long, short, default_value_t = 2)]
+    pub workers: usize,
+
+    /// Extra workers that are killed with SIGKILL at random moments while
+    /// files are injected (each is replaced at once). A crash waits (up to
+    /// 2 s) for the worker to hold a task, so that it loses one.
+    #[arg(long, default_value_t = 0)]
+    pub crashing: usize,
+
+    /// Mean time between two crashes of one crashing worker (each interval
+    /// is drawn uniformly from half to one and a half times this).
+    #[arg(long, default_value = "4s", value_parser = humantime::parse_duration)]
+    pub crash_every: Duration,
+
+    /// Extra workers that straggle: held to --straggler-cpu percent of a CPU
+    /// by SIGSTOP/SIGCONT (as cpulimit does) from --straggle-from for
+    /// --straggle-for.
+    #[arg(long, default_value_t = 0)]
+    pub stragglers: usize,
+
+    /// CPU share of a straggler while it straggles, in percent.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub straggler_cpu: u64,
+
+    /// Duty cycle of a straggler: it runs straggler-cpu percent of each
+    /// period and is stopped for the rest (shorter than a task, so that each
+    /// task is slowed down evenly).
+    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+    pub straggler_period: Duration,
+
+    /// When the stragglers start straggling (default: a quarter of the
+    /// injection time).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub straggle_from: Option<Duration>,
+
+    /// How long they straggle (default: half of the injection time).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub straggle_for: Option<Duration>,
+
+    /// Speculative execution: idle workers count backup copies of tasks held
+    /// much longer than usual (see `wclab worker --speculate`).
+    #[arg(long)]
+    pub speculate: bool,
+
+    /// Where latency.csv, events.csv, summary.json and timeline.png go
+    /// (created if missing).
+    #[arg(long, default_value = "stream-out")]
+    pub out: PathBuf,
+
+    /// Name of this run in plot legends (default: "<rate> files/s").
+    #[arg(long)]
+    pub label: Option<String>,
+
+    /// Input format: `csv` (count one column) or `text`.
+    #[arg(long, default_value = "csv", value_parser = ["text", "csv"])]
+    pub format: String,
+
+    /// With --format csv: the header name of the column to count.
+    #[arg(long, default_value = "text")]
+    pub column: String,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub lease: LeaseArgs,
+
+    /// Counting threads per worker.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+
+    /// Seed of the chaos: when the crashing workers die.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// After the last injection, wait this long at most for the files in
+    /// flight before giving up on them.
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+
+    /// Use this Redis instead of starting a private one (the job is left in
+    /// it): redis://[:password@]host:port[/db].
+    #[arg(long, env = crate::REDIS_URL_ENV, hide_env_values = true)]
+    pub redis: Option<String>,
+
+    /// Job name (default: a fresh name per run).
+    #[arg(long)]
+    pub job: Option<String>,
+}
+
+/// `wclab plot`.
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// latency.csv files, or directories holding one (as written by `wclab
+    /// stream --out DIR`); each is one series. The events.csv beside each is
+    /// marked too.
+    #[arg(required = true, num_args = 1..)]
+    pub inputs: Vec<PathBuf>,
+
+    /// Legend of each series, in the order of the inputs (default: the label
+    /// in the summary.json beside it, else its directory's name).
+    #[arg(long)]
+    pub label: Vec<String>,
+
+    /// The PNG file to write.
+    #[arg(long, short)]
+    pub out: PathBuf,
+
+    /// Caption of the figure.
+    #[arg(long)]
+    pub title: Option<String>,
+
+    /// Width in pixels.
+    #[arg(long, default_value_t = 1200)]
+    pub width: u32,
+
+    /// Height in pixels.
+    #[arg(long, default_value_t = 600)]
+    pub height: u32,
+
+    /// Logarithmic latency axis.
+    #[arg(long)]
+    pub log: bool,
 }
 
 /// Parses `64MiB`, `1G`, `4096`...

@@ -76,7 +76,8 @@ fn text(v: &Value) -> Option<String> {
     }
 }
 
-fn parse(reply: Value) -> Option<Claim> {
+/// Parses a claim-shaped reply (also `wclab_speculate`'s).
+pub(crate) fn parse(reply: Value) -> Option<Claim> {
     let items = match reply {
         Value::Nil => return Some(Claim::Idle),
         Value::Array(items) => items,

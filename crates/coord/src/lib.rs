@@ -13,7 +13,8 @@
 //!   loaded, also after Redis was restarted without it.
 //! * One module per operation of the protocol, each a thin typed wrapper of
 //!   one function: [`submit`], [`claim`], [`renew`], [`commit`],
-//!   [`dead_letter`]; then [`job`] (the job's description and progress) and
+//!   [`dead_letter`], and [`speculate`] (backup copies of stragglers,
+//!   lab 3); then [`job`] (the job's description and progress) and
 //!   [`results`] (top words, all counts, dead letters).
 //!
 //! Expected outcomes are values, not errors: "no task waiting" is
@@ -29,6 +30,7 @@ pub mod job;
 mod keys;
 pub mod renew;
 pub mod results;
+pub mod speculate;
 mod store;
 pub mod submit;
 mod target;

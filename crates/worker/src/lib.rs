@@ -14,6 +14,9 @@
 //!
 //! * [`Worker`] runs the loop until told to stop.
 //! * [`guard`] decides which paths a worker may open at all.
+//! * With [`WorkerConfig::speculate`] on (lab 3), an idle worker asks for a
+//!   backup copy of a straggling task (`wclab_speculate`) and handles it
+//!   like any other; the commit gate lets only the first commit count.
 //! * [`testing`] holds the pause hooks that tests use to kill a worker at a
 //!   precise point of the protocol.
 
@@ -27,6 +30,7 @@ use tokio::sync::watch;
 use wclab_coord::claim::{Claim, ClaimRules, Task};
 use wclab_coord::commit::{CommitOutcome, Committed};
 use wclab_coord::job::JobSpec;
+use wclab_coord::speculate::{self, SpeculationRules};
 use wclab_coord::{claim, commit, dead_letter, job, renew, CoordError, JobKeys, Store};
 use wclab_count::{CountError, Counter, Counts, Format};
 
@@ -45,6 +49,9 @@ pub struct WorkerConfig {
     pub threads: Option<usize>,
     /// Exit once every task of the job is committed or dead-lettered.
     pub exit_when_done: bool,
+    /// Speculative execution (lab 3): when idle, count a backup copy of a
+    /// task another worker has held much longer than usual. `None`: off.
+    pub speculate: Option<SpeculationRules>,
 }
 
 impl WorkerConfig {
@@ -60,6 +67,7 @@ impl WorkerConfig {
             idle_poll: Duration::from_millis(20),
             threads: None,
             exit_when_done: false,
+            speculate: None,
         }
     }
 }
@@ -86,6 +94,9 @@ pub struct WorkerReport {
     pub duplicates: u64,
     /// Tasks this worker dead-lettered.
     pub dead_lettered: u64,
+    /// Backup copies of straggling tasks this worker counted (whether or
+    /// not its commit was the one that counted).
+    pub speculated: u64,
 }
 
 /// A worker bound to one job and one Redis.
@@ -143,6 +154,15 @@ impl Worker {
             .await?
             {
                 Claim::Idle => {
+                    if let Some(task) = self.speculative_task().await? {
+                        idle = Duration::from_millis(1);
+                        self.report.speculated += 1;
+                        let handled = self.handle(task, &mut stop).await?;
+                        if self.tally(handled) {
+                            break;
+                        }
+                        continue;
+                    }
                     if self.config.exit_when_done
                         && job::status(&mut self.store, &self.keys)
                             .await?
@@ -162,18 +182,40 @@ impl Worker {
                 }
                 Claim::Task(task) => {
                     idle = Duration::from_millis(1);
-                    match self.handle(task, &mut stop).await? {
-                        Handled::Committed => self.report.committed += 1,
-                        Handled::Duplicate => self.report.duplicates += 1,
-                        Handled::DeadLettered => self.report.dead_lettered += 1,
-                        Handled::LeftPending => {}
-                        Handled::Interrupted => break,
+                    let handled = self.handle(task, &mut stop).await?;
+                    if self.tally(handled) {
+                        break;
                     }
                 }
             }
         }
         tracing::info!(?self.report, "worker stopping");
         Ok(self.report)
+    }
+
+    /// Counts what became of a task; true if the worker must stop.
+    fn tally(&mut self, handled: Handled) -> bool {
+        match handled {
+            Handled::Committed => self.report.committed += 1,
+            Handled::Duplicate => self.report.duplicates += 1,
+            Handled::DeadLettered => self.report.dead_lettered += 1,
+            Handled::LeftPending => {}
+            Handled::Interrupted => return true,
+        }
+        false
+    }
+
+    /// With speculation on, a backup copy of a straggling task, if any.
+    async fn speculative_task(&mut self) -> Result<Option<Task>, CoordError> {
+        let Some(rules) = self.config.speculate else {
+            return Ok(None);
+        };
+        let task =
+            speculate::speculate(&mut self.store, &self.keys, &self.config.consumer, rules).await?;
+        if let Some(t) = &task {
+            tracing::info!(task = %t.id, path = %t.path, "speculative copy of a straggling task");
+        }
+        Ok(task)
     }
 
     async fn job_spec(&mut self) -> Result<Option<Arc<JobSpec>>, CoordError> {

@@ -1,7 +1,9 @@
 //! One module per subcommand.
 
 mod gen;
+mod plot;
 mod run;
+mod stream;
 mod submit;
 mod top;
 mod worker;
@@ -44,6 +46,8 @@ pub fn dispatch(cli: Cli) -> Result<Outcome> {
             Command::Submit(args) => submit::submit(args).await,
             Command::Top(args) => top::top(args).await,
             Command::Gen(what) => gen::gen(what),
+            Command::Stream(args) => stream::stream(args).await,
+            Command::Plot(args) => plot::plot(args),
         }
     })
 }

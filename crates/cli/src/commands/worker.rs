@@ -28,6 +28,9 @@ pub async fn worker(args: WorkerArgs) -> Result<Outcome> {
     };
     config.threads = args.threads;
     config.exit_when_done = args.exit_when_done;
+    config.speculate = args
+        .speculate
+        .then(wclab_coord::speculate::SpeculationRules::default);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut term = signal(SignalKind::terminate())?;

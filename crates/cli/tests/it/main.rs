@@ -6,3 +6,4 @@ mod batch;
 mod chaos;
 mod checkpoint;
 mod common;
+mod stream;

@@ -1,0 +1,406 @@
+//! Lab 3: files streamed in at a fixed rate, crashing and straggling
+//! workers; every file is committed exactly once, the counts are exact, and
+//! the latency of each file is the difference of two server timestamps.
+
+use crate::common::*;
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use wclab_testkit::oracle::{self, WordMap};
+use wclab_testkit::redis::{Client, Reply};
+
+/// `files` tweet files of `rows` rows each (RFC 4180 hard cases included).
+fn tweets(dir: &Path, files: usize, rows: usize) -> PathBuf {
+    let out = dir.join("tweets");
+    wclab_gen::tweet_corpus(&wclab_gen::TweetOptions {
+        files,
+        rows,
+        seed: 3,
+        ..wclab_gen::TweetOptions::new(&out)
+    })
+    .unwrap();
+    out
+}
+
+/// The oracle of a CSV corpus: the `text` field of every record, read by
+/// the csv crate (not by the kernel under test), split on ASCII whitespace.
+fn csv_oracle(files: &[PathBuf]) -> WordMap {
+    let mut map = WordMap::new();
+    for f in files {
+        let mut r = csv::ReaderBuilder::new().from_path(f).unwrap();
+        let col = r
+            .byte_headers()
+            .unwrap()
+            .iter()
+            .position(|h| h == b"text")
+            .expect("a text column");
+        for rec in r.byte_records() {
+            oracle::count(&rec.unwrap()[col], &mut map);
+        }
+    }
+    map
+}
+
+fn sorted_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Width and height from a PNG's IHDR, after checking the signature.
+fn png_size(path: &Path) -> (u32, u32) {
+    let b = std::fs::read(path).unwrap();
+    assert!(b.len() > 33, "{} is too short for a PNG", path.display());
+    assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");
+    assert_eq!(&b[12..16], b"IHDR", "IHDR first");
+    let be = |i: usize| u32::from_be_bytes(b[i..i + 4].try_into().unwrap());
+    (be(16), be(20))
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// latency.csv as rows of strings keyed by column name.
+fn read_latency(path: &Path) -> Vec<HashMap<String, String>> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let headers = r.headers().unwrap().clone();
+    assert_eq!(
+        headers.iter().collect::<Vec<_>>(),
+        [
+            "file",
+            "injected_at",
+            "committed_at",
+            "latency_ms",
+            "worker",
+            "attempts"
+        ]
+    );
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            headers
+                .iter()
+                .zip(rec.iter())
+                .map(|(h, v)| (h.to_owned(), v.to_owned()))
+                .collect()
+        })
+        .collect()
+}
+
+/// Checks everything a stream run must guarantee, whatever the faults:
+/// each injected file committed once, exact counts, consistent latencies.
+fn assert_stream_exact(server: &RedisServer, job: &str, files: &[PathBuf], out: &Path) {
+    // Exactly one completion record per task, for every task.
+    let done = done_records(server, job);
+    let ids: Vec<&str> = done.iter().map(|d| d.0.as_str()).collect();
+    let distinct: HashSet<&str> = ids.iter().copied().collect();
+    assert_eq!(distinct.len(), ids.len(), "a task committed twice: {ids:?}");
+    let want: HashSet<String> = (1..=files.len()).map(|i| format!("0-{i}")).collect();
+    assert_eq!(
+        distinct,
+        want.iter().map(String::as_str).collect::<HashSet<_>>(),
+        "every injected file committed"
+    );
+    oracle::assert_same(&counts_in_redis(server, job), &csv_oracle(files));
+
+    // latency.csv agrees with the done stream and with itself.
+    let rows = read_latency(&out.join("latency.csv"));
+    assert_eq!(rows.len(), files.len());
+    let by_task: HashMap<&str, (&str, u64)> = done
+        .iter()
+        .map(|(t, w, a)| (t.as_str(), (w.as_str(), *a)))
+        .collect();
+    let mut names = HashSet::new();
+    for row in &rows {
+        let n = |k: &str| row[k].parse::<i64>().unwrap();
+        assert!(n("latency_ms") >= 0, "negative latency: {row:?}");
+        assert_eq!(
+            n("latency_ms"),
+            n("committed_at") - n("injected_at"),
+            "{row:?}"
+        );
+        let index = files
+            .iter()
+            .position(|f| f.file_name().unwrap().to_str() == Some(row["file"].as_str()))
+            .unwrap_or_else(|| panic!("unknown file {row:?}"));
+        let (worker, attempts) = by_task[format!("0-{}", index + 1).as_str()];
+        assert_eq!(row["worker"], worker);
+        assert_eq!(n("attempts") as u64, attempts);
+        assert!(names.insert(row["file"].clone()), "file listed twice");
+    }
+    let summary = read_json(&out.join("summary.json"));
+    assert_eq!(summary["files_committed"], files.len());
+    for k in ["p50_ms", "p95_ms", "p99_ms", "max_ms"] {
+        assert!(summary[k].as_i64().unwrap() >= 0, "{k}");
+    }
+    assert!(summary["throughput_files_per_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(png_size(&out.join("timeline.png")), (1200, 600));
+}
+
+fn stream_cmd(server: &RedisServer, job: &str, input: &Path, out: &Path) -> std::process::Command {
+    let mut c = wclab();
+    c.arg("stream")
+        .arg("--redis")
+        .arg(server.url())
+        .args(["--job", job, "--input"])
+        .arg(input)
+        .arg("--out")
+        .arg(out)
+        .args(["--max-deliveries", "50"]);
+    c
+}
+
+#[test]
+fn every_file_is_committed_once_with_crashing_workers_and_stragglers() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let input = tweets(dir.path(), 48, 40);
+    let out = dir.path().join("out");
+    let o = output(
+        stream_cmd(&server, "lab3", &input, &out)
+            .args(["--rate", "16", "--duration", "3s", "--workers", "1"])
+            .args([
+                "--crashing",
+                "1",
+                "--crash-every",
+                "700ms",
+                "--lease",
+                "600ms",
+            ])
+            .args(["--stragglers", "1", "--straggler-cpu", "20"])
+            .args(["--straggler-period", "250ms", "--straggle-from", "500ms"])
+            .args(["--straggle-for", "1500ms"])
+            // Tasks take >= 30 ms, so that kills land mid-task.
+            .env("WCLAB_TEST_PAUSE", "while_counting:30"),
+    );
+    assert_status(&o, 0);
+    let files = sorted_files(&input);
+    assert_stream_exact(&server, "lab3", &files, &out);
+
+    let events = std::fs::read_to_string(out.join("events.csv")).unwrap();
+    assert!(events.starts_with("at,kind,detail\n"), "{events}");
+    assert!(
+        events.contains(",crash,"),
+        "the crashing worker crashed: {events}"
+    );
+    assert!(events.contains(",straggle_start,") && events.contains(",straggle_end,"));
+    let summary = read_json(&out.join("summary.json"));
+    assert!(summary["settings"]["workers_replaced"].as_u64().unwrap() >= 1);
+    assert_eq!(summary["settings"]["duplicate_commits"], 0);
+    let events = summary["events"].as_array().unwrap();
+    assert!(events
+        .iter()
+        .all(|e| e["recovery_ms"].as_i64().unwrap() >= 0));
+    assert_eq!(
+        summary["recovery_ms"].as_array().unwrap().len(),
+        events
+            .iter()
+            .filter(|e| e["kind"] != "straggle_end")
+            .count(),
+        "one recovery time per failure event"
+    );
+
+    // `wclab plot` redraws it, here twice on one figure of another size.
+    let fig = dir.path().join("figs/both.png");
+    let o = output(
+        wclab()
+            .arg("plot")
+            .arg(&out)
+            .arg(out.join("latency.csv"))
+            .args(["--label", "first", "--label", "second", "--log"])
+            .args(["--width", "800", "--height", "420", "-o"])
+            .arg(&fig),
+    );
+    assert_status(&o, 0);
+    assert_eq!(png_size(&fig), (800, 420));
+}
+
+#[test]
+fn with_speculation_stragglers_are_backed_up_and_counted_once() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let input = tweets(dir.path(), 30, 40);
+    let out = dir.path().join("out");
+    let o = output(
+        stream_cmd(&server, "spec", &input, &out)
+            .args(["--rate", "15", "--workers", "2", "--stragglers", "1"])
+            .args(["--straggler-cpu", "5", "--straggler-period", "600ms"])
+            .args(["--straggle-from", "0s", "--straggle-for", "10s"])
+            .arg("--speculate"),
+    );
+    assert_status(&o, 0);
+    assert_stream_exact(&server, "spec", &sorted_files(&input), &out);
+    let summary = read_json(&out.join("summary.json"));
+    assert_eq!(summary["settings"]["speculate"], true);
+    assert_eq!(summary["settings"]["duplicate_commits"], 0);
+}
+
+/// The pending entries of a job: (task, owner).
+fn pending(c: &mut Client, job: &str) -> Vec<(String, String)> {
+    let r = c.cmd(&[
+        "XPENDING",
+        &format!("wclab:{{{job}}}:tasks"),
+        "workers",
+        "-",
+        "+",
+        "10",
+    ]);
+    match r {
+        Reply::Array(Some(items)) => items
+            .iter()
+            .map(|p| (p.array()[0].text(), p.array()[1].text()))
+            .collect(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_backup_copy_commits_first_and_the_stragglers_commit_is_a_no_op() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let input = tweets(dir.path(), 1, 30);
+    let file = sorted_files(&input);
+    let mut c = wclab();
+    let o = output(
+        c.args(["submit", "--job", "slow", "--format", "csv", "--input"])
+            .arg(&input)
+            .env("WCLAB_REDIS_URL", server.url()),
+    );
+    assert_status(&o, 0);
+
+    // The straggler: claims the task, then counts for 4 s while renewing
+    // its lease (30 s), so nobody can steal it.
+    let mut straggler = spawn_worker(
+        &server,
+        "slow",
+        &[("WCLAB_TEST_PAUSE", "while_counting:4000")],
+        &["--lease", "30s"],
+    );
+    let mut rc = Client::connect(server.port(), server.password()).unwrap();
+    let owner =
+        wclab_testkit::procs::wait_for("the straggler's claim", Duration::from_secs(30), || {
+            pending(&mut rc, "slow").first().map(|p| p.1.clone())
+        });
+    // An idle worker with speculation on backs the task up and commits.
+    let mut backup = spawn_worker(&server, "slow", &[], &["--speculate", "--lease", "30s"]);
+    wait_finished(&server, "slow");
+    let done = done_records(&server, "slow");
+    assert_eq!(done.len(), 1);
+    assert_ne!(done[0].1, owner, "the backup's commit came first");
+
+    // The straggler finishes later; its commit must change nothing.
+    let stderr = straggler.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let line = line.unwrap_or_default();
+            if line.contains("no longer pending") {
+                let _ = tx.send(());
+                return;
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the straggler's late commit found its task already committed");
+    for w in [&mut straggler, &mut backup] {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+    assert_eq!(done_records(&server, "slow").len(), 1);
+    oracle::assert_same(&counts_in_redis(&server, "slow"), &csv_oracle(&file));
+}
+
+#[test]
+fn the_csv_column_is_read_with_rfc4180_quoting() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("t.csv");
+    // The counted column is not the first; other columns hold words that
+    // must not be counted; CRLF and LF line ends are mixed.
+    std::fs::write(
+        &f,
+        concat!(
+            "id,text,user\r\n",
+            "1,plain words,alice\r\n",
+            "2,\"a, quoted comma\",bob\n",
+            "3,\"say \"\"hi\"\" twice\",carol\n",
+            "4,\"line one\nline two\r\nthree\",dave\n",
+            "5,,erin\n",
+            "6,\"\",frank\n",
+            "7,\"\"\"\",gina\n",
+            "8,trailing \"quote\" inside,hank\n",
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out.tsv");
+    let o = output(
+        wclab()
+            .args([
+                "run", "-w", "1", "--format", "csv", "--column", "text", "--input",
+            ])
+            .arg(&f)
+            .arg("-o")
+            .arg(&out),
+    );
+    assert_status(&o, 0);
+    let mut want = WordMap::new();
+    for w in [
+        "plain",
+        "words",
+        "a,",
+        "quoted",
+        "comma",
+        "say",
+        "\"hi\"",
+        "twice",
+        "line",
+        "one",
+        "line",
+        "two",
+        "three",
+        "\"",
+        "trailing",
+        "\"quote\"",
+        "inside",
+    ] {
+        *want.entry(w.as_bytes().to_vec()).or_insert(0) += 1;
+    }
+    oracle::assert_same(&read_output(&out), &want);
+}
+
+#[test]
+fn a_malformed_csv_file_is_dead_lettered_with_its_line_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("in");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(
+        root.join("good.csv"),
+        "id,text\n1,good words here\n2,more good\n",
+    )
+    .unwrap();
+    // The record on line 5 (the quoted newline makes it the fifth line) has
+    // a third field: the file is refused whole, not half-counted.
+    std::fs::write(
+        root.join("bad.csv"),
+        "id,text\n1,badfirst row\n2,\"badsecond\nspans lines\"\n3,badthird,extra\n4,badlast\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out.tsv");
+    let o = output(
+        wclab()
+            .args(["run", "-w", "2", "--format", "csv", "--input"])
+            .arg(&root)
+            .arg("-o")
+            .arg(&out),
+    );
+    assert_status(&o, 1);
+    let e = stderr(&o);
+    assert!(e.contains("bad.csv") && e.contains("line 5"), "{e}");
+    let mut want = WordMap::new();
+    oracle::count(b"good words here more good", &mut want);
+    oracle::assert_same(&read_output(&out), &want);
+}

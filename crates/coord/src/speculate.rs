@@ -1,0 +1,86 @@
+//! `wclab_speculate`: a backup copy of a straggling task for an idle worker.
+//!
+//! Speculative execution, as MapReduce does it for stragglers: when a task
+//! has been in flight much longer than tasks usually take (its latency so
+//! far against the median latency of the recent commits), an idle worker
+//! counts it too, without taking it from its owner. Whichever commit lands first
+//! counts; the commit gate turns the other into
+//! [`CommitOutcome::NotPending`](crate::commit::CommitOutcome::NotPending).
+//! The rule ("much longer") and the bookkeeping are in `lua/wclab.lua`.
+
+use crate::claim::{Claim, Task};
+use crate::{CoordError, JobKeys, Store, GROUP};
+use redis::Value;
+use std::time::Duration;
+
+/// When a held task deserves a backup.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SpeculationRules {
+    /// Never back up a task injected less than this long ago.
+    pub min_age: Duration,
+    /// Back up a task whose latency so far is `factor` times the median
+    /// latency of the recent commits (if that is more than `min_age`).
+    pub factor: f64,
+    /// How many recent commits the median is taken over.
+    pub sample: u32,
+}
+
+impl Default for SpeculationRules {
+    /// 100 ms at least, 3 times the median of the last 20 commits.
+    fn default() -> Self {
+        SpeculationRules {
+            min_age: Duration::from_millis(100),
+            factor: 3.0,
+            sample: 20,
+        }
+    }
+}
+
+/// The hash in which `wclab_speculate` keeps its bookkeeping. It shares
+/// the job's hash tag; it is not one of [`JobKeys::all`].
+pub fn spec_key(keys: &JobKeys) -> String {
+    format!("wclab:{{{}}}:spec", keys.job_name)
+}
+
+/// Asks for a backup copy of a straggling task, for `consumer` (which
+/// should be idle). `None`: no task deserves one.
+pub async fn speculate(
+    store: &mut Store,
+    keys: &JobKeys,
+    consumer: &str,
+    rules: SpeculationRules,
+) -> Result<Option<Task>, CoordError> {
+    let mut cmd = redis::cmd("FCALL");
+    cmd.arg("wclab_speculate")
+        .arg(3)
+        .arg(&keys.tasks)
+        .arg(&keys.done)
+        .arg(spec_key(keys))
+        .arg(store.now_arg())
+        .arg(GROUP)
+        .arg(consumer)
+        .arg(rules.min_age.as_millis() as u64)
+        .arg(rules.factor)
+        .arg(rules.sample);
+    let reply: Value = store.call("ask for a speculative task", &cmd).await?;
+    match crate::claim::parse(reply) {
+        Some(Claim::Idle) => Ok(None),
+        Some(Claim::Task(t)) => Ok(Some(t)),
+        _ => Err(CoordError::Protocol {
+            target: store.target().clone(),
+            op: "wclab_speculate",
+            detail: "reply is not nil or ['task', ...]".into(),
+        }),
+    }
+}
+
+/// How many backup copies have been handed out in the job.
+pub async fn backups(store: &mut Store, keys: &JobKeys) -> Result<u64, CoordError> {
+    let n: Option<u64> = store
+        .call(
+            "count the speculative copies",
+            redis::cmd("HGET").arg(spec_key(keys)).arg("backups"),
+        )
+        .await?;
+    Ok(n.unwrap_or(0))
+}

@@ -1,0 +1,360 @@
+//! `summary.json`: latency percentiles, throughput, and recovery after
+//! each event.
+//!
+//! # Percentiles
+//!
+//! Nearest rank: the p-th percentile of n sorted latencies is the value at
+//! rank ⌈p/100 · n⌉ (from 1). No interpolation, so every figure is the
+//! latency of a real file.
+//!
+//! # Recovery
+//!
+//! * **Baseline**: the files injected before the first event (the whole
+//!   run when there are no events, or fewer than [`MIN_BASELINE`] files
+//!   before the first one).
+//! * **Late**: a file is late when its latency exceeds the threshold
+//!   `max(2 × baseline p95, baseline p50 + 100 ms)` — twice the normal
+//!   spread, and never less than a tenth of a second above normal, so that
+//!   scheduling noise on a busy machine is not taken for a fault.
+//! * **Affected by an event at E**: the files committed at or after E that
+//!   would have turned late (injection time + threshold) at or after E and
+//!   before the next event. A fault can only make a file late if it happens
+//!   before the file turns late; the latest such event is blamed. So the
+//!   file a crashed worker held (injected just before the crash) belongs to
+//!   that crash, and files already late belong to an earlier event.
+//! * **Recovery time** of the event: from E to the commit of the last late
+//!   file it affected; 0 when it affected no late file. The event is
+//!   `recovered` if no affected file was late, or if some file (any file)
+//!   committed after that last late one was on time: latency was seen back
+//!   under the threshold. A run that ends on a late file reports
+//!   `recovered: false`.
+//!
+//! On the timeline this is the time from the event's marker until the last
+//! point above the threshold that it caused (that point sits at its
+//! injection time, plus its latency, on the commit clock).
+
+use crate::{Event, EventKind, LatencyRecord, StreamError};
+use serde::Serialize;
+use std::path::Path;
+
+/// Fewest files before the first event for them to be the baseline.
+pub const MIN_BASELINE: usize = 5;
+
+/// Latency percentiles of a set of files, in ms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: i64,
+    /// 95th percentile.
+    pub p95: i64,
+    /// 99th percentile.
+    pub p99: i64,
+    /// Largest.
+    pub max: i64,
+    /// Arithmetic mean.
+    pub mean: f64,
+}
+
+impl Percentiles {
+    /// Percentiles of `latencies` (any order); all zero when empty.
+    pub fn of(latencies: impl IntoIterator<Item = i64>) -> Self {
+        let mut v: Vec<i64> = latencies.into_iter().collect();
+        if v.is_empty() {
+            return Percentiles::default();
+        }
+        v.sort_unstable();
+        Percentiles {
+            p50: percentile(&v, 50.0),
+            p95: percentile(&v, 95.0),
+            p99: percentile(&v, 99.0),
+            max: *v.last().unwrap_or(&0),
+            mean: v.iter().sum::<i64>() as f64 / v.len() as f64,
+        }
+    }
+}
+
+/// The nearest-rank `p`-th percentile of `sorted` (ascending, non-empty).
+pub fn percentile(sorted: &[i64], p: f64) -> i64 {
+    let n = sorted.len();
+    let rank = ((p / 100.0) * n as f64).ceil() as usize;
+    sorted[rank.clamp(1, n) - 1]
+}
+
+/// What "normal" was, and the threshold above which a file is late.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Baseline {
+    /// Files the baseline is made of.
+    pub files: usize,
+    /// Their median latency.
+    pub p50_ms: i64,
+    /// Their 95th percentile.
+    pub p95_ms: i64,
+    /// `max(2 × p95, p50 + 100 ms)`.
+    pub late_threshold_ms: i64,
+}
+
+/// How the run coped with one event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventReport {
+    /// Seconds after the first injection.
+    pub at_s: f64,
+    /// Server time, ms.
+    pub at: u64,
+    /// What happened.
+    pub kind: EventKind,
+    /// Which workers.
+    pub detail: String,
+    /// Files affected (see the module doc).
+    pub affected_files: usize,
+    /// Of which late.
+    pub late_files: usize,
+    /// Largest latency among the affected files, ms.
+    pub peak_latency_ms: i64,
+    /// From the event to the commit of the last late file it affected, ms.
+    pub recovery_ms: i64,
+    /// Latency was seen back under the threshold before the run ended.
+    pub recovered: bool,
+}
+
+/// The whole of `summary.json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// How the run was set up (rate, workers...), filled by the caller.
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub settings: serde_json::Map<String, serde_json::Value>,
+    /// Files committed (with a latency record).
+    pub files_committed: usize,
+    /// Latency of every committed file, ms.
+    pub latency_ms: Percentiles,
+    /// Median latency, ms (also in `latency_ms`).
+    pub p50_ms: i64,
+    /// 95th percentile, ms.
+    pub p95_ms: i64,
+    /// 99th percentile, ms.
+    pub p99_ms: i64,
+    /// Largest latency, ms.
+    pub max_ms: i64,
+    /// Files committed per second, from the first injection to the last commit.
+    pub throughput_files_per_s: f64,
+    /// From the first injection to the last commit, s.
+    pub span_s: f64,
+    /// Normal latency and the late threshold.
+    pub baseline: Baseline,
+    /// Every event, in time order, with its recovery.
+    pub events: Vec<EventReport>,
+    /// Recovery time after each failure event (crash, stragglers slowed),
+    /// ms, in time order: the figure the lab is about.
+    pub recovery_ms: Vec<i64>,
+}
+
+impl Summary {
+    /// Summarises a run from its records and events.
+    pub fn new(records: &[LatencyRecord], events: &[Event]) -> Self {
+        let mut events = events.to_vec();
+        events.sort_by_key(|e| e.at);
+        let all = Percentiles::of(records.iter().map(|r| r.latency_ms));
+        let start = records
+            .iter()
+            .map(|r| r.injected_at)
+            .chain(events.first().map(|e| e.at))
+            .min()
+            .unwrap_or(0);
+        let end = records
+            .iter()
+            .map(|r| r.committed_at)
+            .max()
+            .unwrap_or(start);
+        let span_s = end.saturating_sub(start) as f64 / 1000.0;
+        let baseline = baseline(records, events.first().map(|e| e.at));
+        let reports: Vec<EventReport> = events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let next = events.get(i + 1).map_or(i64::MAX, |n| n.at as i64);
+                report(e, next, start, records, baseline.late_threshold_ms)
+            })
+            .collect();
+        Summary {
+            settings: serde_json::Map::new(),
+            files_committed: records.len(),
+            latency_ms: all,
+            p50_ms: all.p50,
+            p95_ms: all.p95,
+            p99_ms: all.p99,
+            max_ms: all.max,
+            throughput_files_per_s: if span_s > 0.0 {
+                records.len() as f64 / span_s
+            } else {
+                0.0
+            },
+            span_s,
+            baseline,
+            recovery_ms: reports
+                .iter()
+                .filter(|r| r.kind.is_failure())
+                .map(|r| r.recovery_ms)
+                .collect(),
+            events: reports,
+        }
+    }
+
+    /// Writes the summary as pretty JSON.
+    pub fn write(&self, path: &Path) -> Result<(), StreamError> {
+        let text = serde_json::to_string_pretty(self).map_err(|source| StreamError::Json {
+            path: path.to_owned(),
+            source,
+        })?;
+        std::fs::write(path, text + "\n").map_err(|source| StreamError::Io {
+            path: path.to_owned(),
+            source,
+        })
+    }
+}
+
+fn baseline(records: &[LatencyRecord], first_event: Option<u64>) -> Baseline {
+    let before: Vec<i64> = match first_event {
+        Some(at) => records
+            .iter()
+            .filter(|r| r.injected_at < at)
+            .map(|r| r.latency_ms)
+            .collect(),
+        None => Vec::new(),
+    };
+    let lat = if before.len() >= MIN_BASELINE {
+        before
+    } else {
+        records.iter().map(|r| r.latency_ms).collect()
+    };
+    let p = Percentiles::of(lat.iter().copied());
+    Baseline {
+        files: lat.len(),
+        p50_ms: p.p50,
+        p95_ms: p.p95,
+        late_threshold_ms: (2 * p.p95).max(p.p50 + 100),
+    }
+}
+
+fn report(
+    e: &Event,
+    next: i64,
+    start: u64,
+    records: &[LatencyRecord],
+    threshold: i64,
+) -> EventReport {
+    let affected: Vec<&LatencyRecord> = records
+        .iter()
+        .filter(|r| {
+            let turns_late = r.injected_at as i64 + threshold;
+            r.committed_at >= e.at && turns_late >= e.at as i64 && turns_late < next
+        })
+        .collect();
+    let late: Vec<&&LatencyRecord> = affected
+        .iter()
+        .filter(|r| r.latency_ms > threshold)
+        .collect();
+    let last_late = late.iter().map(|r| r.committed_at).max();
+    let (recovery_ms, recovered) = match last_late {
+        None => (0, true),
+        Some(t) => (
+            t as i64 - e.at as i64,
+            records
+                .iter()
+                .any(|r| r.committed_at > t && r.latency_ms <= threshold),
+        ),
+    };
+    EventReport {
+        at_s: e.at.saturating_sub(start) as f64 / 1000.0,
+        at: e.at,
+        kind: e.kind,
+        detail: e.detail.clone(),
+        affected_files: affected.len(),
+        late_files: late.len(),
+        peak_latency_ms: affected.iter().map(|r| r.latency_ms).max().unwrap_or(0),
+        recovery_ms,
+        recovered,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(injected: u64, latency: u64) -> LatencyRecord {
+        LatencyRecord::new("f", injected, injected + latency, "w", 1)
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let p = Percentiles::of((1..=100).rev());
+        assert_eq!((p.p50, p.p95, p.p99, p.max), (50, 95, 99, 100));
+        assert_eq!(p.mean, 50.5);
+        let p = Percentiles::of([7]);
+        assert_eq!((p.p50, p.p99), (7, 7));
+        assert_eq!(Percentiles::of([]), Percentiles::default());
+    }
+
+    #[test]
+    fn a_crash_delays_one_file_until_its_lease_runs_out() {
+        // 10 files a second, 10 ms each; a crash at 3.05 s holds the file
+        // injected at 3.0 s for 5 s (the lease), then all is normal.
+        let mut recs: Vec<_> = (0..60).map(|i| rec(i * 100, 10)).collect();
+        recs[30] = rec(3000, 5100);
+        let crash = Event {
+            at: 3050,
+            kind: EventKind::Crash,
+            detail: "pid 1".into(),
+        };
+        let s = Summary::new(&recs, &[crash]);
+        assert_eq!(
+            s.baseline.files, 31,
+            "injected before the crash, the delayed one included"
+        );
+        assert_eq!(s.baseline.late_threshold_ms, 110);
+        let e = &s.events[0];
+        assert_eq!(e.late_files, 1);
+        assert_eq!(e.peak_latency_ms, 5100);
+        assert_eq!(e.recovery_ms, 8100 - 3050);
+        assert!(!e.recovered, "no file committed after the late one");
+        assert_eq!(s.recovery_ms, vec![5050]);
+        assert_eq!(s.max_ms, 5100);
+        assert_eq!(s.files_committed, 60);
+    }
+
+    #[test]
+    fn recovery_ends_at_the_last_late_commit_before_the_next_event() {
+        let mut recs: Vec<_> = (0..100).map(|i| rec(i * 100, 10)).collect();
+        // Stragglers slowed at 2 s: files at 2.0..4.0 s take 500 ms.
+        for r in recs.iter_mut().skip(20).take(20) {
+            *r = rec(r.injected_at, 500);
+        }
+        let events = [
+            Event {
+                at: 6000,
+                kind: EventKind::StraggleEnd,
+                detail: String::new(),
+            },
+            Event {
+                at: 2000,
+                kind: EventKind::StraggleStart,
+                detail: String::new(),
+            },
+        ];
+        let s = Summary::new(&recs, &events);
+        assert_eq!(s.events[0].kind, EventKind::StraggleStart);
+        assert_eq!(s.events[0].late_files, 20);
+        assert_eq!(s.events[0].recovery_ms, 3900 + 500 - 2000);
+        assert!(s.events[0].recovered);
+        assert_eq!(s.events[1].recovery_ms, 0);
+        assert!(s.events[1].recovered);
+        assert_eq!(s.recovery_ms, vec![2400]);
+    }
+
+    #[test]
+    fn no_events_no_recoveries() {
+        let recs: Vec<_> = (0..10).map(|i| rec(i * 100, 10 + i)).collect();
+        let s = Summary::new(&recs, &[]);
+        assert!(s.events.is_empty());
+        assert_eq!(s.baseline.files, 10);
+        assert!((s.throughput_files_per_s - 10.0 / 0.919).abs() < 1e-9);
+    }
+}

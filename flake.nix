@@ -1,0 +1,86 @@
+{
+  description = "wclab: a distributed word count on Redis, and the labs of a cloud-computing course";
+
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.11";
+
+  outputs = { self, nixpkgs }:
+    let
+      systems = [ "x86_64-linux" "aarch64-linux" ];
+      forAllSystems = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
+
+      # Every topology described in nixos-tests/topologies/<name>.json that
+      # is not marked "pending" becomes checks.<system>.<name>, a NixOS VM
+      # test built by nixos-tests/<name>.nix.
+      topologyNames = map (file: nixpkgs.lib.removeSuffix ".json" file)
+        (builtins.attrNames (nixpkgs.lib.filterAttrs (file: type: type == "regular" && nixpkgs.lib.hasSuffix ".json" file)
+          (builtins.readDir ./nixos-tests/topologies)));
+      isReady = name: !(builtins.fromJSON (builtins.readFile (./nixos-tests/topologies + "/${name}.json")) ? pending);
+    in
+    {
+      packages = forAllSystems (pkgs: rec {
+        # The wclab binary (coordinator, worker, generator: one executable),
+        # built from the Cargo workspace.
+        wclab = pkgs.rustPlatform.buildRustPackage {
+          pname = "wclab";
+          inherit ((pkgs.lib.importTOML ./Cargo.toml).workspace.package) version;
+          src = pkgs.lib.fileset.toSource {
+            root = ./.;
+            fileset = pkgs.lib.fileset.unions [ ./Cargo.toml ./Cargo.lock ./crates ./lua ];
+          };
+          cargoLock.lockFile = ./Cargo.lock;
+          cargoBuildFlags = [ "--bin" "wclab" ];
+          # The integration tests start redis-server, kill processes and drop
+          # root with setpriv: they run in CI (`just test`), not in the sandbox.
+          doCheck = false;
+          meta = {
+            description = "Distributed word count on Redis, and the labs of a cloud-computing course";
+            license = with pkgs.lib.licenses; [ mit asl20 ];
+            mainProgram = "wclab";
+            platforms = pkgs.lib.platforms.linux;
+          };
+        };
+
+        # scripts/oracle-coreutils: the expected `word<TAB>count` output of
+        # `wclab ... -o FILE`, with coreutils only (used by the VM tests).
+        oracle-coreutils = pkgs.writeShellApplication {
+          name = "oracle-coreutils";
+          runtimeInputs = with pkgs; [ coreutils findutils gnugrep gawk ];
+          text = builtins.readFile ./scripts/oracle-coreutils;
+        };
+        # PENDING: the Raft replication component for Redis goes here once it
+        # is in the repository (and into nixos-tests/lib.nix, service "redis-raft").
+        default = wclab;
+      });
+
+      devShells = forAllSystems (pkgs: {
+        default = pkgs.mkShell {
+          packages = with pkgs; [
+            cargo
+            rustc
+            clippy
+            rustfmt
+            rust-analyzer
+            redis # redis-server and redis-cli
+            just
+            python3 # nixos-tests/local/driver.py
+            iproute2 # ip netns, veth, bridge: `just hosts-test`
+            coreutils
+            findutils
+            gnugrep
+            gawk # scripts/oracle-coreutils
+            nixpkgs-fmt
+          ];
+        };
+      });
+
+      checks.x86_64-linux =
+        let
+          pkgs = nixpkgs.legacyPackages.x86_64-linux;
+          inherit (self.packages.x86_64-linux) wclab oracle-coreutils;
+        in
+        nixpkgs.lib.genAttrs (builtins.filter isReady topologyNames) (name:
+          import (./nixos-tests + "/${name}.nix") { inherit pkgs wclab; oracle = oracle-coreutils; });
+
+      formatter = forAllSystems (pkgs: pkgs.nixpkgs-fmt);
+    };
+}
