@@ -14,11 +14,21 @@ Keys of a job J (all share the hash tag {J}):
   wclab:{J}:dead    stream   one entry per dead-lettered task, with its reason
   wclab:{J}:job     hash     the job's description and running totals
   wclab:{J}:spec    hash     speculative execution's bookkeeping (wclab_speculate)
+  wclab:{J}:leases  zset     task id -> time of its owner's last claim or renewal
+                             (ms, caller's clock); used when now_ms is given
 
 Time. Every function takes `now_ms` as an argument. An empty string means
 "use this server's clock" (one Redis); a number is a timestamp chosen by the
 caller (with Raft, the leader's clock), so that a function applied on several
 replicas gives the same result on each. Nothing here is random.
+
+Leases. With the server's clock (now_ms empty, one Redis), a task's lease is
+its idle time in the consumer group: XAUTOCLAIM steals what has been idle for
+longer than the lease. Idle times are each server's own clock, though, so
+with a given now_ms (replicas) leases live in the `leases` sorted set
+instead, scored with the given times, and a steal is XCLAIM ... TIME now_ms
+of a task whose score is at least a lease old. The same log then makes the
+same decisions on every replica, whenever it is applied.
 ]]
 
 local function now_ms(arg)
@@ -61,7 +71,7 @@ end
 -- unknown to this Redis (restored from a snapshot older than the job, so
 -- that the stream or its group does not exist).
 local function pending(tasks, group, id)
-  local ok, p = pcall(redis.call, 'XPENDING', tasks, group, 'IDLE', 0, id, id, 1)
+  local ok, p = pcall(redis.call, 'XPENDING', tasks, group, id, id, 1)
   if not ok then
     if string.find(errtext(p), 'NOGROUP') then
       return nil
@@ -82,7 +92,10 @@ end
 
 -- Acknowledges a pending task and records it in the dead-letter stream.
 local function bury(keys3, group, consumer, ms, id, reason, deliveries)
-  local tasks, dead, job = keys3[1], keys3[2], keys3[3]
+  local tasks, dead, job, leases = keys3[1], keys3[2], keys3[3], keys3[4]
+  if leases then
+    redis.call('ZREM', leases, id)
+  end
   local entry = redis.call('XRANGE', tasks, id, id)[1]
   local path = ''
   if entry then
@@ -130,18 +143,20 @@ local function submit(keys, args)
 end
 
 --[[
-wclab_claim KEYS: tasks, dead, job
+wclab_claim KEYS: tasks, dead, job, leases
             ARGV: now_ms, group, consumer, lease_ms, max_deliveries
 
 Hands one task to `consumer`: a new one if any (XREADGROUP), else one whose
-owner has been silent for longer than the lease (XAUTOCLAIM). A stolen task
-delivered more than max_deliveries times is dead-lettered instead.
+owner has been silent for longer than the lease (XAUTOCLAIM; with a given
+now_ms, the `leases` set and XCLAIM ... TIME, see "Leases" above). A stolen
+task delivered more than max_deliveries times is dead-lettered instead.
 Returns nil when there is nothing to do, otherwise
   {'task', id, path, start, end, injected, deliveries}  or  {'dead', id}
 ]]
 local function claim(keys, args)
-  local tasks, dead, job = keys[1], keys[2], keys[3]
+  local tasks, dead, job, leases = keys[1], keys[2], keys[3], keys[4]
   local ms = now_ms(args[1])
+  local given_time = args[1] ~= '' and leases ~= nil
   local group, consumer = args[2], args[3]
   local lease_ms, max_deliveries = tonumber(args[4]), tonumber(args[5])
 
@@ -157,16 +172,34 @@ local function claim(keys, args)
   if fresh and fresh[1] and #fresh[1][2] > 0 then
     entry = fresh[1][2][1]
     deliveries = 1
+    if given_time then
+      -- The delivery time, like everything else, is the given clock's.
+      redis.call('XCLAIM', tasks, group, consumer, 0, entry[1], 'TIME', ms, 'JUSTID')
+      redis.call('ZADD', leases, ms, entry[1])
+    end
   else
-    local stolen = redis.call('XAUTOCLAIM', tasks, group, consumer, lease_ms, '0-0', 'COUNT', 1)
-    entry = stolen[2][1]
+    if given_time then
+      entry = nil
+      for _, id in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', ms - lease_ms, 'LIMIT', 0, 10)) do
+        if pending(tasks, group, id) then
+          -- Without JUSTID, XCLAIM counts a delivery, like XAUTOCLAIM.
+          entry = redis.call('XCLAIM', tasks, group, consumer, 0, id, 'TIME', ms)[1]
+          redis.call('ZADD', leases, ms, id)
+          break
+        end
+        redis.call('ZREM', leases, id) -- finished or buried meanwhile
+      end
+    else
+      local stolen = redis.call('XAUTOCLAIM', tasks, group, consumer, lease_ms, '0-0', 'COUNT', 1)
+      entry = stolen[2][1]
+    end
     if not entry then
       return nil
     end
     local p = pending(tasks, group, entry[1])
     deliveries = p and tonumber(p[4]) or 1
     if deliveries > max_deliveries then
-      bury({tasks, dead, job}, group, consumer, ms, entry[1],
+      bury({tasks, dead, job, leases}, group, consumer, ms, entry[1],
            'delivered ' .. deliveries .. ' times without a commit (poison task, or workers dying on it)',
            deliveries)
       return {'dead', entry[1]}
@@ -178,25 +211,31 @@ local function claim(keys, args)
 end
 
 --[[
-wclab_renew KEYS: tasks   ARGV: now_ms, group, consumer, id
+wclab_renew KEYS: tasks, leases   ARGV: now_ms, group, consumer, id
 
 Renews `consumer`'s lease on task `id` (resets its idle time) if it still
 owns it. Returns 1 if renewed, 0 if the task was stolen or finished.
 A worker that was robbed must not take the task back: hence the check.
 ]]
 local function renew(keys, args)
-  local tasks = keys[1]
+  local tasks, leases = keys[1], keys[2]
   local group, consumer, id = args[2], args[3], args[4]
   local p = pending(tasks, group, id)
   if not p or p[2] ~= consumer then
     return 0
   end
-  redis.call('XCLAIM', tasks, group, consumer, 0, id, 'JUSTID')
+  if args[1] ~= '' and leases then
+    local ms = now_ms(args[1])
+    redis.call('XCLAIM', tasks, group, consumer, 0, id, 'TIME', ms, 'JUSTID')
+    redis.call('ZADD', leases, ms, id)
+  else
+    redis.call('XCLAIM', tasks, group, consumer, 0, id, 'JUSTID')
+  end
   return 1
 end
 
 --[[
-wclab_commit KEYS: tasks, counts, done, job
+wclab_commit KEYS: tasks, counts, done, job, leases
              ARGV: now_ms, group, consumer, n, id_1, bytes_1, ... id_n, bytes_n,
                    word_1, count_1, word_2, count_2, ...
 
@@ -206,19 +245,25 @@ Redis restored from an older snapshot may have forgotten the delivery, in
 which case the task will be delivered again). If so, each is acknowledged
 (XACK returns 1 for each), every word is added, and a completion record is
 appended to the done stream; otherwise nothing changes and the IDs that were
-not pending are returned, so the caller can recount the rest. With
+not pending are returned, so the caller can commit the rest. A task given
+twice in one call is an error (its words would be added twice). With
 n = 1 this is exactly "XACK, and only if it returned 1, ZINCRBY".
 Returns {1, n} or {0, id, id, ...}.
 ]]
 local function commit(keys, args)
-  local tasks, counts, done, job = keys[1], keys[2], keys[3], keys[4]
+  local tasks, counts, done, job, leases = keys[1], keys[2], keys[3], keys[4], keys[5]
   local ms = now_ms(args[1])
   local group, consumer = args[2], args[3]
   local n = tonumber(args[4])
 
-  local records, gone = {}, {0}
+  local records, gone, seen = {}, {0}, {}
   for i = 0, n - 1 do
     local id = args[5 + 2 * i]
+    if seen[id] then
+      -- Its counts would be in the merged words twice, its XACK once.
+      return redis.error_reply('ERR wclab_commit: task ' .. id .. ' given twice in one commit')
+    end
+    seen[id] = true
     local p = pending(tasks, group, id)
     if p then
       records[#records + 1] = {id, args[6 + 2 * i], p[4]}
@@ -241,6 +286,9 @@ local function commit(keys, args)
     local entry = redis.call('XRANGE', tasks, id, id)[1]
     local injected = entry and entry_fields(entry).injected or ''
     redis.call('XACK', tasks, group, id)
+    if leases then
+      redis.call('ZREM', leases, id)
+    end
     append(done, ms, {'task', id, 'worker', consumer, 'injected', injected,
                       'committed', tostring(ms), 'attempts', tostring(r[3]),
                       'bytes', r[2]})
@@ -253,7 +301,7 @@ local function commit(keys, args)
 end
 
 --[[
-wclab_dead KEYS: tasks, dead, job   ARGV: now_ms, group, consumer, id, reason
+wclab_dead KEYS: tasks, dead, job, leases   ARGV: now_ms, group, consumer, id, reason
 
 Dead-letters a task that can never be counted (missing, unreadable, not a
 regular file, outside the job's inputs, malformed). Gated like a commit:
@@ -261,14 +309,14 @@ only a still-pending task is buried. Returns 1 if buried, 0 if it was not
 pending any more.
 ]]
 local function dead_letter(keys, args)
-  local tasks, dead, job = keys[1], keys[2], keys[3]
+  local tasks, dead, job, leases = keys[1], keys[2], keys[3], keys[4]
   local ms = now_ms(args[1])
   local group, consumer, id, reason = args[2], args[3], args[4], args[5]
   local p = pending(tasks, group, id)
   if not p then
     return 0
   end
-  bury({tasks, dead, job}, group, consumer, ms, id, reason, p[4])
+  bury({tasks, dead, job, leases}, group, consumer, ms, id, reason, p[4])
   return 1
 end
 

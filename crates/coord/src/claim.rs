@@ -50,10 +50,11 @@ pub async fn claim(
 ) -> Result<Claim, CoordError> {
     let mut cmd = redis::cmd("FCALL");
     cmd.arg("wclab_claim")
-        .arg(3)
+        .arg(4)
         .arg(&keys.tasks)
         .arg(&keys.dead)
         .arg(&keys.job)
+        .arg(&keys.leases)
         .arg(store.now_arg())
         .arg(GROUP)
         .arg(consumer)

@@ -35,11 +35,12 @@ pub async fn commit<'w>(
 ) -> Result<CommitOutcome, CoordError> {
     let mut cmd = redis::cmd("FCALL");
     cmd.arg("wclab_commit")
-        .arg(4)
+        .arg(5)
         .arg(&keys.tasks)
         .arg(&keys.counts)
         .arg(&keys.done)
         .arg(&keys.job)
+        .arg(&keys.leases)
         .arg(store.now_arg())
         .arg(GROUP)
         .arg(consumer)

@@ -13,10 +13,11 @@ pub async fn dead_letter(
 ) -> Result<bool, CoordError> {
     let mut cmd = redis::cmd("FCALL");
     cmd.arg("wclab_dead")
-        .arg(3)
+        .arg(4)
         .arg(&keys.tasks)
         .arg(&keys.dead)
         .arg(&keys.job)
+        .arg(&keys.leases)
         .arg(store.now_arg())
         .arg(GROUP)
         .arg(consumer)

@@ -14,6 +14,9 @@ pub struct JobKeys {
     pub dead: String,
     /// Hash with the job's description and running totals.
     pub job: String,
+    /// Sorted set task → time of its last claim or renewal, when the
+    /// functions are given the time (replicated Redis, lab 4b).
+    pub leases: String,
 }
 
 impl JobKeys {
@@ -27,11 +30,19 @@ impl JobKeys {
             done: k("done"),
             dead: k("dead"),
             job: k("job"),
+            leases: k("leases"),
         }
     }
 
     /// Every key of the job, for deleting it.
-    pub fn all(&self) -> [&str; 5] {
-        [&self.tasks, &self.counts, &self.done, &self.dead, &self.job]
+    pub fn all(&self) -> [&str; 6] {
+        [
+            &self.tasks,
+            &self.counts,
+            &self.done,
+            &self.dead,
+            &self.job,
+            &self.leases,
+        ]
     }
 }

@@ -13,8 +13,9 @@ pub async fn renew(
 ) -> Result<bool, CoordError> {
     let mut cmd = redis::cmd("FCALL");
     cmd.arg("wclab_renew")
-        .arg(1)
+        .arg(2)
         .arg(&keys.tasks)
+        .arg(&keys.leases)
         .arg(store.now_arg())
         .arg(GROUP)
         .arg(consumer)

@@ -79,9 +79,15 @@ fn classify(e: &RedisError) -> Disposition {
 /// exponential backoff on transient errors, reloads the function library if
 /// a restarted Redis lost it, and turns a changed password into a clear
 /// [`CoordError::Auth`] rather than an endless retry.
+///
+/// With several endpoints (a Raft cluster, lab 4b) a transient error also
+/// moves the store to the next endpoint, so that workers and the submitter
+/// find the new leader (or a follower that proxies to it) on their own.
 pub struct Store {
     target: RedisTarget,
-    client: redis::Client,
+    clients: Vec<redis::Client>,
+    /// Index in `clients` of the endpoint in use.
+    current: usize,
     conn: Option<MultiplexedConnection>,
     policy: RetryPolicy,
     library_checked_once: bool,
@@ -91,15 +97,20 @@ impl Store {
     /// Connects (retrying as `policy` allows) and loads the function library
     /// if it is missing or differs from ours.
     pub async fn connect(target: RedisTarget, policy: RetryPolicy) -> Result<Store, CoordError> {
-        let client = redis::Client::open(target.connection_info().clone()).map_err(|e| {
-            CoordError::BadUrl {
-                url: target.to_string(),
-                reason: e.to_string(),
-            }
-        })?;
+        let clients = target
+            .endpoints()
+            .iter()
+            .map(|info| {
+                redis::Client::open(info.clone()).map_err(|e| CoordError::BadUrl {
+                    url: target.to_string(),
+                    reason: e.to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let mut store = Store {
             target,
-            client,
+            clients,
+            current: 0,
             conn: None,
             policy,
             library_checked_once: false,
@@ -119,9 +130,20 @@ impl Store {
     }
 
     /// The `now_ms` argument of the functions: empty, meaning "the Redis
-    /// server's own clock". A replicated store passes the leader's time.
+    /// server's own clock". Also with a Raft cluster: there the leader's
+    /// sidecar fills an empty `now_ms` with its own clock before the call
+    /// enters the log, so every replica applies the same time.
     pub(crate) fn now_arg(&self) -> &'static str {
         ""
+    }
+
+    /// Moves to the next endpoint (a no-op with one).
+    fn rotate(&mut self) {
+        self.conn = None;
+        if self.clients.len() > 1 {
+            self.current = (self.current + 1) % self.clients.len();
+            tracing::debug!(target = %self.target, endpoint = self.current, "trying the next endpoint");
+        }
     }
 
     /// Runs `cmd`, retrying on transient errors as the policy allows.
@@ -169,7 +191,7 @@ impl Store {
             match classify(&err) {
                 Disposition::Transient => {
                     tracing::debug!(target = %self.target, op, error = %err, "transient Redis error; reconnecting");
-                    self.conn = None;
+                    self.rotate();
                     self.wait(&mut waits, started, err).await?;
                 }
                 Disposition::LibraryMissing => {
@@ -228,8 +250,7 @@ impl Store {
             .set_response_timeout(Some(Duration::from_secs(60)));
         loop {
             let attempt = async {
-                let mut c = self
-                    .client
+                let mut c = self.clients[self.current]
                     .get_multiplexed_async_connection_with_config(&config)
                     .await?;
                 self.ensure_library(&mut c).await?;
@@ -251,6 +272,7 @@ impl Store {
                     }
                     Disposition::Transient | Disposition::LibraryMissing => {
                         tracing::debug!(target = %self.target, error = %e, "cannot connect yet");
+                        self.rotate();
                         self.wait(&mut waits, started, e).await?;
                     }
                 },

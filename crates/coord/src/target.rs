@@ -3,6 +3,12 @@ use std::fmt;
 
 /// A Redis server to talk to: a `redis://[:password@]host:port[/db]` URL.
 ///
+/// Or several endpoints of one replicated store (the nodes of a Raft
+/// cluster, lab 4b): `redis://[:password@]host:port,host:port,...`, each
+/// element after the first either a full `redis://` URL or a `host:port`
+/// that shares the first one's password. Clients rotate to the next
+/// endpoint when one fails.
+///
 /// The password never appears in `Display` or `Debug` output, so that a
 /// target can be logged and put into error messages safely.
 #[derive(Clone)]
@@ -10,7 +16,7 @@ pub struct RedisTarget(std::sync::Arc<Inner>);
 
 struct Inner {
     url: String,
-    info: redis::ConnectionInfo,
+    infos: Vec<redis::ConnectionInfo>,
 }
 
 impl RedisTarget {
@@ -24,11 +30,42 @@ impl RedisTarget {
         if !url.starts_with("redis://") {
             return Err(bad("it must start with redis://".into()));
         }
-        let info = url.into_connection_info().map_err(|e| bad(e.to_string()))?;
+        let mut parts = url.split(',');
+        let first = parts.next().unwrap_or_default();
+        // `redis://user:pw@` of the first endpoint, shared by bare host:port ones.
+        let prefix = match first.rfind('@') {
+            Some(at) => &first[..=at],
+            None => "redis://",
+        };
+        let mut infos = vec![first
+            .into_connection_info()
+            .map_err(|e| bad(e.to_string()))?];
+        for p in parts {
+            let p = p.trim();
+            let full = if p.starts_with("redis://") {
+                p.to_owned()
+            } else {
+                format!("{prefix}{p}")
+            };
+            infos.push(
+                full.into_connection_info()
+                    .map_err(|e| bad(e.to_string()))?,
+            );
+        }
         Ok(RedisTarget(std::sync::Arc::new(Inner {
             url: url.to_owned(),
-            info,
+            infos,
         })))
+    }
+
+    /// Every endpoint, in the order given (one for a plain Redis).
+    pub fn endpoints(&self) -> &[redis::ConnectionInfo] {
+        &self.0.infos
+    }
+
+    /// True for several endpoints of one replicated store.
+    pub fn is_cluster(&self) -> bool {
+        self.0.infos.len() > 1
     }
 
     /// The URL with its password, for handing to a child process through
@@ -37,14 +74,15 @@ impl RedisTarget {
         &self.0.url
     }
 
-    /// Connection parameters for the redis crate.
+    /// Connection parameters for the redis crate (of the first endpoint).
     pub fn connection_info(&self) -> &redis::ConnectionInfo {
-        &self.0.info
+        &self.0.infos[0]
     }
 
-    /// `host:port` of the server.
+    /// `host:port` of the server (of every endpoint, comma-separated).
     pub fn address(&self) -> String {
-        self.0.info.addr().to_string()
+        let addrs: Vec<String> = self.0.infos.iter().map(|i| i.addr().to_string()).collect();
+        addrs.join(",")
     }
 }
 
@@ -60,8 +98,13 @@ impl fmt::Debug for RedisTarget {
     }
 }
 
-/// Replaces the password of a URL by `***`.
+/// Replaces the password of a URL (or of each URL in a list) by `***`.
 pub(crate) fn mask(url: &str) -> String {
+    let parts: Vec<String> = url.split(',').map(mask_one).collect();
+    parts.join(",")
+}
+
+fn mask_one(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
     match rest.rfind('@') {
         Some(at) => {
@@ -95,6 +138,21 @@ mod tests {
         let t = RedisTarget::parse("redis://localhost:6380").unwrap();
         assert_eq!(t.to_string(), "redis://localhost:6380");
         assert_eq!(t.address(), "localhost:6380");
+    }
+
+    #[test]
+    fn a_cluster_lists_endpoints_that_share_the_password() {
+        let t =
+            RedisTarget::parse("redis://:pw@127.0.0.1:7001,127.0.0.1:7002,redis://h:7003").unwrap();
+        assert!(t.is_cluster());
+        assert_eq!(t.endpoints().len(), 3);
+        assert_eq!(t.address(), "127.0.0.1:7001,127.0.0.1:7002,h:7003");
+        assert_eq!(
+            t.to_string(),
+            "redis://:***@127.0.0.1:7001,127.0.0.1:7002,redis://h:7003"
+        );
+        let plain = RedisTarget::parse("redis://127.0.0.1:1,127.0.0.1:2").unwrap();
+        assert_eq!(plain.endpoints().len(), 2);
     }
 
     #[test]

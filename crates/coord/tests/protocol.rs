@@ -125,6 +125,22 @@ async fn a_multi_task_commit_is_all_or_nothing() {
 }
 
 #[tokio::test]
+async fn a_task_given_twice_in_one_commit_is_refused_and_adds_nothing() {
+    let (_s, mut store, keys) = setup(1).await;
+    let a = task(&mut store, &keys, "w", LONG).await;
+    let twice = [
+        Committed { id: &a, bytes: 10 },
+        Committed { id: &a, bytes: 10 },
+    ];
+    let err = commit(&mut store, &keys, "w", &twice, [(b"x".as_slice(), 2u64)])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("given twice"), "{err}");
+    assert!(results::all(&mut store, &keys).await.unwrap().is_empty());
+    assert!(!job::status(&mut store, &keys).await.unwrap().is_finished());
+}
+
+#[tokio::test]
 async fn a_robbed_worker_cannot_renew_its_lease() {
     let (_s, mut store, keys) = setup(1).await;
     let id = task(&mut store, &keys, "slow", LONG).await;
