@@ -45,6 +45,26 @@ lab2 KILLS="20" SEED="1": corpus
     cmp out/lab2.tsv out/lab1-oracle.tsv
     @echo "EXACT: counts equal the oracle despite the kills ($(wc -l < out/lab2.tsv) distinct words)"
 
+# Lab 3 (streaming): 3 scenarios x 2 injection rates, latency timelines side by side in out/lab3/*.png
+lab3 DURATION="20s": build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    w={{wclab}}; d=out/lab3; mkdir -p $d
+    [ -d $d/tweets ] || $w gen tweets --out $d/tweets --files 500 --rows 1000 --seed 3
+    slow="--stragglers 1 --straggler-cpu 2 --straggler-period 500ms"
+    for rate in 10 20; do
+      echo "== rate $rate files/s: no failures, crashing workers, stragglers, stragglers + speculation"
+      $w stream --input $d/tweets --rate $rate --duration {{DURATION}} --workers 3 --out $d/none-$rate
+      $w stream --input $d/tweets --rate $rate --duration {{DURATION}} --workers 2 --crashing 1 --out $d/crash-$rate
+      $w stream --input $d/tweets --rate $rate --duration {{DURATION}} --workers 2 $slow --out $d/straggle-$rate
+      $w stream --input $d/tweets --rate $rate --duration {{DURATION}} --workers 2 $slow --speculate --label "$rate files/s, speculation" --out $d/straggle-spec-$rate
+    done
+    $w plot $d/none-10 $d/none-20 --title "no failures: 3 workers" -o $d/none.png
+    $w plot $d/crash-10 $d/crash-20 --title "crashing workers: 2 + 1 killed with SIGKILL" -o $d/crash.png
+    $w plot $d/straggle-10 $d/straggle-20 --title "stragglers: 2 + 1 held to 2% of a CPU" -o $d/straggle.png
+    $w plot $d/straggle-20 $d/straggle-spec-20 --title "stragglers at 20 files/s, without and with speculation" -o $d/speculation.png
+    echo "plots: $d/none.png $d/crash.png $d/straggle.png $d/speculation.png; per run: $d/*/summary.json"
+
 # Remove generated corpora and results
 clean:
     rm -rf out
@@ -76,3 +96,11 @@ check-nix:
 hosts-test *TOPOLOGIES:
     [ -n "${WCLAB_BIN_DIR:-}" ] || cargo build --release --bin wclab
     python3 nixos-tests/local/driver.py {{TOPOLOGIES}}
+
+# Lab 4b (Raft): 2f+1 replicas; f of them (the leader among them) killed and restarted twice mid-job; exact, nothing lost
+lab4-raft F="1": build
+    scripts/lab4-raft.sh {{F}} {{wclab}}
+
+# Price of Raft: commit FCALL p50/p99 and job MB/s for plain Redis, Redis + BGSAVE, Raft f=1 and f=2
+bench-raft: build
+    bench/raft.sh {{wclab}}

@@ -59,6 +59,10 @@ pub enum Command {
     /// Lab 3: draw latency timelines from one or several latency.csv files
     /// (written by `wclab stream`) on one figure, e.g. several injection rates.
     Plot(PlotArgs),
+    /// Lab 4b: Redis replicated by Raft. Run a node (a sidecar next to its
+    /// own redis-server), form a cluster, inspect it, measure it.
+    #[command(subcommand)]
+    Raft(RaftCommand),
 }
 
 /// `wclab gen` corpora.
@@ -171,6 +175,27 @@ pub struct LeaseArgs {
     /// A task handed out more often than this is dead-lettered as poison.
     #[arg(long, default_value_t = 5)]
     pub max_deliveries: u32,
+
+    /// Tasks a worker counts before committing them in one merged FCALL
+    /// (fewer, larger commits: less work for Redis). A crash redoes at most
+    /// this many tasks; counts stay exact. Default: 32 for batch jobs, 1
+    /// for `stream` (each file's latency is its own).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub commit_batch: Option<u32>,
+}
+
+impl LeaseArgs {
+    /// The worker arguments that carry these settings.
+    pub fn worker_args(&self, default_batch: u32) -> Vec<String> {
+        vec![
+            "--lease".into(),
+            humantime::format_duration(self.lease).to_string(),
+            "--max-deliveries".into(),
+            self.max_deliveries.to_string(),
+            "--commit-batch".into(),
+            self.commit_batch.unwrap_or(default_batch).to_string(),
+        ]
+    }
 }
 
 /// `wclab run`.
@@ -188,6 +213,11 @@ pub struct RunArgs {
     /// redis://[:password@]host:port[/db].
     #[arg(long, env = crate::REDIS_URL_ENV, hide_env_values = true)]
     pub redis: Option<String>,
+
+    /// Lab 4b: use a Raft-replicated Redis (`wclab raft node`s), given as
+    /// HOST:PORT,HOST:PORT,... of its nodes; clients fail over among them.
+    #[arg(long, conflicts_with = "redis")]
+    pub redis_cluster: Option<String>,
 
     /// Port for the private Redis (default: a free one).
     #[arg(long, conflicts_with = "redis")]
@@ -458,6 +488,82 @@ pub struct PlotArgs {
     /// Logarithmic latency axis.
     #[arg(long)]
     pub log: bool,
+}
+
+/// `wclab raft`: lab 4b.
+#[derive(Debug, Subcommand)]
+pub enum RaftCommand {
+    /// Run one node: a RESP sidecar on --listen next to its own
+    /// redis-server (persistence off; the Raft log in --dir is what lasts).
+    /// Clients may connect to any node; followers proxy to the leader.
+    ///
+    /// With WCLAB_RAFT_PASSWORD set (the same on every node), clients and
+    /// peers must AUTH with it; `wclab raft init/join/status` and
+    /// `run --redis-cluster` use it too.
+    Node(RaftNodeArgs),
+    /// Make the first configuration of a new cluster (on one node, once).
+    Init {
+        /// A node of the cluster, HOST:PORT.
+        #[arg(long)]
+        node: String,
+        /// The members, as ID=HOST:PORT (repeatable, or comma-separated).
+        #[arg(long, required = true, value_delimiter = ',')]
+        member: Vec<String>,
+    },
+    /// Add a running node to the cluster: as a learner until it has caught
+    /// up, then as a voter.
+    Join {
+        /// Any node of the cluster, HOST:PORT (followers proxy to the leader).
+        #[arg(long)]
+        cluster: String,
+        /// The new node's ID.
+        #[arg(long)]
+        id: u64,
+        /// The new node's address, HOST:PORT.
+        #[arg(long)]
+        addr: String,
+    },
+    /// Print a node's status (role, term, leader, commit and applied index,
+    /// members); the same as `redis-cli -p PORT RAFT.INFO` or `INFO raft`.
+    Status {
+        /// Nodes to ask, HOST:PORT,HOST:PORT,...
+        #[arg(long, value_delimiter = ',', required = true)]
+        node: Vec<String>,
+    },
+    /// Measure the write latency of the commit FCALL (wclab_commit) through
+    /// the normal client path: claim a task, commit it, N times; prints
+    /// p50/p99 in milliseconds as JSON.
+    BenchCommit {
+        /// Redis URL, or HOST:PORT,HOST:PORT,... of a Raft cluster.
+        #[arg(long)]
+        redis: String,
+        /// Number of commits.
+        #[arg(long, default_value_t = 500)]
+        commits: usize,
+        /// Distinct words per commit.
+        #[arg(long, default_value_t = 200)]
+        words: usize,
+    },
+}
+
+/// `wclab raft node`.
+#[derive(Debug, Args)]
+pub struct RaftNodeArgs {
+    /// This node's ID in the cluster (a positive integer).
+    #[arg(long)]
+    pub id: u64,
+    /// Address to listen on for clients and peers, HOST:PORT.
+    #[arg(long)]
+    pub listen: String,
+    /// Data directory (Raft log, vote, snapshot; the Redis's directory).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Leader heartbeat; an election starts after 5 to 10 missed ones.
+    #[arg(long, default_value = "150ms", value_parser = humantime::parse_duration)]
+    pub heartbeat: Duration,
+    /// Take a snapshot every this many log entries.
+    #[arg(long, default_value_t = 500)]
+    pub snapshot_every: u64,
 }
 
 /// Parses `64MiB`, `1G`, `4096`...

@@ -52,6 +52,46 @@ pub struct WorkerConfig {
     /// Speculative execution (lab 3): when idle, count a backup copy of a
     /// task another worker has held much longer than usual. `None`: off.
     pub speculate: Option<SpeculationRules>,
+    /// How many counted tasks may wait for one merged commit.
+    pub batch: CommitBatch,
+}
+
+/// Limits of a merged commit.
+///
+/// Redis's work is one ZINCRBY per distinct word per commit, so committing
+/// k tasks at once divides it by up to k: the distinct words of several
+/// files overlap heavily. A worker still claims one task at a time (so work
+/// stays balanced between workers) and commits when a limit is reached, or
+/// as soon as nothing is waiting. Meanwhile it renews the leases of the
+/// tasks it has counted. A crash loses at most one batch of work, which is
+/// counted again: never counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitBatch {
+    /// Tasks per commit at most.
+    pub max_tasks: usize,
+    /// Input bytes per commit at most.
+    pub max_bytes: u64,
+    /// Longest a counted task waits for its commit.
+    pub max_delay: Duration,
+}
+
+impl CommitBatch {
+    /// One commit per task: the lowest latency (lab 3's streams).
+    pub const SINGLE: CommitBatch = CommitBatch {
+        max_tasks: 1,
+        max_bytes: u64::MAX,
+        max_delay: Duration::ZERO,
+    };
+}
+
+impl Default for CommitBatch {
+    fn default() -> Self {
+        CommitBatch {
+            max_tasks: 32,
+            max_bytes: 256 << 20,
+            max_delay: Duration::from_secs(1),
+        }
+    }
 }
 
 impl WorkerConfig {
@@ -68,6 +108,7 @@ impl WorkerConfig {
             threads: None,
             exit_when_done: false,
             speculate: None,
+            batch: CommitBatch::default(),
         }
     }
 }
@@ -106,12 +147,16 @@ pub struct Worker {
     config: WorkerConfig,
     spec: Option<Arc<JobSpec>>,
     report: WorkerReport,
+    /// Counted tasks waiting for the next merged commit.
+    uncommitted: Vec<(Task, Counts)>,
+    /// When the oldest of them was counted.
+    oldest: Option<std::time::Instant>,
 }
 
 /// What became of one task.
 enum Handled {
-    Committed,
-    Duplicate,
+    /// Counted; waiting for the next merged commit.
+    Counted(Task, Counts),
     DeadLettered,
     /// A transient failure: left pending, to be retried after the lease.
     LeftPending,
@@ -129,6 +174,8 @@ impl Worker {
             config,
             spec: None,
             report: WorkerReport::default(),
+            uncommitted: Vec::new(),
+            oldest: None,
         }
     }
 
@@ -154,11 +201,15 @@ impl Worker {
             .await?
             {
                 Claim::Idle => {
+                    // Nothing waiting: commit what is counted now.
+                    self.flush().await?;
                     if let Some(task) = self.speculative_task().await? {
                         idle = Duration::from_millis(1);
                         self.report.speculated += 1;
                         let handled = self.handle(task, &mut stop).await?;
-                        if self.tally(handled) {
+                        let stop_now = self.tally(handled);
+                        self.flush().await?;
+                        if stop_now {
                             break;
                         }
                         continue;
@@ -180,15 +231,30 @@ impl Worker {
                     tracing::warn!(task = %id, "task delivered too often: dead-lettered");
                     self.report.dead_lettered += 1;
                 }
+                Claim::Task(task) if self.holds(&task.id) => {
+                    // Handed back to us: a restored Redis forgot the
+                    // delivery, or our own lease ran out. We hold its counts
+                    // already (counting is deterministic); counting it again
+                    // would put it twice into one commit.
+                    tracing::debug!(task = %task.id, "claimed a task we hold uncommitted; not counting it again");
+                    if self.batch_is_full() {
+                        self.flush().await?;
+                    }
+                }
                 Claim::Task(task) => {
                     idle = Duration::from_millis(1);
                     let handled = self.handle(task, &mut stop).await?;
                     if self.tally(handled) {
                         break;
                     }
+                    if self.batch_is_full() {
+                        self.flush().await?;
+                    }
                 }
             }
         }
+        // Stopping: what is counted is committed, not thrown away.
+        self.flush().await?;
         tracing::info!(?self.report, "worker stopping");
         Ok(self.report)
     }
@@ -196,13 +262,86 @@ impl Worker {
     /// Counts what became of a task; true if the worker must stop.
     fn tally(&mut self, handled: Handled) -> bool {
         match handled {
-            Handled::Committed => self.report.committed += 1,
-            Handled::Duplicate => self.report.duplicates += 1,
+            Handled::Counted(task, counts) => {
+                self.oldest.get_or_insert_with(std::time::Instant::now);
+                self.uncommitted.push((task, counts));
+            }
             Handled::DeadLettered => self.report.dead_lettered += 1,
             Handled::LeftPending => {}
             Handled::Interrupted => return true,
         }
         false
+    }
+
+    /// Is `id` among the counted tasks waiting for the next commit?
+    fn holds(&self, id: &str) -> bool {
+        self.uncommitted.iter().any(|(t, _)| t.id == id)
+    }
+
+    fn batch_is_full(&self) -> bool {
+        let b = self.config.batch;
+        let bytes: u64 = self
+            .uncommitted
+            .iter()
+            .map(|(t, _)| t.end.saturating_sub(t.start))
+            .sum();
+        // Uncommitted leases are renewed only while counting: never let a
+        // batch wait longer than half a lease.
+        let max_delay = b.max_delay.min(self.config.rules.lease / 2);
+        self.uncommitted.len() >= b.max_tasks
+            || bytes >= b.max_bytes
+            || self.oldest.is_some_and(|t| t.elapsed() >= max_delay)
+    }
+
+    /// Commits every counted task in one FCALL with their merged counts.
+    /// Tasks that are no longer pending (a thief committed them first) are
+    /// dropped and the rest committed again: their counts are never added
+    /// twice, and the others' are never lost.
+    async fn flush(&mut self) -> Result<(), CoordError> {
+        if self.uncommitted.is_empty() {
+            return Ok(());
+        }
+        testing::pause_at(testing::Point::BeforeCommit);
+        let mut batch = std::mem::take(&mut self.uncommitted);
+        self.oldest = None;
+        while !batch.is_empty() {
+            let outcome = {
+                let done: Vec<Committed> = batch
+                    .iter()
+                    .map(|(t, _)| Committed {
+                        id: &t.id,
+                        bytes: t.end.saturating_sub(t.start),
+                    })
+                    .collect();
+                let consumer = &self.config.consumer;
+                if let [(_, counts)] = batch.as_slice() {
+                    commit::commit(&mut self.store, &self.keys, consumer, &done, counts.iter())
+                        .await?
+                } else {
+                    let mut merged = Counts::new();
+                    for (_, counts) in &batch {
+                        for (word, n) in counts.iter() {
+                            merged.add(word, n);
+                        }
+                    }
+                    commit::commit(&mut self.store, &self.keys, consumer, &done, merged.iter())
+                        .await?
+                }
+            };
+            match outcome {
+                CommitOutcome::Applied => {
+                    tracing::debug!(tasks = batch.len(), "committed");
+                    self.report.committed += batch.len() as u64;
+                    break;
+                }
+                CommitOutcome::NotPending(gone) => {
+                    tracing::info!(tasks = ?gone, "task(s) no longer pending (already committed by another worker, or forgotten by a restored Redis): their counts are not added");
+                    self.report.duplicates += gone.len() as u64;
+                    batch.retain(|(t, _)| !gone.contains(&t.id));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// With speculation on, a backup copy of a straggling task, if any.
@@ -258,29 +397,7 @@ impl Worker {
                 return Ok(Handled::LeftPending);
             }
         };
-        testing::pause_at(testing::Point::BeforeCommit);
-        let done = [Committed {
-            id: &task.id,
-            bytes: task.end.saturating_sub(task.start),
-        }];
-        match commit::commit(
-            &mut self.store,
-            &self.keys,
-            &self.config.consumer,
-            &done,
-            counts.iter(),
-        )
-        .await?
-        {
-            CommitOutcome::Applied => {
-                tracing::debug!(words = counts.total(), "committed");
-                Ok(Handled::Committed)
-            }
-            CommitOutcome::NotPending(_) => {
-                tracing::info!(task = %task.id, "task no longer pending (already committed by another worker, or forgotten by a restored Redis): nothing added");
-                Ok(Handled::Duplicate)
-            }
-        }
+        Ok(Handled::Counted(task, counts))
     }
 
     /// Counts on a blocking thread while renewing the lease every third of
@@ -314,8 +431,11 @@ impl Worker {
                     })));
                 }
                 _ = tick.tick() => {
-                    if !renew::renew(&mut self.store, &self.keys, &self.config.consumer, &task.id).await? {
-                        tracing::info!("lease lost (stolen while we were slow); finishing anyway, the commit decides");
+                    let held = std::iter::once(&task.id).chain(self.uncommitted.iter().map(|(t, _)| &t.id));
+                    for id in held.cloned().collect::<Vec<_>>() {
+                        if !renew::renew(&mut self.store, &self.keys, &self.config.consumer, &id).await? {
+                            tracing::info!(task = %id, "lease lost (stolen while we were slow); the commit decides");
+                        }
                     }
                 }
             }

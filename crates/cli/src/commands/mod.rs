@@ -2,6 +2,7 @@
 
 mod gen;
 mod plot;
+mod raft;
 mod run;
 mod stream;
 mod submit;
@@ -48,6 +49,7 @@ pub fn dispatch(cli: Cli) -> Result<Outcome> {
             Command::Gen(what) => gen::gen(what),
             Command::Stream(args) => stream::stream(args).await,
             Command::Plot(args) => plot::plot(args),
+            Command::Raft(what) => raft::raft(what).await,
         }
     })
 }

@@ -27,7 +27,9 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
     let threads = args.threads.unwrap_or((cores / workers).max(1));
 
     // The private Redis lives as long as this function.
-    let (mut server, url) = match &args.redis {
+    let given = (args.redis.clone())
+        .or_else(|| args.redis_cluster.as_deref().map(super::raft::cluster_url));
+    let (mut server, url) = match &given {
         Some(url) => (None, url.clone()),
         None => {
             let opts = ServerOptions {
@@ -65,16 +67,13 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
     let command = WorkerCommand {
         program: std::env::current_exe()
             .context("cannot find the wclab executable to start workers")?,
-        args: vec![
-            "--job".into(),
-            job_name.clone(),
-            "--lease".into(),
-            humantime::format_duration(args.lease.lease).to_string(),
-            "--max-deliveries".into(),
-            args.lease.max_deliveries.to_string(),
-            "--threads".into(),
-            threads.to_string(),
-        ],
+        args: [
+            vec!["--job".into(), job_name.clone()],
+            args.lease
+                .worker_args(wclab_worker::CommitBatch::default().max_tasks as u32),
+            vec!["--threads".into(), threads.to_string()],
+        ]
+        .concat(),
         env: worker_env(&url),
     };
     let mut supervisor = Supervisor::start(command, workers)?;

@@ -118,16 +118,12 @@ pub async fn stream(args: StreamArgs) -> Result<Outcome> {
         .call::<u64>("create the consumer group", &group)
         .await?;
 
-    let mut worker_args = vec![
-        "--job".into(),
-        job_name.clone(),
-        "--lease".into(),
-        humantime::format_duration(args.lease.lease).to_string(),
-        "--max-deliveries".into(),
-        args.lease.max_deliveries.to_string(),
-        "--threads".into(),
-        args.threads.max(1).to_string(),
-    ];
+    let mut worker_args = [
+        vec!["--job".into(), job_name.clone()],
+        args.lease.worker_args(1),
+        vec!["--threads".into(), args.threads.max(1).to_string()],
+    ]
+    .concat();
     if args.speculate {
         worker_args.push("--speculate".into());
     }

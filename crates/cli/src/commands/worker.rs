@@ -27,6 +27,9 @@ pub async fn worker(args: WorkerArgs) -> Result<Outcome> {
         max_deliveries: args.lease.max_deliveries,
     };
     config.threads = args.threads;
+    if let Some(n) = args.lease.commit_batch {
+        config.batch.max_tasks = n as usize;
+    }
     config.exit_when_done = args.exit_when_done;
     config.speculate = args
         .speculate

@@ -127,7 +127,8 @@ fn a_redis_without_the_function_library_gets_it_back() {
             ("WCLAB_TEST_PAUSE", "while_counting:300"),
             ("WCLAB_LOG", "info"),
         ],
-        &["--exit-when-done"],
+        // One commit per task, so that commits are still to come after the deletion.
+        &["--exit-when-done", "--commit-batch", "1"],
     );
     let mut c = Client::connect(server.port(), server.password()).unwrap();
     procs::wait_for("the first commit", Duration::from_secs(20), || {

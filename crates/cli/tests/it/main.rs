@@ -6,4 +6,5 @@ mod batch;
 mod chaos;
 mod checkpoint;
 mod common;
+mod raft;
 mod stream;

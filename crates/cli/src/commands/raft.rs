@@ -1,0 +1,170 @@
+//! `wclab raft ...`: lab 4b's node, cluster administration and commit benchmark.
+
+use super::Outcome;
+use crate::cli::{RaftCommand, RaftNodeArgs};
+use anyhow::{bail, Context, Result};
+use std::time::{Duration, Instant};
+use wclab_coord::claim::{Claim, ClaimRules};
+use wclab_coord::commit::{CommitOutcome, Committed};
+use wclab_coord::submit::TaskSpec;
+use wclab_coord::{claim, commit, job, JobKeys};
+use wclab_raft::resp::{Conn, Frame};
+
+pub async fn raft(what: RaftCommand) -> Result<Outcome> {
+    match what {
+        RaftCommand::Node(args) => node(args).await,
+        RaftCommand::Init { node, member } => {
+            let mut args = vec!["RAFT.INIT".to_owned()];
+            args.extend(member);
+            expect_ok(&node, &args).await
+        }
+        RaftCommand::Join { cluster, id, addr } => {
+            expect_ok(&cluster, &["RAFT.JOIN".to_owned(), id.to_string(), addr]).await
+        }
+        RaftCommand::Status { node } => {
+            for n in node {
+                match call(&n, &["RAFT.INFO"]).await {
+                    Ok(Frame::Bulk(Some(text))) => {
+                        print!("{}", String::from_utf8_lossy(&text).replace('\r', ""))
+                    }
+                    Ok(other) => println!("# {n}: unexpected reply {other:?}"),
+                    Err(e) => println!("# Raft\nnode:{n}\nrole:unreachable ({e:#})"),
+                }
+                println!();
+            }
+            Ok(Outcome::Success)
+        }
+        RaftCommand::BenchCommit {
+            redis,
+            commits,
+            words,
+        } => bench_commit(&redis, commits, words).await,
+    }
+}
+
+async fn node(args: RaftNodeArgs) -> Result<Outcome> {
+    if args.id == 0 {
+        bail!("--id must be a positive integer");
+    }
+    let mut cfg = wclab_raft::NodeConfig::new(args.id, &args.listen, args.dir);
+    cfg.password = password();
+    cfg.heartbeat = args.heartbeat;
+    cfg.snapshot_every = args.snapshot_every.max(10);
+    wclab_raft::run(cfg).await?;
+    Ok(Outcome::Success)
+}
+
+/// The cluster's password (clients' and peers' AUTH), from the environment.
+fn password() -> Option<String> {
+    std::env::var(PASSWORD_ENV).ok().filter(|p| !p.is_empty())
+}
+
+/// Environment variable holding the cluster's password, if it has one.
+pub(crate) const PASSWORD_ENV: &str = "WCLAB_RAFT_PASSWORD";
+
+async fn call<A: AsRef<[u8]>>(node: &str, args: &[A]) -> Result<Frame> {
+    let pw = password();
+    let mut conn = tokio::time::timeout(Duration::from_secs(5), Conn::connect(node, pw.as_deref()))
+        .await
+        .with_context(|| format!("{node} did not accept a connection in time"))?
+        .with_context(|| {
+            format!(
+                "cannot connect to the raft node at {node} (is `wclab raft node` running there?)"
+            )
+        })?;
+    let reply = tokio::time::timeout(Duration::from_secs(60), conn.call(args))
+        .await
+        .with_context(|| format!("{node} did not answer in time"))??;
+    Ok(reply)
+}
+
+async fn expect_ok(node: &str, args: &[String]) -> Result<Outcome> {
+    match call(node, args).await? {
+        Frame::Error(e) => bail!("{node}: {e}"),
+        _ => {
+            println!("OK");
+            Ok(Outcome::Success)
+        }
+    }
+}
+
+/// The URL of a Raft cluster given as `host:port,host:port` (with the
+/// password of WCLAB_RAFT_PASSWORD, if set), or a URL as is.
+pub(crate) fn cluster_url(nodes: &str) -> String {
+    match password() {
+        _ if nodes.starts_with("redis://") => nodes.to_owned(),
+        Some(pw) => format!("redis://:{pw}@{nodes}"),
+        None => format!("redis://{nodes}"),
+    }
+}
+
+/// Claims and commits synthetic tasks, timing each commit FCALL as the
+/// client sees it (request sent to reply received, failover retries included).
+async fn bench_commit(redis: &str, commits: usize, words: usize) -> Result<Outcome> {
+    let mut store = super::connect(&cluster_url(redis)).await?;
+    let name = format!(
+        "bench-commit-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis()
+    );
+    let keys = JobKeys::new(&name);
+    let tasks: Vec<TaskSpec> = (0..commits)
+        .map(|i| TaskSpec {
+            id: TaskSpec::id_for(i),
+            path: format!("/bench/{i}"),
+            start: 0,
+            end: 1,
+        })
+        .collect();
+    wclab_coord::submit::submit(&mut store, &keys, &tasks).await?;
+    let rules = ClaimRules {
+        lease: Duration::from_secs(60),
+        max_deliveries: 5,
+    };
+    let vocab: Vec<Vec<u8>> = (0..words)
+        .map(|j| format!("word{j}").into_bytes())
+        .collect();
+    let mut lat = Vec::with_capacity(commits);
+    let t0 = Instant::now();
+    for _ in 0..commits {
+        let task = match claim::claim(&mut store, &keys, "bench", rules).await? {
+            Claim::Task(t) => t,
+            other => bail!("unexpected claim {other:?}"),
+        };
+        let started = Instant::now();
+        let outcome = commit::commit(
+            &mut store,
+            &keys,
+            "bench",
+            &[Committed {
+                id: &task.id,
+                bytes: 1,
+            }],
+            vocab.iter().map(|w| (w.as_slice(), 1u64)),
+        )
+        .await?;
+        lat.push(started.elapsed().as_secs_f64() * 1000.0);
+        if outcome != CommitOutcome::Applied {
+            bail!("commit of {} not applied: {outcome:?}", task.id);
+        }
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    job::delete(&mut store, &keys).await?;
+    lat.sort_by(f64::total_cmp);
+    let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize];
+    println!(
+        "{}",
+        serde_json::json!({
+            "commits": commits,
+            "words_per_commit": words,
+            "p50_ms": pct(0.50),
+            "p99_ms": pct(0.99),
+            "mean_ms": lat.iter().sum::<f64>() / lat.len() as f64,
+            "claims_and_commits_per_s": commits as f64 / wall,
+        })
+    );
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,785 @@
+//! Lab 4b: Redis replicated by Raft. Nodes (sidecar + redis-server) are
+//! real processes, killed with SIGKILL; partitions are the sidecars'
+//! test switch (`RAFT.PARTITION`), which drops Raft traffic and proxying
+//! between chosen nodes. Whatever happens, a job finishes with exact
+//! counts, no acknowledged write is lost, and replicas end identical.
+
+use crate::common::*;
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wclab_testkit::redis::{Client, Reply};
+use wclab_testkit::{corpus, oracle, procs};
+
+/// One node: a `wclab raft node` process and its directory.
+struct Node {
+    id: u64,
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+/// A cluster of 2f+1 nodes on loopback ports.
+struct Cluster {
+    nodes: Vec<Node>,
+    _dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Node {
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn start(&mut self) {
+        assert!(self.child.is_none());
+        let child = wclab()
+            .args([
+                "raft",
+                "node",
+                "--id",
+                &self.id.to_string(),
+                "--listen",
+                &self.addr(),
+            ])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(["--heartbeat", "100ms", "--snapshot-every", "20"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn wclab raft node");
+        self.child = Some(child);
+        let port = self.port;
+        procs::wait_for("the node to listen", Duration::from_secs(30), || {
+            Client::connect(port, "").ok().map(|_| ())
+        });
+    }
+
+    /// kill -9 of the sidecar and of its redis-server: the whole node crashes.
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            procs::kill9(c.id());
+            let _ = c.wait();
+        }
+        if let Ok(pid) = std::fs::read_to_string(self.dir.join("redis-server.pid")) {
+            if let Ok(pid) = pid.trim().parse::<u32>() {
+                procs::kill9(pid);
+            }
+        }
+    }
+
+    /// kill -9 of the sidecar alone: its redis-server lives on, with a
+    /// dataset the restarted node must not trust. Returns that Redis's PID.
+    fn kill_sidecar(&mut self) -> u32 {
+        let redis: u32 = std::fs::read_to_string(self.dir.join("redis-server.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        if let Some(mut c) = self.child.take() {
+            procs::kill9(c.id());
+            let _ = c.wait();
+        }
+        redis
+    }
+
+    fn client(&self) -> Option<Client> {
+        self.child.as_ref()?;
+        Client::connect(self.port, "").ok()
+    }
+
+    fn info(&self) -> HashMap<String, String> {
+        let Some(mut c) = self.client() else {
+            return HashMap::new();
+        };
+        match c.cmd(&["RAFT.INFO"]) {
+            Reply::Bulk(Some(b)) => String::from_utf8_lossy(&b)
+                .lines()
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
+                .collect(),
+            _ => HashMap::new(),
+        }
+    }
+
+    /// (applied index, digest of the dataset).
+    fn digest(&self) -> Option<(i64, String)> {
+        let r = self.client()?.cmd(&["RAFT.DIGEST"]);
+        let a = r.array();
+        Some((a[0].int(), a[1].text()))
+    }
+
+    fn cmd(&self, args: &[&str]) -> Reply {
+        self.client().expect("node is up").cmd(args)
+    }
+}
+
+impl Cluster {
+    fn start(n: usize) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let mut nodes: Vec<Node> = (1..=n as u64)
+            .map(|id| Node {
+                id,
+                port: free_port(),
+                dir: dir.path().join(format!("n{id}")),
+                child: None,
+            })
+            .collect();
+        for node in &mut nodes {
+            node.start();
+        }
+        let members: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("{}={}", n.id, n.addr()))
+            .collect();
+        let mut init = vec!["RAFT.INIT"];
+        init.extend(members.iter().map(String::as_str));
+        let r = nodes[0].cmd(&init);
+        assert_eq!(r, Reply::Status("OK".into()), "RAFT.INIT");
+        let c = Cluster { nodes, _dir: dir };
+        c.wait_leader();
+        c
+    }
+
+    /// The index in `nodes` of the leader, once a live node says it leads
+    /// and every live node agrees.
+    fn wait_leader(&self) -> usize {
+        procs::wait_for("a leader", Duration::from_secs(30), || {
+            let infos: Vec<_> = self
+                .nodes
+                .iter()
+                .filter(|n| n.child.is_some())
+                .map(|n| n.info())
+                .collect();
+            let leader = infos
+                .iter()
+                .find(|i| i.get("role").map(String::as_str) == Some("leader"))?;
+            let id: u64 = leader["node_id"].parse().ok()?;
+            infos
+                .iter()
+                .all(|i| i.get("leader_id") == Some(&id.to_string()))
+                .then(|| self.nodes.iter().position(|n| n.id == id).unwrap())
+        })
+    }
+
+    fn url(&self) -> String {
+        let addrs: Vec<String> = self.nodes.iter().map(Node::addr).collect();
+        addrs.join(",")
+    }
+
+    /// Waits until every live node has applied the same index, and returns
+    /// their digests at that index.
+    fn converged_digests(&self) -> Vec<(u64, i64, String)> {
+        procs::wait_for(
+            "replicas to apply the same log",
+            Duration::from_secs(60),
+            || {
+                let ds: Vec<(u64, i64, String)> = self
+                    .nodes
+                    .iter()
+                    .filter(|n| n.child.is_some())
+                    .filter_map(|n| n.digest().map(|(a, d)| (n.id, a, d)))
+                    .collect();
+                let live = self.nodes.iter().filter(|n| n.child.is_some()).count();
+                (ds.len() == live && ds.iter().all(|d| d.1 == ds[0].1)).then_some(ds)
+            },
+        )
+    }
+
+    fn assert_identical(&self) {
+        let ds = self.converged_digests();
+        assert!(
+            ds.iter().all(|d| d.2 == ds[0].2),
+            "replicas at the same applied index differ: {ds:?}"
+        );
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            n.kill();
+        }
+    }
+}
+
+/// A client outside the cluster that keeps writing `HSET acked <n> 1`,
+/// fails over among the nodes on its own, and records each write the
+/// cluster acknowledged. Every one must survive every failover.
+struct AckedWriter {
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<u64>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl AckedWriter {
+    fn start(ports: Vec<u16>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let (s, a) = (stop.clone(), acked.clone());
+        let thread = std::thread::spawn(move || {
+            use wclab_raft::resp::{Conn, Frame};
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let mut n = 0u64;
+                let mut i = 0usize;
+                while !s.load(Ordering::SeqCst) {
+                    let addr = format!("127.0.0.1:{}", ports[i % ports.len()]);
+                    let Ok(mut c) = Conn::connect(&addr, None).await else {
+                        i += 1;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    };
+                    while !s.load(Ordering::SeqCst) {
+                        n += 1;
+                        let key = n.to_string();
+                        match c.call(&["HSET", "acked", &key, "1"]).await {
+                            Ok(Frame::Int(_)) => a.lock().unwrap().push(n),
+                            // TRYAGAIN, or the node died: maybe applied, maybe
+                            // not; not acknowledged. Try the next node.
+                            _ => {
+                                i += 1;
+                                break;
+                            }
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            })
+        });
+        AckedWriter {
+            stop,
+            acked,
+            thread: Some(thread),
+        }
+    }
+
+    /// Every acknowledged write is present, read linearizably through `node`.
+    fn check(&self, cluster: &Cluster) -> usize {
+        let acked = self.acked.lock().unwrap().clone();
+        let node = &cluster.nodes[cluster.wait_leader()];
+        let present: BTreeSet<u64> = procs::wait_for(
+            "a linearizable read",
+            Duration::from_secs(30),
+            || match node.client()?.cmd(&["HKEYS", "acked"]) {
+                Reply::Array(Some(keys)) => {
+                    Some(keys.iter().map(|k| k.text().parse().unwrap()).collect())
+                }
+                _ => None,
+            },
+        );
+        let lost: Vec<u64> = acked
+            .iter()
+            .filter(|n| !present.contains(n))
+            .copied()
+            .collect();
+        assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+        acked.len()
+    }
+
+    fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `wclab run` against the cluster, in the background.
+fn spawn_run(cluster: &Cluster, root: &Path, out: &Path, job: &str) -> Child {
+    wclab()
+        .args([
+            "run",
+            "--workers",
+            "2",
+            "--threads",
+            "1",
+            "--lease",
+            "1s",
+            "--job",
+            job,
+        ])
+        .args([
+            "--redis-cluster",
+            &cluster.url(),
+            "--json",
+            "-k",
+            "0",
+            "--input",
+        ])
+        .arg(root)
+        .arg("-o")
+        .arg(out)
+        // Each task takes >= 150 ms, so the job outlives the faults.
+        .env("WCLAB_TEST_PAUSE", "while_counting:150")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn wclab run")
+}
+
+/// The job's committed task count, read through any live node (a
+/// linearizable read); records it to check that it never goes back.
+fn files_done(cluster: &Cluster, job: &str, seen: &mut Vec<u64>) -> u64 {
+    let key = format!("wclab:{{{job}}}:job");
+    for n in cluster.nodes.iter().filter(|n| n.child.is_some()) {
+        if let Some(mut c) = n.client() {
+            if let Reply::Bulk(b) = c.cmd(&["HGET", &key, "files_done"]) {
+                let v = b
+                    .map(|b| String::from_utf8_lossy(&b).parse().unwrap_or(0))
+                    .unwrap_or(0);
+                if let Some(&last) = seen.last() {
+                    assert!(
+                        v >= last,
+                        "committed tasks went back from {last} to {v}: a committed write was lost"
+                    );
+                }
+                seen.push(v);
+                return v;
+            }
+        }
+    }
+    seen.last().copied().unwrap_or(0)
+}
+
+/// Waits until `at_least` tasks are committed, and checks that the job is
+/// still running (so that the fault that follows lands mid-job).
+fn wait_progress(cluster: &Cluster, job: &str, seen: &mut Vec<u64>, at_least: u64, total: u64) {
+    procs::wait_for("the job to make progress", Duration::from_secs(60), || {
+        (files_done(cluster, job, seen) >= at_least).then_some(())
+    });
+    let now = *seen.last().unwrap();
+    assert!(
+        now < total,
+        "the job finished before the fault ({now} of {total} tasks)"
+    );
+    eprintln!("{job}: fault at {now} of {total} tasks committed");
+}
+
+/// Waits for the run, checks exact counts, every task committed exactly
+/// once (one completion record each, none recomputed after a commit).
+fn finish_run(cluster: &Cluster, run: Child, root: &Path, out: &Path, job: &str, tasks: usize) {
+    let o = run.wait_with_output().unwrap();
+    assert_status(&o, 0);
+    oracle::assert_same(&read_output(out), &oracle::count_tree(root));
+    let leader = &cluster.nodes[cluster.wait_leader()];
+    let done = leader.cmd(&["XRANGE", &format!("wclab:{{{job}}}:done"), "-", "+"]);
+    let ids: Vec<String> = done
+        .array()
+        .iter()
+        .map(|e| {
+            let f = e.array()[1].array();
+            f.chunks(2).find(|p| p[0].text() == "task").unwrap()[1].text()
+        })
+        .collect();
+    let distinct: BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(ids.len(), tasks, "one completion record per task: {ids:?}");
+    assert_eq!(distinct.len(), tasks, "a task was committed twice: {ids:?}");
+}
+
+#[test]
+fn the_job_finishes_exactly_while_the_leader_is_killed_and_restarted() {
+    let cluster = Cluster::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let root = corpus::english(&dir.path().join("in"), 60, 8_000, 11);
+    let out = dir.path().join("counts.tsv");
+    let mut writer = AckedWriter::start(cluster.nodes.iter().map(|n| n.port).collect());
+    let run = spawn_run(&cluster, &root, &out, "leader");
+    let mut seen = Vec::new();
+    let mut cluster = cluster;
+    for round in 0..2 {
+        wait_progress(&cluster, "leader", &mut seen, 10 + 15 * round, 60);
+        let l = cluster.wait_leader();
+        let killed_at = Instant::now();
+        cluster.nodes[l].kill();
+        let new_leader = cluster.wait_leader();
+        eprintln!(
+            "leader {} killed; node {} leads after {:?}",
+            cluster.nodes[l].id,
+            cluster.nodes[new_leader].id,
+            killed_at.elapsed()
+        );
+        writer.check(&cluster);
+        cluster.nodes[l].start();
+    }
+    finish_run(&cluster, run, &root, &out, "leader", 60);
+    writer.stop();
+    assert!(
+        writer.check(&cluster) > 0,
+        "the writer got acknowledgements"
+    );
+    cluster.assert_identical();
+}
+
+#[test]
+fn a_follower_killed_and_a_node_restarted_with_an_empty_directory_catch_up() {
+    let mut cluster = Cluster::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let root = corpus::english(&dir.path().join("in"), 50, 8_000, 12);
+    let out = dir.path().join("counts.tsv");
+    let run = spawn_run(&cluster, &root, &out, "follower");
+    let mut seen = Vec::new();
+    wait_progress(&cluster, "follower", &mut seen, 8, 50);
+    let l = cluster.wait_leader();
+    let f = (l + 1) % 3;
+    // A follower's sidecar crashes and comes back before anyone notices a
+    // thing; it stops the Redis it left behind and rebuilds a fresh one
+    // from its snapshot and log.
+    let orphan = cluster.nodes[f].kill_sidecar();
+    cluster.nodes[f].start();
+    assert!(
+        !Path::new(&format!("/proc/{orphan}")).exists()
+            || std::fs::read_to_string(format!("/proc/{orphan}/stat"))
+                .is_ok_and(|s| s.contains(") Z ")),
+        "the redis-server of the crashed sidecar is still running"
+    );
+    wait_progress(&cluster, "follower", &mut seen, 20, 50);
+    // Another follower loses its disk: it comes back empty and is rebuilt
+    // from the leader (snapshot, then log).
+    let g = (l + 2) % 3;
+    cluster.nodes[g].kill();
+    std::fs::remove_dir_all(&cluster.nodes[g].dir).unwrap();
+    // The leader snapshots and purges the head of its log meanwhile, so
+    // the empty node can only be rebuilt from a snapshot.
+    let leader = &cluster.nodes[cluster.wait_leader()];
+    assert_eq!(leader.cmd(&["RAFT.SNAPSHOT"]), Reply::Status("OK".into()));
+    procs::wait_for("a snapshot", Duration::from_secs(30), || {
+        (leader.info().get("snapshot_index").map(String::as_str) != Some("-")).then_some(())
+    });
+    cluster.nodes[g].start();
+    finish_run(&cluster, run, &root, &out, "follower", 50);
+    cluster.assert_identical();
+    let rebuilt = cluster.nodes[g].info();
+    assert_eq!(
+        rebuilt["snapshots_installed"], "1",
+        "rebuilt from the leader's snapshot: {rebuilt:?}"
+    );
+}
+
+#[test]
+fn with_five_nodes_two_down_at_once_and_repeated_kills_the_job_finishes() {
+    let mut cluster = Cluster::start(5);
+    let dir = tempfile::tempdir().unwrap();
+    let root = corpus::english(&dir.path().join("in"), 60, 8_000, 13);
+    let out = dir.path().join("counts.tsv");
+    let run = spawn_run(&cluster, &root, &out, "five");
+    let mut seen = Vec::new();
+    wait_progress(&cluster, "five", &mut seen, 6, 60);
+    // f = 2 down at once, the leader among them.
+    let l = cluster.wait_leader();
+    let other = (l + 1) % 5;
+    cluster.nodes[l].kill();
+    cluster.nodes[other].kill();
+    wait_progress(&cluster, "five", &mut seen, 12, 60);
+    cluster.nodes[l].start();
+    cluster.nodes[other].start();
+    // Then one node after another, each back before the next goes.
+    for k in 0..4 {
+        wait_progress(&cluster, "five", &mut seen, 18 + 6 * k, 60);
+        let victim = (cluster.wait_leader() + k as usize) % 5;
+        cluster.nodes[victim].kill();
+        std::thread::sleep(Duration::from_millis(300));
+        cluster.nodes[victim].start();
+    }
+    // The leader's redis-server dies alone: its sidecar cannot apply the
+    // log any more, stops, and the node is restarted from its disk.
+    wait_progress(&cluster, "five", &mut seen, 44, 60);
+    let l = cluster.wait_leader();
+    let redis: u32 = std::fs::read_to_string(cluster.nodes[l].dir.join("redis-server.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    procs::kill9(redis);
+    let sidecar = cluster.nodes[l].child.as_mut().unwrap();
+    procs::wait_for("the sidecar to stop", Duration::from_secs(30), || {
+        sidecar.try_wait().unwrap().map(|_| ())
+    });
+    cluster.nodes[l].kill();
+    cluster.nodes[l].start();
+    finish_run(&cluster, run, &root, &out, "five", 60);
+    cluster.assert_identical();
+}
+
+#[test]
+fn a_minority_leader_cannot_commit_and_nothing_it_took_survives_the_heal() {
+    let cluster = Cluster::start(3);
+    let l = cluster.wait_leader();
+    let old = &cluster.nodes[l];
+    assert_eq!(old.cmd(&["HSET", "h", "before", "1"]), Reply::Int(1));
+    let others: Vec<&Node> = cluster.nodes.iter().filter(|n| n.id != old.id).collect();
+    // Cut the leader off from the other two, both ways.
+    let mut cut = vec!["RAFT.PARTITION".to_owned()];
+    cut.extend(others.iter().map(|n| n.id.to_string()));
+    let cut: Vec<&str> = cut.iter().map(String::as_str).collect();
+    assert_eq!(old.cmd(&cut), Reply::Status("OK".into()));
+    for n in &others {
+        assert_eq!(
+            n.cmd(&["RAFT.PARTITION", &old.id.to_string()]),
+            Reply::Status("OK".into())
+        );
+    }
+    // The old leader takes the write but cannot commit it, nor serve a read.
+    match old.cmd(&["HSET", "h", "minority", "1"]) {
+        Reply::Error(e) => assert!(e.starts_with("TRYAGAIN"), "{e}"),
+        other => panic!("a leader without a quorum acknowledged a write: {other:?}"),
+    }
+    match old.cmd(&["HGET", "h", "before"]) {
+        Reply::Error(e) => assert!(e.starts_with("TRYAGAIN"), "{e}"),
+        other => panic!("a leader without a quorum served a read: {other:?}"),
+    }
+    // The majority elects a leader of its own and goes on.
+    let new = procs::wait_for("a majority leader", Duration::from_secs(30), || {
+        others
+            .iter()
+            .find(|n| n.info().get("role").map(String::as_str) == Some("leader"))
+            .copied()
+    });
+    assert_eq!(new.cmd(&["HSET", "h", "majority", "1"]), Reply::Int(1));
+    // Heal.
+    for n in &cluster.nodes {
+        assert_eq!(n.cmd(&["RAFT.PARTITION"]), Reply::Status("OK".into()));
+    }
+    cluster.wait_leader();
+    cluster.assert_identical();
+    for n in &cluster.nodes {
+        // Through every node (proxied to the leader, linearizable).
+        let keys = procs::wait_for("a read", Duration::from_secs(30), || {
+            match n.cmd(&["HKEYS", "h"]) {
+                Reply::Array(Some(k)) => Some(k.iter().map(Reply::text).collect::<BTreeSet<_>>()),
+                _ => None,
+            }
+        });
+        assert_eq!(
+            keys,
+            ["before", "majority"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            "the minority's uncommitted write must not survive"
+        );
+    }
+}
+
+#[test]
+fn replicas_that_replay_one_log_at_different_times_end_identical() {
+    // Worker kills make the job steal tasks (the lease path, where time
+    // matters most); then every node is restarted and replays its log from
+    // disk seconds later than it first applied it, one from an empty disk.
+    let mut cluster = Cluster::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let root = corpus::english(&dir.path().join("in"), 20, 8_000, 14);
+    let out = dir.path().join("counts.tsv");
+    let o = output(
+        wclab()
+            .args([
+                "run",
+                "--workers",
+                "2",
+                "--threads",
+                "1",
+                "--lease",
+                "300ms",
+                "--job",
+                "replay",
+            ])
+            .args([
+                "--chaos-kills",
+                "4",
+                "--redis-cluster",
+                &cluster.url(),
+                "--json",
+                "--input",
+            ])
+            .arg(&root)
+            .arg("-o")
+            .arg(&out)
+            .env("WCLAB_TEST_PAUSE", "while_counting:60"),
+    );
+    assert_status(&o, 0);
+    oracle::assert_same(&read_output(&out), &oracle::count_tree(&root));
+    let leader = &cluster.nodes[cluster.wait_leader()];
+    let stolen = leader.cmd(&["XRANGE", "wclab:{replay}:done", "-", "+"]);
+    assert!(!stolen.array().is_empty());
+    let before = cluster.converged_digests();
+    assert!(before.iter().all(|d| d.2 == before[0].2), "{before:?}");
+    std::thread::sleep(Duration::from_millis(1500));
+    for i in 0..3 {
+        cluster.nodes[i].kill();
+    }
+    std::fs::remove_dir_all(&cluster.nodes[2].dir).unwrap();
+    for i in 0..3 {
+        cluster.nodes[i].start();
+    }
+    cluster.wait_leader();
+    let after = cluster.converged_digests();
+    assert!(after.iter().all(|d| d.2 == after[0].2), "{after:?}");
+    assert_eq!(
+        after[0].2, before[0].2,
+        "replaying the log later changed the dataset"
+    );
+}
+
+#[test]
+fn a_new_node_joins_through_a_follower_and_the_status_shows_it() {
+    let mut cluster = Cluster::start(3);
+    let l = cluster.wait_leader();
+    let follower = cluster.nodes[(l + 1) % 3].addr();
+    assert_eq!(
+        cluster.nodes[l].cmd(&["HSET", "h", "before", "1"]),
+        Reply::Int(1)
+    );
+    let mut new = Node {
+        id: 4,
+        port: free_port(),
+        dir: cluster._dir.path().join("n4"),
+        child: None,
+    };
+    new.start();
+    let o = output(wclab().args([
+        "raft",
+        "join",
+        "--cluster",
+        &follower,
+        "--id",
+        "4",
+        "--addr",
+        &new.addr(),
+    ]));
+    assert_status(&o, 0);
+    cluster.nodes.push(new);
+    cluster.wait_leader();
+    // `wclab raft status`, and the same through any Redis client.
+    let o = output(wclab().args(["raft", "status", "--node", &cluster.nodes[3].addr()]));
+    assert_status(&o, 0);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    for want in [
+        "node_id:4",
+        "role:follower",
+        "voters:1,2,3,4",
+        "learners:\n",
+        "applied_index:",
+    ] {
+        assert!(text.contains(want), "{want:?} missing from:\n{text}");
+    }
+    let info = cluster.nodes[3].cmd(&["INFO", "raft"]).text();
+    assert!(
+        info.contains("role:follower") && info.contains("commit_index:"),
+        "{info}"
+    );
+    // The new node serves writes (through the leader) and holds the data.
+    assert_eq!(
+        cluster.nodes[3].cmd(&["HSET", "h", "after", "1"]),
+        Reply::Int(1)
+    );
+    cluster.assert_identical();
+    assert_eq!(cluster.converged_digests().len(), 4);
+}
+
+#[test]
+fn with_a_password_clients_and_peers_must_authenticate() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes: Vec<Child> = Vec::new();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    for (i, port) in ports.iter().enumerate() {
+        let child = wclab()
+            .args([
+                "raft",
+                "node",
+                "--id",
+                &(i + 1).to_string(),
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .arg("--dir")
+            .arg(dir.path().join(format!("n{i}")))
+            .args(["--heartbeat", "100ms"])
+            .env("WCLAB_RAFT_PASSWORD", "s3cret")
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        nodes.push(child);
+        let port = *port;
+        procs::wait_for("the node to listen", Duration::from_secs(30), || {
+            std::net::TcpStream::connect(("127.0.0.1", port))
+                .ok()
+                .map(|_| ())
+        });
+    }
+    let members: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{}=127.0.0.1:{p}", i + 1))
+        .collect();
+    let init = |pw: &str| {
+        output(
+            wclab()
+                .args([
+                    "raft",
+                    "init",
+                    "--node",
+                    &format!("127.0.0.1:{}", ports[0]),
+                    "--member",
+                    &members.join(","),
+                ])
+                .env("WCLAB_RAFT_PASSWORD", pw),
+        )
+    };
+    assert_status(&init("wrong"), 2);
+    assert_status(&init("s3cret"), 0);
+    // A write through a follower: peers authenticate to each other.
+    let write = |port: u16| {
+        let mut c = Client::connect(port, "s3cret").unwrap();
+        c.cmd(&["HSET", "h", "k", "v"])
+    };
+    procs::wait_for(
+        "a committed write",
+        Duration::from_secs(30),
+        || match write(ports[2]) {
+            Reply::Int(_) => Some(()),
+            _ => None,
+        },
+    );
+    match Client::connect(ports[1], "nope") {
+        Err(e) => assert!(e.to_string().contains("WRONGPASS"), "{e}"),
+        Ok(_) => panic!("a wrong password was accepted"),
+    }
+    let mut unauthenticated =
+        std::io::BufReader::new(std::net::TcpStream::connect(("127.0.0.1", ports[1])).unwrap());
+    std::io::Write::write_all(
+        unauthenticated.get_mut(),
+        b"*2\r\n$4\r\nHGET\r\n$1\r\nh\r\n",
+    )
+    .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut unauthenticated, &mut line).unwrap();
+    assert!(line.starts_with("-NOAUTH"), "{line}");
+    for mut n in nodes {
+        procs::kill9(n.id());
+        let _ = n.wait();
+    }
+    // Their redis-servers, left behind by SIGKILL.
+    for i in 0..3 {
+        if let Ok(pid) = std::fs::read_to_string(dir.path().join(format!("n{i}/redis-server.pid")))
+        {
+            procs::kill9(pid.trim().parse().unwrap());
+        }
+    }
+}

@@ -1,0 +1,90 @@
+# Shell helpers for lab 4b (sourced by scripts/lab4-raft.sh and bench/raft.sh):
+# start 2f+1 `wclab raft node`s on loopback, form the cluster, crash nodes.
+#
+# Needs: $wclab (the binary), $rdir (a directory for the nodes), $base
+# (base port: node i listens on base+i), $N (number of nodes).
+
+node_addr() { echo "127.0.0.1:$((base + $1))"; }
+
+cluster_nodes() { # host:port,host:port,...
+  local out="" i
+  for i in $(seq 1 "$N"); do out="$out${out:+,}$(node_addr "$i")"; done
+  echo "$out"
+}
+
+start_node() { # id
+  "$wclab" raft node --id "$1" --listen "$(node_addr "$1")" --dir "$rdir/n$1" >> "$rdir/n$1.log" 2>&1 &
+  echo $! > "$rdir/n$1.pid"
+  disown
+  local t
+  for t in $(seq 1 300); do
+    redis-cli -p $((base + $1)) PING > /dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  echo "node $1 did not start; see $rdir/n$1.log" >&2
+  return 1
+}
+
+# kill -9 of a node: its sidecar and its redis-server.
+crash_node() { # id
+  kill -9 "$(cat "$rdir/n$1.pid")" 2> /dev/null || true
+  [ -f "$rdir/n$1/redis-server.pid" ] && kill -9 "$(cat "$rdir/n$1/redis-server.pid")" 2> /dev/null || true
+}
+
+stop_cluster() { # SIGTERM: each node stops its redis-server too
+  local i t pid
+  for i in $(seq 1 "$N"); do
+    [ -f "$rdir/n$i.pid" ] && kill "$(cat "$rdir/n$i.pid")" 2> /dev/null || true
+  done
+  for i in $(seq 1 "$N"); do
+    [ -f "$rdir/n$i.pid" ] || continue
+    pid=$(cat "$rdir/n$i.pid")
+    for t in $(seq 1 100); do kill -0 "$pid" 2> /dev/null || break; sleep 0.05; done
+    crash_node "$i" # whatever is left
+  done
+}
+
+leader_id() { # prints the id of the node that says it leads (empty if none)
+  local i
+  for i in $(seq 1 "$N"); do
+    if redis-cli -p $((base + i)) RAFT.INFO 2> /dev/null | tr -d '\r' | grep -qx 'role:leader'; then
+      echo "$i"
+      return 0
+    fi
+  done
+}
+
+wait_leader() { # [except-id]; prints the new leader's id
+  local t l
+  for t in $(seq 1 600); do
+    l=$(leader_id)
+    if [ -n "$l" ] && [ "$l" != "${1:-}" ]; then
+      echo "$l"
+      return 0
+    fi
+    sleep 0.02
+  done
+  echo "no leader elected" >&2
+  return 1
+}
+
+start_cluster() {
+  rm -rf "$rdir"
+  mkdir -p "$rdir"
+  local i members=""
+  for i in $(seq 1 "$N"); do
+    start_node "$i"
+    members="$members${members:+,}$i=$(node_addr "$i")"
+  done
+  "$wclab" raft init --node "$(node_addr 1)" --member "$members" > /dev/null
+  wait_leader > /dev/null
+}
+
+# Digest of every node's dataset once all have applied the same index.
+digests() {
+  local i
+  for i in $(seq 1 "$N"); do
+    redis-cli -p $((base + i)) RAFT.DIGEST 2> /dev/null | head -2 | tr '\n' ' '
+    echo
+  done
+}
