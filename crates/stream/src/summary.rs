@@ -9,29 +9,39 @@
 //!
 //! # Recovery
 //!
-//! * **Baseline**: the files injected before the first event (the whole
-//!   run when there are no events, or fewer than [`MIN_BASELINE`] files
-//!   before the first one).
+//! * **Baseline**: the files injected *and committed* before the first
+//!   event (the whole run when there are no events, or fewer than
+//!   [`MIN_BASELINE`] such files). Only files committed before the first
+//!   fault are known to be unaffected by it: the file a crashed worker held
+//!   was injected before the crash but is committed a lease later, and
+//!   counting it in would make the nearest-rank p95 of a short baseline
+//!   (fewer than 20 files: their maximum) that one delayed file.
 //! * **Late**: a file is late when its latency exceeds the threshold
 //!   `max(2 × baseline p95, baseline p50 + 100 ms)` — twice the normal
 //!   spread, and never less than a tenth of a second above normal, so that
 //!   scheduling noise on a busy machine is not taken for a fault.
-//! * **Affected by an event at E**: the files committed at or after E that
-//!   would have turned late (injection time + threshold) at or after E and
-//!   before the next event. A fault can only make a file late if it happens
-//!   before the file turns late; the latest such event is blamed. So the
-//!   file a crashed worker held (injected just before the crash) belongs to
-//!   that crash, and files already late belong to an earlier event.
+//! * **Affected by an event at E** (charged to it): the files committed at
+//!   or after E that would have turned late (injection time + threshold) at
+//!   or after E and before the next event. A fault can only make a file
+//!   late if it happens before the file turns late; the latest such event
+//!   is blamed. So the file a crashed worker held (injected just before the
+//!   crash) belongs to that crash, and files already late belong to an
+//!   earlier event.
 //! * **Recovery time** of the event: from E to the commit of the last late
 //!   file it affected; 0 when it affected no late file. The event is
-//!   `recovered` if no affected file was late, or if some file (any file)
-//!   committed after that last late one was on time: latency was seen back
-//!   under the threshold. A run that ends on a late file reports
-//!   `recovered: false`.
+//!   `recovered` if no affected file was late, or if a file injected after
+//!   the last late one it affected (a file charged to it, or injected after
+//!   E) was on time: on the timeline, latency was seen back under the
+//!   threshold. Files of other, earlier events do not count. A run whose
+//!   last injected files are late reports `recovered: false`.
+//! * **After the release** (stragglers): for a `straggle_start` followed by
+//!   its `straggle_end`, `after_release_ms` is the time from the release to
+//!   the commit of the last late file charged to either (0 if the last one
+//!   was committed before the release): how long the slowdown outlived it.
 //!
-//! On the timeline this is the time from the event's marker until the last
-//! point above the threshold that it caused (that point sits at its
-//! injection time, plus its latency, on the commit clock).
+//! On the timeline the recovery time is the time from the event's marker
+//! until the last point above the threshold that it caused (that point
+//! sits at its injection time, plus its latency, on the commit clock).
 
 use crate::{Event, EventKind, LatencyRecord, StreamError};
 use serde::Serialize;
@@ -85,6 +95,9 @@ pub fn percentile(sorted: &[i64], p: f64) -> i64 {
 pub struct Baseline {
     /// Files the baseline is made of.
     pub files: usize,
+    /// True when too few files were committed before the first event and
+    /// the whole run (faults included) had to serve as the baseline.
+    pub whole_run: bool,
     /// Their median latency.
     pub p50_ms: i64,
     /// Their 95th percentile.
@@ -114,6 +127,11 @@ pub struct EventReport {
     pub recovery_ms: i64,
     /// Latency was seen back under the threshold before the run ended.
     pub recovered: bool,
+    /// Stragglers slowed: from their release to the commit of the last late
+    /// file charged to the slowdown or the release, ms (0 if none was late
+    /// after the release). Absent for other events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after_release_ms: Option<i64>,
 }
 
 /// The whole of `summary.json`.
@@ -166,12 +184,33 @@ impl Summary {
             .unwrap_or(start);
         let span_s = end.saturating_sub(start) as f64 / 1000.0;
         let baseline = baseline(records, events.first().map(|e| e.at));
-        let reports: Vec<EventReport> = events
+        let threshold = baseline.late_threshold_ms;
+        let charged: Vec<Charged> = events
             .iter()
             .enumerate()
             .map(|(i, e)| {
                 let next = events.get(i + 1).map_or(i64::MAX, |n| n.at as i64);
-                report(e, next, start, records, baseline.late_threshold_ms)
+                charge(e, next, records, threshold)
+            })
+            .collect();
+        let reports: Vec<EventReport> = events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let mut r = report(e, start, records, threshold, &charged[i]);
+                if e.kind == EventKind::StraggleStart {
+                    r.after_release_ms = events[i + 1..]
+                        .iter()
+                        .position(|n| n.kind == EventKind::StraggleEnd)
+                        .map(|j| {
+                            let end = &events[i + 1 + j];
+                            let last = charged[i]
+                                .last_late_commit()
+                                .max(charged[i + 1 + j].last_late_commit());
+                            last.map_or(0, |t| (t as i64 - end.at as i64).max(0))
+                        });
+                }
+                r
             })
             .collect();
         Summary {
@@ -215,11 +254,12 @@ fn baseline(records: &[LatencyRecord], first_event: Option<u64>) -> Baseline {
     let before: Vec<i64> = match first_event {
         Some(at) => records
             .iter()
-            .filter(|r| r.injected_at < at)
+            .filter(|r| r.committed_at < at)
             .map(|r| r.latency_ms)
             .collect(),
         None => Vec::new(),
     };
+    let whole_run = first_event.is_some() && before.len() < MIN_BASELINE;
     let lat = if before.len() >= MIN_BASELINE {
         before
     } else {
@@ -228,19 +268,26 @@ fn baseline(records: &[LatencyRecord], first_event: Option<u64>) -> Baseline {
     let p = Percentiles::of(lat.iter().copied());
     Baseline {
         files: lat.len(),
+        whole_run,
         p50_ms: p.p50,
         p95_ms: p.p95,
         late_threshold_ms: (2 * p.p95).max(p.p50 + 100),
     }
 }
 
-fn report(
-    e: &Event,
-    next: i64,
-    start: u64,
-    records: &[LatencyRecord],
-    threshold: i64,
-) -> EventReport {
+/// The files charged to one event, and which of them were late.
+struct Charged<'a> {
+    affected: Vec<&'a LatencyRecord>,
+    late: Vec<&'a LatencyRecord>,
+}
+
+impl Charged<'_> {
+    fn last_late_commit(&self) -> Option<u64> {
+        self.late.iter().map(|r| r.committed_at).max()
+    }
+}
+
+fn charge<'a>(e: &Event, next: i64, records: &'a [LatencyRecord], threshold: i64) -> Charged<'a> {
     let affected: Vec<&LatencyRecord> = records
         .iter()
         .filter(|r| {
@@ -248,30 +295,54 @@ fn report(
             r.committed_at >= e.at && turns_late >= e.at as i64 && turns_late < next
         })
         .collect();
-    let late: Vec<&&LatencyRecord> = affected
+    let late = affected
         .iter()
+        .copied()
         .filter(|r| r.latency_ms > threshold)
         .collect();
-    let last_late = late.iter().map(|r| r.committed_at).max();
-    let (recovery_ms, recovered) = match last_late {
+    Charged { affected, late }
+}
+
+fn report(
+    e: &Event,
+    start: u64,
+    records: &[LatencyRecord],
+    threshold: i64,
+    charged: &Charged,
+) -> EventReport {
+    let (recovery_ms, recovered) = match charged.last_late_commit() {
         None => (0, true),
-        Some(t) => (
-            t as i64 - e.at as i64,
-            records
-                .iter()
-                .any(|r| r.committed_at > t && r.latency_ms <= threshold),
-        ),
+        Some(t) => {
+            // The last late file on the timeline (by injection time), and
+            // whether a file after it, charged to this event or injected
+            // after it, was on time.
+            let key = |r: &LatencyRecord| (r.injected_at, r.committed_at);
+            let last = charged.late.iter().map(|r| key(r)).max();
+            let on_time_after = |r: &LatencyRecord| {
+                r.latency_ms <= threshold
+                    && Some(key(r)) > last
+                    && (r.injected_at > e.at
+                        || charged.affected.iter().any(|a| std::ptr::eq(*a, r)))
+            };
+            (t as i64 - e.at as i64, records.iter().any(on_time_after))
+        }
     };
     EventReport {
         at_s: e.at.saturating_sub(start) as f64 / 1000.0,
         at: e.at,
         kind: e.kind,
         detail: e.detail.clone(),
-        affected_files: affected.len(),
-        late_files: late.len(),
-        peak_latency_ms: affected.iter().map(|r| r.latency_ms).max().unwrap_or(0),
+        affected_files: charged.affected.len(),
+        late_files: charged.late.len(),
+        peak_latency_ms: charged
+            .affected
+            .iter()
+            .map(|r| r.latency_ms)
+            .max()
+            .unwrap_or(0),
         recovery_ms,
         recovered,
+        after_release_ms: None,
     }
 }
 
@@ -306,15 +377,19 @@ mod tests {
         };
         let s = Summary::new(&recs, &[crash]);
         assert_eq!(
-            s.baseline.files, 31,
-            "injected before the crash, the delayed one included"
+            s.baseline.files, 30,
+            "injected and committed before the crash: the delayed one is not"
         );
+        assert!(!s.baseline.whole_run);
         assert_eq!(s.baseline.late_threshold_ms, 110);
         let e = &s.events[0];
         assert_eq!(e.late_files, 1);
         assert_eq!(e.peak_latency_ms, 5100);
         assert_eq!(e.recovery_ms, 8100 - 3050);
-        assert!(!e.recovered, "no file committed after the late one");
+        assert!(
+            e.recovered,
+            "the files injected after the late one were on time, though committed before it"
+        );
         assert_eq!(s.recovery_ms, vec![5050]);
         assert_eq!(s.max_ms, 5100);
         assert_eq!(s.files_committed, 60);
@@ -346,7 +421,83 @@ mod tests {
         assert!(s.events[0].recovered);
         assert_eq!(s.events[1].recovery_ms, 0);
         assert!(s.events[1].recovered);
+        assert_eq!(s.events[0].after_release_ms, Some(0));
         assert_eq!(s.recovery_ms, vec![2400]);
+    }
+
+    #[test]
+    fn the_file_a_crash_held_does_not_poison_a_short_baseline() {
+        // 15 normal files (20-34 ms), then a crash at 1.55 s catches the
+        // file injected at 1.5 s: it waits 5.1 s for its lease. With it in
+        // the baseline, the nearest-rank p95 of 16 files would be its 5.1 s,
+        // the threshold 10 s, and the crash would look harmless.
+        let mut recs: Vec<_> = (0..40).map(|i| rec(i * 100, 20 + i % 15)).collect();
+        recs[15] = rec(1500, 5100);
+        let crash = Event {
+            at: 1550,
+            kind: EventKind::Crash,
+            detail: "pid 9".into(),
+        };
+        let s = Summary::new(&recs, &[crash]);
+        assert_eq!(s.baseline.files, 15);
+        assert_eq!(s.baseline.p95_ms, 34);
+        assert_eq!(s.baseline.late_threshold_ms, 27 + 100);
+        let e = &s.events[0];
+        assert_eq!((e.late_files, e.peak_latency_ms), (1, 5100));
+        assert_eq!(e.recovery_ms, 6600 - 1550);
+        assert!(e.recovered);
+        assert_eq!(s.recovery_ms, vec![5050]);
+    }
+
+    #[test]
+    fn recovery_is_seen_only_after_the_last_late_file_on_the_timeline() {
+        let crash = |at| Event {
+            at,
+            kind: EventKind::Crash,
+            detail: String::new(),
+        };
+        // The crash catches a file of the last micro-batch: nothing is
+        // injected after it, so recovery is never seen, although its
+        // batch-mates were on time.
+        let mut recs: Vec<_> = (0..30).map(|i| rec(i / 10 * 1000, 10 + i % 10)).collect();
+        recs[25] = rec(2000, 5000);
+        let s = Summary::new(&recs, &[crash(2005)]);
+        assert_eq!(s.events[0].late_files, 1);
+        assert!(!s.events[0].recovered);
+        // The same crash one batch earlier: the next batch shows recovery.
+        let mut recs: Vec<_> = (0..30).map(|i| rec(i / 10 * 1000, 10 + i % 10)).collect();
+        recs[15] = rec(1000, 5000);
+        let s = Summary::new(&recs, &[crash(1005)]);
+        assert_eq!(s.events[0].recovery_ms, 6000 - 1005);
+        assert!(s.events[0].recovered);
+    }
+
+    #[test]
+    fn straggler_recovery_is_also_measured_from_the_release() {
+        let mut recs: Vec<_> = (0..100).map(|i| rec(i * 100, 10)).collect();
+        // Slowed from 2 s to 3 s, but files injected until 3.9 s (queued
+        // behind the straggler) take 500 ms.
+        for r in recs.iter_mut().skip(20).take(20) {
+            *r = rec(r.injected_at, 500);
+        }
+        let ev = |at, kind| Event {
+            at,
+            kind,
+            detail: String::new(),
+        };
+        let s = Summary::new(
+            &recs,
+            &[
+                ev(2000, EventKind::StraggleStart),
+                ev(3000, EventKind::StraggleEnd),
+            ],
+        );
+        let (start, end) = (&s.events[0], &s.events[1]);
+        assert_eq!(start.late_files + end.late_files, 20);
+        assert_eq!(end.late_files, 11, "turned late after the release");
+        assert_eq!(start.after_release_ms, Some(3900 + 500 - 3000));
+        assert_eq!(end.after_release_ms, None);
+        assert!(start.recovered && end.recovered);
     }
 
     #[test]
