@@ -13,7 +13,9 @@ Keys of a job J (all share the hash tag {J}):
   wclab:{J}:done    stream   one entry per committed task (latency record)
   wclab:{J}:dead    stream   one entry per dead-lettered task, with its reason
   wclab:{J}:job     hash     the job's description and running totals
-  wclab:{J}:spec    hash     speculative execution's bookkeeping (wclab_speculate)
+  wclab:{J}:spec    hash     speculative execution's bookkeeping: claimed:<id> = when the
+                             task was last handed out (wclab_claim), backup:<id>,
+                             backup_at:<id>, backups (wclab_speculate)
   wclab:{J}:leases  zset     task id -> time of its owner's last claim or renewal
                              (ms, caller's clock); used when now_ms is given
 
@@ -143,13 +145,16 @@ local function submit(keys, args)
 end
 
 --[[
-wclab_claim KEYS: tasks, dead, job, leases
+wclab_claim KEYS: tasks, dead, job, leases[, spec]
             ARGV: now_ms, group, consumer, lease_ms, max_deliveries
 
 Hands one task to `consumer`: a new one if any (XREADGROUP), else one whose
 owner has been silent for longer than the lease (XAUTOCLAIM; with a given
 now_ms, the `leases` set and XCLAIM ... TIME, see "Leases" above). A stolen
 task delivered more than max_deliveries times is dead-lettered instead.
+With a `spec` key, the time of the hand-out is written to it as
+claimed:<id> (a renewal leaves it alone), so that wclab_speculate can tell
+how long a task has been running rather than how long it has existed.
 Returns nil when there is nothing to do, otherwise
   {'task', id, path, start, end, injected, deliveries}  or  {'dead', id}
 ]]
@@ -204,6 +209,9 @@ local function claim(keys, args)
            deliveries)
       return {'dead', entry[1]}
     end
+  end
+  if keys[5] then
+    redis.call('HSET', keys[5], 'claimed:' .. entry[1], tostring(ms))
   end
   local f = entry_fields(entry)
   return {'task', entry[1], f.path or '', f.start or '0', f['end'] or '0',
@@ -331,20 +339,26 @@ wclab_speculate KEYS: tasks, done, spec
                 ARGV: now_ms, group, consumer, min_age_ms, factor, sample
 
 Speculative execution (lab 3): hands an idle `consumer` a backup copy of a
-task that has been in flight much longer than tasks usually take. Ownership
+task that has been running much longer than tasks usually take. Ownership
 does not change: the task stays in its owner's pending list, the backup
 counts it too, and whichever commit lands first counts; wclab_commit's gate
 ("every task still pending") makes the other a no-op.
 
-"Much longer": the task's latency so far, now minus its `injected` time,
-is at least max(min_age_ms, factor x the median latency of the last `sample`
-commits). Both sides are latencies on the server clock, so renewals (which
-reset XPENDING's idle time) do not matter. Workers ask only when idle, when
-nothing is queued, so a task that old is held by a straggler or by a dead
-worker whose lease has not run out yet. Each task gets one backup at most:
-the `spec` hash records `backup:<id>` = the consumer, and counts `backups`.
-Returns nil, or a task like wclab_claim: {'task', id, path, start, end,
-injected, deliveries}.
+"Much longer": the task's run time so far, now minus the time it was last
+handed out (claimed:<id>, written by wclab_claim), is at least
+max(min_age_ms, factor x the median run time of the last `sample` commits),
+a run time being the commit time minus the hand-out to the worker whose
+commit counted (backup_at:<id> when that was the backup). Time spent queued
+before the hand-out is not running time, so a burst of injections does not
+make every task look slow. All the times are the functions' `now_ms`, never
+XPENDING's idle times (renewals reset those, and with a given now_ms they
+are each replica's clock). A task with no claimed:<id> (handed out by an
+older wclab_claim) gets no backup. Workers ask only when idle, when nothing
+is queued, so a task that old is held by a straggler or by a dead worker
+whose lease has not run out yet. Each task gets one backup at most: the
+`spec` hash records `backup:<id>` = the consumer and `backup_at:<id>`, and
+counts `backups`. Returns nil, or a task like wclab_claim: {'task', id,
+path, start, end, injected, deliveries}.
 ]]
 local function speculate(keys, args)
   local tasks, done, spec = keys[1], keys[2], keys[3]
@@ -363,29 +377,35 @@ local function speculate(keys, args)
     return nil
   end
 
-  local latencies = {}
+  local runs = {}
   for _, e in ipairs(redis.call('XREVRANGE', done, '+', '-', 'COUNT', sample)) do
     local f = entry_fields(e)
-    local injected, committed = tonumber(f.injected), tonumber(f.committed)
-    if injected and committed then
-      latencies[#latencies + 1] = committed - injected
+    local started
+    if f.task and f.worker and redis.call('HGET', spec, 'backup:' .. f.task) == f.worker then
+      started = tonumber(redis.call('HGET', spec, 'backup_at:' .. f.task))
+    elseif f.task then
+      started = tonumber(redis.call('HGET', spec, 'claimed:' .. f.task))
+    end
+    local committed = tonumber(f.committed)
+    if started and committed then
+      runs[#runs + 1] = committed - started
     end
   end
-  table.sort(latencies)
-  local typical = latencies[math.floor((#latencies + 1) / 2)] or 0
+  table.sort(runs)
+  local typical = runs[math.floor((#runs + 1) / 2)] or 0
   local threshold = math.max(min_age, factor * typical)
 
   for _, p in ipairs(held) do
     local id, owner, deliveries = p[1], p[2], p[4]
     if owner ~= consumer and redis.call('HEXISTS', spec, 'backup:' .. id) == 0 then
+      local claimed = tonumber(redis.call('HGET', spec, 'claimed:' .. id))
       local entry = redis.call('XRANGE', tasks, id, id)[1]
-      local f = entry and entry_fields(entry)
-      local injected = f and tonumber(f.injected)
-      if injected and ms - injected >= threshold then
-        redis.call('HSET', spec, 'backup:' .. id, consumer)
+      if claimed and entry and ms - claimed >= threshold then
+        local f = entry_fields(entry)
+        redis.call('HSET', spec, 'backup:' .. id, consumer, 'backup_at:' .. id, tostring(ms))
         redis.call('HINCRBY', spec, 'backups', 1)
         return {'task', id, f.path or '', f.start or '0', f['end'] or '0',
-                f.injected, deliveries}
+                f.injected or '0', deliveries}
       end
     end
   end

@@ -50,11 +50,13 @@ pub async fn claim(
 ) -> Result<Claim, CoordError> {
     let mut cmd = redis::cmd("FCALL");
     cmd.arg("wclab_claim")
-        .arg(4)
+        .arg(5)
         .arg(&keys.tasks)
         .arg(&keys.dead)
         .arg(&keys.job)
         .arg(&keys.leases)
+        // Where the hand-out time goes, for speculation's run times.
+        .arg(crate::speculate::spec_key(keys))
         .arg(store.now_arg())
         .arg(GROUP)
         .arg(consumer)

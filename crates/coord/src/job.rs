@@ -123,7 +123,12 @@ pub async fn status(store: &mut Store, keys: &JobKeys) -> Result<JobStatus, Coor
 /// Deletes every key of the job.
 pub async fn delete(store: &mut Store, keys: &JobKeys) -> Result<(), CoordError> {
     store
-        .call::<()>("delete the job", redis::cmd("DEL").arg(&keys.all()[..]))
+        .call::<()>(
+            "delete the job",
+            redis::cmd("DEL")
+                .arg(&keys.all()[..])
+                .arg(crate::speculate::spec_key(keys)),
+        )
         .await
 }
 

@@ -1,9 +1,11 @@
 //! `wclab_speculate`: a backup copy of a straggling task for an idle worker.
 //!
 //! Speculative execution, as MapReduce does it for stragglers: when a task
-//! has been in flight much longer than tasks usually take (its latency so
-//! far against the median latency of the recent commits), an idle worker
-//! counts it too, without taking it from its owner. Whichever commit lands first
+//! has been running much longer than tasks usually take (the time since it
+//! was handed out, which `wclab_claim` records in the [`spec_key`] hash,
+//! against the median run time of the recent commits), an idle worker
+//! counts it too, without taking it from its owner. Time spent queued does
+//! not count: a task that waited behind a burst is not a straggler. Whichever commit lands first
 //! counts; the commit gate turns the other into
 //! [`CommitOutcome::NotPending`](crate::commit::CommitOutcome::NotPending).
 //! The rule ("much longer") and the bookkeeping are in `lua/wclab.lua`.
@@ -16,10 +18,11 @@ use std::time::Duration;
 /// When a held task deserves a backup.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SpeculationRules {
-    /// Never back up a task injected less than this long ago.
+    /// Never back up a task handed out less than this long ago.
     pub min_age: Duration,
-    /// Back up a task whose latency so far is `factor` times the median
-    /// latency of the recent commits (if that is more than `min_age`).
+    /// Back up a task whose run time so far is `factor` times the median
+    /// run time (hand-out to commit) of the recent commits (if that is more
+    /// than `min_age`).
     pub factor: f64,
     /// How many recent commits the median is taken over.
     pub sample: u32,
@@ -36,8 +39,9 @@ impl Default for SpeculationRules {
     }
 }
 
-/// The hash in which `wclab_speculate` keeps its bookkeeping. It shares
-/// the job's hash tag; it is not one of [`JobKeys::all`].
+/// The hash in which `wclab_claim` records when each task was handed out
+/// and `wclab_speculate` keeps its bookkeeping. It shares the job's hash
+/// tag; it is not one of [`JobKeys::all`] (`job::delete` deletes it too).
 pub fn spec_key(keys: &JobKeys) -> String {
     format!("wclab:{{{}}}:spec", keys.job_name)
 }
