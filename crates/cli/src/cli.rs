@@ -93,10 +93,10 @@ pub enum GenCommand {
         #[arg(long)]
         out: PathBuf,
         /// Number of files.
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = wclab_gen::TweetOptions::DEFAULT_FILES)]
         files: usize,
         /// Rows per file.
-        #[arg(long, default_value_t = 200)]
+        #[arg(long, default_value_t = wclab_gen::TweetOptions::DEFAULT_ROWS)]
         rows: usize,
         /// Seed.
         #[arg(long, default_value_t = 0)]

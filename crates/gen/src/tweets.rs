@@ -23,12 +23,19 @@ pub struct TweetOptions {
 }
 
 impl TweetOptions {
-    /// Defaults: 4 files of 10,000 rows, seed 0.
+    /// Files, by default (also `wclab gen tweets`'s).
+    pub const DEFAULT_FILES: usize = 100;
+    /// Data rows per file, by default (also `wclab gen tweets`'s): a file
+    /// of about 30 KB, a few milliseconds of counting, as a stream needs.
+    pub const DEFAULT_ROWS: usize = 200;
+
+    /// Defaults: [`DEFAULT_FILES`](Self::DEFAULT_FILES) files of
+    /// [`DEFAULT_ROWS`](Self::DEFAULT_ROWS) rows, seed 0.
     pub fn new(out: impl Into<PathBuf>) -> Self {
         TweetOptions {
             out: out.into(),
-            files: 4,
-            rows: 10_000,
+            files: Self::DEFAULT_FILES,
+            rows: Self::DEFAULT_ROWS,
             seed: 0,
         }
     }

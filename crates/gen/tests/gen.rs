@@ -200,6 +200,33 @@ mod tweets {
         assert!(some(&|t| t.is_empty()), "empty");
     }
 
+    /// FNV-1a, 64 bits: a checksum simple enough to never change.
+    fn fnv1a(bytes: &[u8]) -> u64 {
+        bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+            (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    }
+
+    #[test]
+    fn seed_0_gives_the_same_first_file_on_every_machine_and_version() {
+        // Pinned: a change here changes every corpus made with `wclab gen
+        // tweets` (the lab's figures, anyone's saved expectations). If the
+        // change is meant, update the figures and this checksum together.
+        let dir = tempfile::tempdir().unwrap();
+        let m = tweet_corpus(&TweetOptions {
+            files: 1,
+            ..TweetOptions::new(dir.path())
+        })
+        .unwrap();
+        assert_eq!(m.files[0].records, TweetOptions::DEFAULT_ROWS as u64);
+        let bytes = &contents(&m)[0];
+        assert_eq!(
+            (bytes.len(), fnv1a(bytes)),
+            (31_575, 0x9bcd_f6ad_fa3e_d549),
+            "tweets-0000.csv of seed 0 changed"
+        );
+    }
+
     #[test]
     fn quotes_are_doubled_on_disk() {
         let dir = tempfile::tempdir().unwrap();
