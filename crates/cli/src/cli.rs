@@ -469,19 +469,33 @@ pub struct PlotArgs {
     #[arg(long)]
     pub label: Vec<String>,
 
-    /// The PNG file to write.
+    /// The PNG file to write (default: plot.png beside the first input's
+    /// latency.csv).
     #[arg(long, short)]
-    pub out: PathBuf,
+    pub out: Option<PathBuf>,
 
-    /// Caption of the figure.
+    /// Caption of the figure (with --panels, above all of them).
     #[arg(long)]
     pub title: Option<String>,
 
-    /// Width in pixels.
+    /// Draw the inputs as this many panels side by side, the first 1/N of
+    /// the inputs in the first, and so on (e.g. one panel per scenario).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub panels: u32,
+
+    /// Caption of each panel, in order.
+    #[arg(long)]
+    pub panel_title: Vec<String>,
+
+    /// Panels per row.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub columns: u32,
+
+    /// Width in pixels (of each panel).
     #[arg(long, default_value_t = 1200)]
     pub width: u32,
 
-    /// Height in pixels.
+    /// Height in pixels (of each panel).
     #[arg(long, default_value_t = 600)]
     pub height: u32,
 

@@ -1,10 +1,16 @@
 //! The latency timeline: each file's latency against its injection time,
-//! with the events marked, for one run or several on one figure.
+//! with the events marked, for one run or several on one figure, and
+//! several such figures as panels of one image.
 //!
 //! Time on the x axis is seconds since the series' own first injection (or
 //! first event), so that runs made at different moments line up. Every
 //! file is a dot; a line joins the worst latency of each micro-batch; each
-//! event is a vertical dashed line coloured by its kind. The text is drawn with DejaVu Sans, bundled in the
+//! event is a vertical dashed line coloured by its kind. With several
+//! series on one figure, each series' events have their own dash pattern
+//! and a triangle in the series' colour at the top, so that one can tell
+//! whose crash is whose. A negative latency (a clock that went back) is
+//! drawn below zero, not hidden; [`negative_latencies`] counts them so that
+//! callers can warn. The text is drawn with DejaVu Sans, bundled in the
 //! crate and registered with plotters' `ab_glyph` renderer: no system font
 //! (fontconfig, freetype) is needed.
 
@@ -30,17 +36,29 @@ pub struct Series<'a> {
     pub events: &'a [Event],
 }
 
+/// One figure of [`panels`]: a caption and its series.
+#[derive(Debug, Clone)]
+pub struct Panel<'a> {
+    /// Caption above the chart.
+    pub title: String,
+    /// The runs drawn on it.
+    pub series: Vec<Series<'a>>,
+}
+
 /// Size and look of the figure.
 #[derive(Debug, Clone)]
 pub struct PlotOptions {
-    /// Width in pixels.
+    /// Width in pixels (of each panel, with [`panels`]).
     pub width: u32,
-    /// Height in pixels.
+    /// Height in pixels (of each panel, with [`panels`]).
     pub height: u32,
-    /// Caption above the chart.
+    /// Caption above the chart (with [`panels`], above them all; empty:
+    /// none).
     pub title: String,
     /// Logarithmic latency axis (useful when spikes dwarf normal latency).
     pub log_y: bool,
+    /// With [`panels`], how many side by side.
+    pub columns: u32,
 }
 
 impl Default for PlotOptions {
@@ -50,6 +68,7 @@ impl Default for PlotOptions {
             height: 600,
             title: "latency of each file against its injection time".into(),
             log_y: false,
+            columns: 2,
         }
     }
 }
@@ -105,7 +124,7 @@ fn prepare(series: &[Series]) -> Vec<Prepared> {
             let mut points: Vec<(f64, f64)> = s
                 .records
                 .iter()
-                .map(|r| (secs(r.injected_at), r.latency_ms.max(0) as f64))
+                .map(|r| (secs(r.injected_at), r.latency_ms as f64))
                 .collect();
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
             Prepared {
@@ -131,25 +150,45 @@ fn batch_maxima(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
     out
 }
 
-/// Draws `series` into the PNG file `path`.
+/// How many files of `series` have a negative latency (committed before
+/// they were injected: a clock that went back). They are drawn below zero
+/// on a linear axis, and at 1 ms on a logarithmic one.
+pub fn negative_latencies(series: &[Series]) -> usize {
+    series
+        .iter()
+        .flat_map(|s| s.records)
+        .filter(|r| r.latency_ms < 0)
+        .count()
+}
+
+/// Draws `series` into the PNG file `path`, `opts.width` by `opts.height`.
 pub fn timeline(path: &Path, series: &[Series], opts: &PlotOptions) -> Result<(), StreamError> {
+    let panel = Panel {
+        title: opts.title.clone(),
+        series: series.to_vec(),
+    };
+    render(path, &[panel], (1, 1), "", opts)
+}
+
+/// Draws each panel as its own chart, `opts.columns` side by side, into
+/// the PNG file `path`; each panel is `opts.width` by `opts.height`, and
+/// `opts.title` (if not empty) goes above them all.
+pub fn panels(path: &Path, panels: &[Panel], opts: &PlotOptions) -> Result<(), StreamError> {
+    let cols = opts.columns.clamp(1, panels.len().max(1) as u32);
+    let rows = (panels.len().max(1) as u32).div_ceil(cols);
+    render(path, panels, (rows, cols), &opts.title, opts)
+}
+
+const HEADING: u32 = 40;
+
+fn render(
+    path: &Path,
+    panels: &[Panel],
+    (rows, cols): (u32, u32),
+    heading: &str,
+    opts: &PlotOptions,
+) -> Result<(), StreamError> {
     register_font();
-    let prepared = prepare(series);
-    let x_max = prepared
-        .iter()
-        .flat_map(|s| {
-            s.points
-                .iter()
-                .map(|p| p.0)
-                .chain(s.events.iter().map(|e| e.0))
-        })
-        .fold(1.0f64, f64::max)
-        * 1.02;
-    let y_max = prepared
-        .iter()
-        .flat_map(|s| s.points.iter().map(|p| p.1))
-        .fold(10.0f64, f64::max)
-        * 1.08;
     let err = |message: String| StreamError::Plot {
         path: path.to_owned(),
         message,
@@ -160,10 +199,42 @@ pub fn timeline(path: &Path, series: &[Series], opts: &PlotOptions) -> Result<()
             source,
         })?;
     }
-    let root = BitMapBackend::new(path, (opts.width, opts.height)).into_drawing_area();
+    let extra = if heading.is_empty() { 0 } else { HEADING };
+    let size = (opts.width * cols, opts.height * rows + extra);
+    let root = BitMapBackend::new(path, size).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-    if opts.log_y {
-        // Latencies of 0 ms are drawn at 1 ms.
+    let area = if heading.is_empty() {
+        root.clone()
+    } else {
+        root.titled(heading, (FAMILY, 26))
+            .map_err(|e| err(e.to_string()))?
+    };
+    let areas = area.split_evenly((rows as usize, cols as usize));
+    for (panel, area) in panels.iter().zip(&areas) {
+        draw_panel(area, panel, opts.log_y).map_err(err)?;
+    }
+    root.present().map_err(|e| err(e.to_string()))
+}
+
+fn draw_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    panel: &Panel,
+    log_y: bool,
+) -> Result<(), String> {
+    let prepared = prepare(&panel.series);
+    let x_max = prepared
+        .iter()
+        .flat_map(|s| {
+            s.points
+                .iter()
+                .map(|p| p.0)
+                .chain(s.events.iter().map(|e| e.0))
+        })
+        .fold(1.0f64, f64::max)
+        * 1.02;
+    let (y_min, y_max) = y_bounds(&prepared);
+    if log_y {
+        // Latencies of 0 ms or less cannot be drawn on a log axis: at 1 ms.
         let points: Vec<Prepared> = prepared
             .into_iter()
             .map(|mut s| {
@@ -171,20 +242,37 @@ pub fn timeline(path: &Path, series: &[Series], opts: &PlotOptions) -> Result<()
                 s
             })
             .collect();
-        draw(&root, &points, x_max, (1.0..y_max * 1.5).log_scale(), opts)
+        draw(
+            area,
+            &points,
+            x_max,
+            (1.0..y_max * 1.5).log_scale(),
+            &panel.title,
+        )
     } else {
-        draw(&root, &prepared, x_max, 0.0..y_max, opts)
+        draw(area, &prepared, x_max, y_min..y_max, &panel.title)
     }
-    .map_err(err)?;
-    root.present().map_err(|e| err(e.to_string()))
 }
+
+/// The latency axis of a linear panel: from 0 (or below, to show negative
+/// latencies rather than clip them) to a little above the largest.
+fn y_bounds(series: &[Prepared]) -> (f64, f64) {
+    let latencies = || series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
+    (
+        latencies().fold(0.0f64, f64::min) * 1.08,
+        latencies().fold(10.0f64, f64::max) * 1.08,
+    )
+}
+
+/// Dash and gap lengths of the event lines of the i-th series.
+const DASHES: [(u32, u32); 4] = [(6, 4), (2, 3), (12, 4), (8, 3)];
 
 fn draw<DB, Y>(
     root: &DrawingArea<DB, plotters::coord::Shift>,
     series: &[Prepared],
     x_max: f64,
     y: Y,
-    opts: &PlotOptions,
+    title: &str,
 ) -> Result<(), String>
 where
     DB: DrawingBackend,
@@ -193,7 +281,7 @@ where
 {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     let mut chart = ChartBuilder::on(root)
-        .caption(&opts.title, (FAMILY, 22))
+        .caption(title, (FAMILY, 22))
         .margin(12)
         .x_label_area_size(44)
         .y_label_area_size(70)
@@ -214,15 +302,17 @@ where
         .draw()
         .map_err(e)?;
 
+    let several = series.len() > 1;
     let mut kinds_seen = Vec::new();
-    for s in series {
+    for (i, s) in series.iter().enumerate() {
+        let (dash, gap) = DASHES[i % DASHES.len()];
         for &(at, kind) in &s.events {
             let colour = event_colour(kind);
             let drawn = chart
                 .draw_series(DashedLineSeries::new(
                     [(at, y_lo), (at, y_hi)],
-                    6,
-                    4,
+                    dash,
+                    gap,
                     colour.stroke_width(2),
                 ))
                 .map_err(e)?;
@@ -231,6 +321,12 @@ where
                 drawn.label(kind.label()).legend(move |(x, y)| {
                     PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(2))
                 });
+            }
+            if several {
+                // Whose event: a triangle of the series' colour on top.
+                let mark = EmptyElement::at((at, y_hi))
+                    + TriangleMarker::new((0, 8), 7, s.colour.filled());
+                chart.draw_series([mark]).map_err(e)?;
             }
         }
     }
@@ -242,10 +338,15 @@ where
                 colour.mix(0.5).stroke_width(1),
             ))
             .map_err(e)?;
+        let marks = if several && !s.events.is_empty() {
+            " (▲ its events)"
+        } else {
+            ""
+        };
         chart
             .draw_series(s.points.iter().map(|&p| Circle::new(p, 2, colour.filled())))
             .map_err(e)?
-            .label(format!("{} ({} files)", s.label, s.points.len()))
+            .label(format!("{} ({} files){marks}", s.label, s.points.len()))
             .legend(move |(x, y)| Circle::new((x + 10, y), 4, colour.filled()));
     }
     chart
@@ -263,25 +364,39 @@ where
 mod tests {
     use super::*;
 
-    fn png_size(path: &Path) -> (u32, u32) {
-        let b = std::fs::read(path).unwrap();
-        assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");
-        assert_eq!(&b[12..16], b"IHDR");
-        let be = |i: usize| u32::from_be_bytes(b[i..i + 4].try_into().unwrap());
-        (be(16), be(20))
+    /// Decodes a whole PNG: (width, height, RGB pixels).
+    fn decode(path: &Path) -> (u32, u32, Vec<[u8; 3]>) {
+        let d = png::Decoder::new(std::fs::File::open(path).unwrap());
+        let mut r = d.read_info().unwrap();
+        let mut buf = vec![0; r.output_buffer_size()];
+        let info = r.next_frame(&mut buf).unwrap();
+        assert_eq!(info.color_type, png::ColorType::Rgb);
+        let px = buf[..info.buffer_size()]
+            .chunks(3)
+            .map(|c| [c[0], c[1], c[2]])
+            .collect();
+        (info.width, info.height, px)
+    }
+
+    fn count(px: &[[u8; 3]], c: RGBColor) -> usize {
+        px.iter().filter(|p| **p == [c.0, c.1, c.2]).count()
+    }
+
+    fn crash(at: u64) -> Event {
+        Event {
+            at,
+            kind: EventKind::Crash,
+            detail: "pid 7".into(),
+        }
     }
 
     #[test]
-    fn a_timeline_is_a_png_of_the_requested_size() {
+    fn a_timeline_is_a_png_of_the_requested_size_with_its_events_drawn() {
         let d = tempfile::tempdir().unwrap();
         let recs: Vec<_> = (0..50)
             .map(|i| LatencyRecord::new("f", 1000 + i * 100, 1020 + i * 100 + (i % 7) * 3, "w", 1))
             .collect();
-        let events = [Event {
-            at: 3000,
-            kind: EventKind::Crash,
-            detail: "pid 7".into(),
-        }];
+        let events = [crash(3000)];
         let s = [
             Series {
                 label: "10 files/s".into(),
@@ -296,7 +411,11 @@ mod tests {
         ];
         let p = d.path().join("sub/t.png");
         timeline(&p, &s, &PlotOptions::default()).unwrap();
-        assert_eq!(png_size(&p), (1200, 600));
+        let (w, h, px) = decode(&p);
+        assert_eq!((w, h), (1200, 600));
+        // A dashed line across the chart, not only the legend's 20 px.
+        assert!(count(&px, event_colour(EventKind::Crash)) > 300);
+        assert_eq!(count(&px, event_colour(EventKind::StraggleStart)), 0);
         let p = d.path().join("log.png");
         let opts = PlotOptions {
             width: 640,
@@ -305,6 +424,88 @@ mod tests {
             ..PlotOptions::default()
         };
         timeline(&p, &s, &opts).unwrap();
-        assert_eq!(png_size(&p), (640, 480));
+        assert_eq!(decode(&p).0, 640);
+    }
+
+    #[test]
+    fn panels_are_laid_out_in_columns_under_one_title() {
+        let d = tempfile::tempdir().unwrap();
+        let recs: Vec<_> = (0..20)
+            .map(|i| LatencyRecord::new("f", i * 100, i * 100 + 15, "w", 1))
+            .collect();
+        let one = |t: &str| Panel {
+            title: t.into(),
+            series: vec![Series {
+                label: "x".into(),
+                records: &recs,
+                events: &[],
+            }],
+        };
+        let p = d.path().join("grid.png");
+        let opts = PlotOptions {
+            width: 300,
+            height: 200,
+            title: "all".into(),
+            ..PlotOptions::default()
+        };
+        panels(&p, &[one("a"), one("b"), one("c")], &opts).unwrap();
+        let (w, h, _) = decode(&p);
+        assert_eq!((w, h), (600, 2 * 200 + HEADING));
+    }
+
+    #[test]
+    fn negative_latencies_are_counted_and_below_the_axis_not_clipped() {
+        let recs = [
+            LatencyRecord::new("a", 1000, 1010, "w", 1),
+            LatencyRecord::new("b", 1000, 950, "w", 1),
+        ];
+        let s = [Series {
+            label: "x".into(),
+            records: &recs,
+            events: &[],
+        }];
+        assert_eq!(negative_latencies(&s), 1);
+        let (lo, hi) = y_bounds(&prepare(&s));
+        assert!(lo <= -50.0 && hi >= 10.0, "{lo}..{hi}");
+        assert_eq!(prepare(&s)[0].points[1].1, -50.0);
+    }
+
+    #[test]
+    fn with_several_series_each_events_carry_its_colour() {
+        let d = tempfile::tempdir().unwrap();
+        let recs: Vec<_> = (0..20)
+            .map(|i| LatencyRecord::new("f", i * 100, i * 100 + 15, "w", 1))
+            .collect();
+        let (e1, e2) = ([crash(500)], [crash(1500)]);
+        let s = [
+            Series {
+                label: "one".into(),
+                records: &[],
+                events: &e1,
+            },
+            Series {
+                label: "two".into(),
+                records: &recs,
+                events: &e2,
+            },
+        ];
+        let p = d.path().join("two.png");
+        timeline(&p, &s, &PlotOptions::default()).unwrap();
+        let (_, _, px) = decode(&p);
+        // The first series has no files: its colour shows only in its
+        // legend dot and in the triangle over its crash.
+        let legend_only = {
+            let p = d.path().join("one.png");
+            let s = [
+                Series {
+                    events: &[],
+                    ..s[0].clone()
+                },
+                s[1].clone(),
+            ];
+            timeline(&p, &s, &PlotOptions::default()).unwrap();
+            count(&decode(&p).2, SERIES_COLOURS[0])
+        };
+        assert!(count(&px, SERIES_COLOURS[0]) > legend_only + 10);
     }
 }

@@ -4,7 +4,7 @@ use super::Outcome;
 use crate::cli::PlotArgs;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
-use wclab_stream::plot::{self, PlotOptions, Series};
+use wclab_stream::plot::{self, Panel, PlotOptions, Series};
 use wclab_stream::record;
 
 /// One input: its records, events and legend.
@@ -22,6 +22,20 @@ pub fn plot(args: PlotArgs) -> Result<Outcome> {
             args.inputs.len()
         );
     }
+    let panels = args.panels as usize;
+    let per_panel = args.inputs.len() / panels;
+    if per_panel == 0 || per_panel * panels != args.inputs.len() {
+        anyhow::bail!(
+            "{} input(s) cannot be split evenly into {panels} panels; give a multiple of {panels}",
+            args.inputs.len()
+        );
+    }
+    if args.panel_title.len() > panels {
+        anyhow::bail!(
+            "{} --panel-title given for {panels} panel(s)",
+            args.panel_title.len()
+        );
+    }
     let loaded = args
         .inputs
         .iter()
@@ -36,7 +50,23 @@ pub fn plot(args: PlotArgs) -> Result<Outcome> {
             events: &l.events,
         })
         .collect();
-    let opts = PlotOptions {
+    let negative = plot::negative_latencies(&series);
+    if negative > 0 {
+        eprintln!(
+            "warning: {negative} file(s) have a negative latency (committed before injected: \
+             a clock went back?); they are drawn below zero{}",
+            if args.log {
+                " (at 1 ms on the log axis)"
+            } else {
+                ""
+            }
+        );
+    }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out(&args.inputs[0]));
+    let mut opts = PlotOptions {
         width: args.width,
         height: args.height,
         title: args
@@ -44,10 +74,37 @@ pub fn plot(args: PlotArgs) -> Result<Outcome> {
             .clone()
             .unwrap_or_else(|| PlotOptions::default().title),
         log_y: args.log,
+        columns: args.columns,
     };
-    plot::timeline(&args.out, &series, &opts)?;
-    eprintln!("wrote {}", args.out.display());
+    if panels == 1 {
+        plot::timeline(&out, &series, &opts)?;
+    } else {
+        let figs: Vec<Panel> = series
+            .chunks(per_panel)
+            .enumerate()
+            .map(|(i, s)| Panel {
+                title: args.panel_title.get(i).cloned().unwrap_or_default(),
+                series: s.to_vec(),
+            })
+            .collect();
+        if args.title.is_none() {
+            opts.title.clear();
+        }
+        plot::panels(&out, &figs, &opts)?;
+    }
+    eprintln!("wrote {}", out.display());
     Ok(Outcome::Success)
+}
+
+/// `plot.png` in the directory of the first input's latency.csv (never
+/// timeline.png: that is `wclab stream`'s own).
+fn default_out(first: &Path) -> PathBuf {
+    let dir = if first.is_dir() {
+        first
+    } else {
+        first.parent().unwrap_or(Path::new("."))
+    };
+    dir.join("plot.png")
 }
 
 fn load(input: &Path, label: Option<&String>) -> Result<Loaded> {
