@@ -22,7 +22,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -144,6 +144,10 @@ pub async fn stream(args: StreamArgs) -> Result<Outcome> {
     let mut events: Vec<Event> = Vec::new();
     // Crashing slots waiting for their worker to hold a task.
     let mut armed: Vec<(usize, Instant)> = Vec::new();
+    // Processes killed already: until the supervisor has noticed and
+    // replaced one, its slot still shows it (and its lost task is still
+    // pending in its name), so it must not be "crashed" again.
+    let mut dead: HashSet<u32> = HashSet::new();
     let mut live = Live::new(n);
 
     let started = Instant::now();
@@ -162,10 +166,7 @@ pub async fn stream(args: StreamArgs) -> Result<Outcome> {
                 }
                 for (kind, slots) in chaos.due(t) {
                     match kind {
-                        EventKind::Crash => {
-                            let now = Instant::now();
-                            armed.extend(slots.into_iter().map(|s| (s, now)));
-                        }
+                        EventKind::Crash => arm(&mut armed, slots, Instant::now()),
                         EventKind::StraggleStart | EventKind::StraggleEnd => {
                             let pids = straggler_pids(&supervisor, straggler_slots.clone());
                             throttle.set(pids.clone(), kind == EventKind::StraggleStart);
@@ -175,17 +176,9 @@ pub async fn stream(args: StreamArgs) -> Result<Outcome> {
                 }
                 if !armed.is_empty() {
                     let busy = busy_pids(&mut store, &keys).await?;
-                    let pids = supervisor.pids();
-                    let mut due = Vec::new();
-                    armed.retain(|&(slot, since)| {
-                        let holds = pids.get(slot).is_some_and(|p| busy.contains(p));
-                        let fire = holds || since.elapsed() >= CRASH_PATIENCE;
-                        if fire {
-                            due.push(slot);
-                        }
-                        !fire
-                    });
+                    let due = fire(&mut armed, &supervisor.pids(), &busy, &dead, Instant::now());
                     let killed: Vec<u32> = due.iter().filter_map(|&s| supervisor.kill_one(s)).collect();
+                    dead.extend(&killed);
                     if !killed.is_empty() {
                         events.push(event(&mut store, &live, t, EventKind::Crash, &killed).await?);
                     }
@@ -300,6 +293,42 @@ pub async fn stream(args: StreamArgs) -> Result<Outcome> {
 /// How long a due crash waits for its worker to hold a task: a crash of an
 /// idle worker loses nothing and shows nothing.
 const CRASH_PATIENCE: Duration = Duration::from_secs(2);
+
+/// Arms the crashes of `slots`. A slot already armed (its crash is still
+/// waiting for the worker to hold a task, when crashes come more often than
+/// [`CRASH_PATIENCE`]) keeps its first arming: one crash, one kill.
+fn arm(armed: &mut Vec<(usize, Instant)>, slots: Vec<usize>, now: Instant) {
+    for slot in slots {
+        if !armed.iter().any(|&(s, _)| s == slot) {
+            armed.push((slot, now));
+        }
+    }
+}
+
+/// The armed slots whose crash is due now, disarmed: those whose worker
+/// holds a task (in `busy`), or that have waited [`CRASH_PATIENCE`]. A slot
+/// whose process is already `dead` (killed, not yet replaced) waits for its
+/// replacement.
+fn fire(
+    armed: &mut Vec<(usize, Instant)>,
+    pids: &[u32],
+    busy: &[u32],
+    dead: &HashSet<u32>,
+    now: Instant,
+) -> Vec<usize> {
+    let mut due = Vec::new();
+    armed.retain(|&(slot, since)| {
+        let Some(pid) = pids.get(slot).filter(|p| !dead.contains(p)) else {
+            return true;
+        };
+        let fire = busy.contains(pid) || now.duration_since(since) >= CRASH_PATIENCE;
+        if fire {
+            due.push(slot);
+        }
+        !fire
+    });
+    due
+}
 
 /// Records an event at the server's time and tells the user.
 async fn event(
@@ -703,13 +732,21 @@ fn write_outputs(
             args.stragglers, args.straggler_cpu
         );
     }
+    let series = [Series {
+        label: label.to_owned(),
+        records,
+        events,
+    }];
+    let negative = plot::negative_latencies(&series);
+    if negative > 0 {
+        // Cannot happen with one server clock; if it does, show it.
+        eprintln!(
+            "warning: {negative} file(s) committed before they were injected (the server clock went back?); drawn below zero"
+        );
+    }
     plot::timeline(
         &out.join("timeline.png"),
-        &[Series {
-            label: label.to_owned(),
-            records,
-            events,
-        }],
+        &series,
         &PlotOptions {
             title,
             ..PlotOptions::default()
@@ -724,8 +761,12 @@ fn print_summary(s: &Summary, out: &Path, dead: &[results::DeadTask]) {
         s.files_committed, s.p50_ms, s.p95_ms, s.p99_ms, s.max_ms, s.throughput_files_per_s
     );
     for e in &s.events {
+        let after_release = e
+            .after_release_ms
+            .map(|a| format!(", {a} ms after the release"))
+            .unwrap_or_default();
         println!(
-            "  {:>6.1}s {:<24} peak {:>6} ms, recovered after {} ms{}",
+            "  {:>6.1}s {:<24} peak {:>6} ms, recovered after {} ms{after_release}{}",
             e.at_s,
             e.kind.label(),
             e.peak_latency_ms,
@@ -744,4 +785,43 @@ fn print_summary(s: &Summary, out: &Path, dead: &[results::DeadTask]) {
         "wrote {}/{{latency.csv,events.csv,summary.json,timeline.png}}",
         out.display()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_still_armed_is_not_armed_twice() {
+        let t0 = Instant::now();
+        let mut armed = Vec::new();
+        arm(&mut armed, vec![2], t0);
+        let later = t0 + Duration::from_millis(700);
+        arm(&mut armed, vec![2, 3], later);
+        arm(&mut armed, vec![3], later + Duration::from_millis(700));
+        assert_eq!(armed, vec![(2, t0), (3, later)]);
+    }
+
+    #[test]
+    fn a_killed_worker_is_not_killed_again_before_its_replacement() {
+        let t0 = Instant::now();
+        let (pids, busy) = ([10, 11, 12], [11, 12]);
+        let mut dead = HashSet::new();
+        let mut armed = vec![(0, t0), (1, t0)];
+        assert_eq!(fire(&mut armed, &pids, &busy, &dead, t0), vec![1]);
+        assert_eq!(
+            armed,
+            vec![(0, t0)],
+            "slot 0 waits for its worker to be busy"
+        );
+        dead.insert(11);
+        // Armed again at once; the killed worker's task is still pending in
+        // its name, but it is not replaced yet.
+        arm(&mut armed, vec![1], t0);
+        let late = t0 + CRASH_PATIENCE;
+        assert_eq!(fire(&mut armed, &pids, &busy, &dead, late), vec![0]);
+        assert_eq!(armed, vec![(1, t0)]);
+        // Replaced by pid 13: now it can crash.
+        assert_eq!(fire(&mut armed, &[10, 13, 12], &[13], &dead, late), vec![1]);
+    }
 }
