@@ -51,14 +51,82 @@ fn sorted_files(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// Width and height from a PNG's IHDR, after checking the signature.
-fn png_size(path: &Path) -> (u32, u32) {
-    let b = std::fs::read(path).unwrap();
-    assert!(b.len() > 33, "{} is too short for a PNG", path.display());
-    assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");
-    assert_eq!(&b[12..16], b"IHDR", "IHDR first");
-    let be = |i: usize| u32::from_be_bytes(b[i..i + 4].try_into().unwrap());
-    (be(16), be(20))
+/// A whole PNG, decoded (every chunk and the image data, not only the
+/// header): its size and its RGB pixels.
+struct Png {
+    size: (u32, u32),
+    pixels: Vec<[u8; 3]>,
+}
+
+impl Png {
+    fn read(path: &Path) -> Png {
+        let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut r = png::Decoder::new(file).read_info().unwrap();
+        let mut buf = vec![0; r.output_buffer_size()];
+        let info = r.next_frame(&mut buf).unwrap();
+        assert_eq!(info.color_type, png::ColorType::Rgb, "{}", path.display());
+        let pixels: Vec<[u8; 3]> = buf[..info.buffer_size()]
+            .chunks(3)
+            .map(|c| [c[0], c[1], c[2]])
+            .collect();
+        assert_eq!(pixels.len(), (info.width * info.height) as usize);
+        Png {
+            size: (info.width, info.height),
+            pixels,
+        }
+    }
+
+    /// Pixels of exactly this colour.
+    fn count(&self, rgb: [u8; 3]) -> usize {
+        self.pixels.iter().filter(|p| **p == rgb).count()
+    }
+}
+
+/// The colours of the event marks (wclab_stream::plot).
+const CRASH_RED: [u8; 3] = [214, 39, 40];
+const SLOWED_ORANGE: [u8; 3] = [255, 127, 14];
+const RELEASED_GREEN: [u8; 3] = [44, 160, 44];
+/// More pixels than a legend swatch (20 x 2): a mark across the chart.
+const A_LINE: usize = 200;
+
+/// The entries of a stream: (ID, fields).
+fn stream_entries(server: &RedisServer, key: &str) -> Vec<(String, HashMap<String, String>)> {
+    let mut c = Client::connect(server.port(), server.password()).unwrap();
+    c.cmd(&["XRANGE", key, "-", "+"])
+        .array()
+        .iter()
+        .map(|e| {
+            let fields = e.array()[1]
+                .array()
+                .chunks(2)
+                .map(|p| (p[0].text(), p[1].text()))
+                .collect();
+            (e.array()[0].text(), fields)
+        })
+        .collect()
+}
+
+/// The PID in a worker's consumer name (`host-pid-xxxx`).
+fn pid_of(consumer: &str) -> u32 {
+    consumer.rsplit('-').nth(1).unwrap().parse().unwrap()
+}
+
+/// events.csv as (at, kind, pids).
+fn read_events(path: &Path) -> Vec<(u64, String, Vec<u32>)> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    assert_eq!(r.headers().unwrap(), vec!["at", "kind", "detail"]);
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            let pids = rec[2]
+                .strip_prefix("pid")
+                .unwrap_or("")
+                .split_whitespace()
+                .map(|p| p.parse().unwrap())
+                .collect();
+            (rec[0].parse().unwrap(), rec[1].to_owned(), pids)
+        })
+        .collect()
 }
 
 fn read_json(path: &Path) -> serde_json::Value {
@@ -93,8 +161,18 @@ fn read_latency(path: &Path) -> Vec<HashMap<String, String>> {
 }
 
 /// Checks everything a stream run must guarantee, whatever the faults:
-/// each injected file committed once, exact counts, consistent latencies.
-fn assert_stream_exact(server: &RedisServer, job: &str, files: &[PathBuf], out: &Path) {
+/// each injected file committed once, exact counts, latencies that are the
+/// server's own timestamps, injection paced at `rate` files a second, and
+/// one task per commit. `files` are the files injected (in path order).
+/// The run must use `WCLAB_TEST_PAUSE=while_counting:N`, so that no worker
+/// can commit twice within one millisecond.
+fn assert_stream_exact(
+    server: &RedisServer,
+    job: &str,
+    files: &[PathBuf],
+    rate: usize,
+    out: &Path,
+) {
     // Exactly one completion record per task, for every task.
     let done = done_records(server, job);
     let ids: Vec<&str> = done.iter().map(|d| d.0.as_str()).collect();
@@ -133,13 +211,93 @@ fn assert_stream_exact(server: &RedisServer, job: &str, files: &[PathBuf], out: 
         assert_eq!(n("attempts") as u64, attempts);
         assert!(names.insert(row["file"].clone()), "file listed twice");
     }
+
+    // Both timestamps are the ones the functions wrote, on the server's
+    // clock: `injected` in the task (wclab_submit), `committed` in its
+    // completion record (wclab_commit).
+    let tasks = stream_entries(server, &format!("wclab:{{{job}}}:tasks"));
+    assert_eq!(
+        tasks.len(),
+        files.len(),
+        "only the injected files are in the stream"
+    );
+    let injected: HashMap<&str, u64> = tasks
+        .iter()
+        .map(|(id, f)| (id.as_str(), f["injected"].parse().unwrap()))
+        .collect();
+    let done = stream_entries(server, &format!("wclab:{{{job}}}:done"));
+    let committed: HashMap<&str, u64> = done
+        .iter()
+        .map(|(_, f)| (f["task"].as_str(), f["committed"].parse().unwrap()))
+        .collect();
+    for row in &rows {
+        let index = files
+            .iter()
+            .position(|f| f.file_name().unwrap().to_str() == Some(row["file"].as_str()))
+            .unwrap();
+        let task = format!("0-{}", index + 1);
+        assert_eq!(
+            row["injected_at"].parse::<u64>().unwrap(),
+            injected[task.as_str()],
+            "{row:?}"
+        );
+        assert_eq!(
+            row["committed_at"].parse::<u64>().unwrap(),
+            committed[task.as_str()],
+            "{row:?}"
+        );
+    }
+
+    // Paced: ceil(n/R) micro-batches of R files (the last may be short), in
+    // input order, each injected by one call (one timestamp), about a second
+    // apart. Only lower bounds: a busy machine can make a batch late, never
+    // early.
+    let mut batches: Vec<(u64, Vec<&str>)> = Vec::new();
+    for (id, f) in &tasks {
+        let at: u64 = f["injected"].parse().unwrap();
+        match batches.last_mut() {
+            Some((t, ids)) if *t == at => ids.push(id),
+            _ => batches.push((at, vec![id])),
+        }
+    }
+    assert_eq!(batches.len(), files.len().div_ceil(rate), "micro-batches");
+    for (k, (_, ids)) in batches.iter().enumerate() {
+        let want: Vec<String> = (k * rate + 1..=((k + 1) * rate).min(files.len()))
+            .map(|i| format!("0-{i}"))
+            .collect();
+        assert_eq!(ids, &want, "batch {k}");
+    }
+    for pair in batches.windows(2) {
+        let gap = pair[1].0 - pair[0].0;
+        assert!(gap >= 500, "micro-batches {gap} ms apart, not a second");
+    }
+    let span = batches.last().unwrap().0 - batches[0].0;
+    assert!(
+        span + 400 >= 1000 * (batches.len() as u64 - 1),
+        "{} batches within {span} ms",
+        batches.len()
+    );
+
+    // One task per commit (`stream` passes --commit-batch 1): a merged
+    // commit would write several records with one worker and one time.
+    let mut commits = HashSet::new();
+    for (_, f) in &done {
+        assert!(
+            commits.insert((f["worker"].clone(), f["committed"].clone())),
+            "two tasks committed together by {} at {}",
+            f["worker"],
+            f["committed"]
+        );
+    }
+
     let summary = read_json(&out.join("summary.json"));
     assert_eq!(summary["files_committed"], files.len());
+    assert_eq!(summary["settings"]["files_injected"], files.len());
     for k in ["p50_ms", "p95_ms", "p99_ms", "max_ms"] {
         assert!(summary[k].as_i64().unwrap() >= 0, "{k}");
     }
     assert!(summary["throughput_files_per_s"].as_f64().unwrap() > 0.0);
-    assert_eq!(png_size(&out.join("timeline.png")), (1200, 600));
+    assert_eq!(Png::read(&out.join("timeline.png")).size, (1200, 600));
 }
 
 fn stream_cmd(server: &RedisServer, job: &str, input: &Path, out: &Path) -> std::process::Command {
@@ -159,11 +317,12 @@ fn stream_cmd(server: &RedisServer, job: &str, input: &Path, out: &Path) -> std:
 fn every_file_is_committed_once_with_crashing_workers_and_stragglers() {
     let server = redis();
     let dir = tempfile::tempdir().unwrap();
-    let input = tweets(dir.path(), 48, 40);
+    // More files than 2.5 s at 16 files/s inject: batches at 0, 1 and 2 s.
+    let input = tweets(dir.path(), 60, 40);
     let out = dir.path().join("out");
     let o = output(
         stream_cmd(&server, "lab3", &input, &out)
-            .args(["--rate", "16", "--duration", "3s", "--workers", "1"])
+            .args(["--rate", "16", "--duration", "2500ms", "--workers", "1"])
             .args([
                 "--crashing",
                 "1",
@@ -180,15 +339,56 @@ fn every_file_is_committed_once_with_crashing_workers_and_stragglers() {
     );
     assert_status(&o, 0);
     let files = sorted_files(&input);
-    assert_stream_exact(&server, "lab3", &files, &out);
+    assert_stream_exact(&server, "lab3", &files[..48], 16, &out);
 
-    let events = std::fs::read_to_string(out.join("events.csv")).unwrap();
-    assert!(events.starts_with("at,kind,detail\n"), "{events}");
+    let events = read_events(&out.join("events.csv"));
+    let crashes: Vec<&Vec<u32>> = events
+        .iter()
+        .filter(|e| e.1 == "crash")
+        .map(|e| &e.2)
+        .collect();
     assert!(
-        events.contains(",crash,"),
-        "the crashing worker crashed: {events}"
+        !crashes.is_empty(),
+        "the crashing worker crashed: {events:?}"
     );
-    assert!(events.contains(",straggle_start,") && events.contains(",straggle_end,"));
+    // Crashes come every 0.35-1.05 s, more often than a crash waits for
+    // its worker to hold a task (2 s): still one kill per process.
+    let killed: Vec<u32> = crashes.iter().flat_map(|p| p.iter().copied()).collect();
+    assert_eq!(
+        killed.iter().collect::<HashSet<_>>().len(),
+        killed.len(),
+        "a process killed twice: {events:?}"
+    );
+    let window = |kind: &str| events.iter().find(|e| e.1 == kind).unwrap();
+    let (slowed, released) = (window("straggle_start"), window("straggle_end"));
+    assert_eq!(slowed.2.len(), 1, "one straggler");
+
+    let rows = read_latency(&out.join("latency.csv"));
+    assert!(
+        rows.iter()
+            .any(|r| r["attempts"].parse::<u64>().unwrap() >= 2),
+        "no task was lost by a crash and delivered again"
+    );
+    let by_straggler = rows
+        .iter()
+        .filter(|r| pid_of(&r["worker"]) == slowed.2[0])
+        .filter(|r| (slowed.0..=released.0).contains(&r["committed_at"].parse::<u64>().unwrap()))
+        .count();
+    assert!(
+        by_straggler >= 1,
+        "the straggler committed nothing while slowed"
+    );
+
+    // The timeline marks the crashes and both ends of the slowdown.
+    let png = Png::read(&out.join("timeline.png"));
+    for (what, rgb) in [
+        ("crash", CRASH_RED),
+        ("stragglers slowed", SLOWED_ORANGE),
+        ("stragglers released", RELEASED_GREEN),
+    ] {
+        assert!(png.count(rgb) > A_LINE, "no {what} mark on the timeline");
+    }
+
     let summary = read_json(&out.join("summary.json"));
     assert!(summary["settings"]["workers_replaced"].as_u64().unwrap() >= 1);
     assert_eq!(summary["settings"]["duplicate_commits"], 0);
@@ -217,26 +417,48 @@ fn every_file_is_committed_once_with_crashing_workers_and_stragglers() {
             .arg(&fig),
     );
     assert_status(&o, 0);
-    assert_eq!(png_size(&fig), (800, 420));
+    let png = Png::read(&fig);
+    assert_eq!(png.size, (800, 420));
+    assert!(png.count(CRASH_RED) > A_LINE);
+
+    // As panels side by side, written beside the first input by default.
+    let o = output(
+        wclab()
+            .arg("plot")
+            .arg(&out)
+            .arg(out.join("latency.csv"))
+            .args(["--panels", "2", "--panel-title", "a", "--panel-title", "b"])
+            .args(["--width", "400", "--height", "300"]),
+    );
+    assert_status(&o, 0);
+    assert_eq!(Png::read(&out.join("plot.png")).size, (800, 300));
 }
 
 #[test]
 fn with_speculation_stragglers_are_backed_up_and_counted_once() {
     let server = redis();
     let dir = tempfile::tempdir().unwrap();
-    let input = tweets(dir.path(), 30, 40);
+    let input = tweets(dir.path(), 45, 40);
     let out = dir.path().join("out");
     let o = output(
         stream_cmd(&server, "spec", &input, &out)
             .args(["--rate", "15", "--workers", "2", "--stragglers", "1"])
+            // Runs 30 ms in 600: a task it takes (30 ms or more) is stopped
+            // for 570 ms in the middle, while the others go idle.
             .args(["--straggler-cpu", "5", "--straggler-period", "600ms"])
             .args(["--straggle-from", "0s", "--straggle-for", "10s"])
-            .arg("--speculate"),
+            .arg("--speculate")
+            .env("WCLAB_TEST_PAUSE", "while_counting:30"),
     );
     assert_status(&o, 0);
-    assert_stream_exact(&server, "spec", &sorted_files(&input), &out);
+    assert_stream_exact(&server, "spec", &sorted_files(&input), 15, &out);
     let summary = read_json(&out.join("summary.json"));
     assert_eq!(summary["settings"]["speculate"], true);
+    assert!(
+        summary["settings"]["speculative_copies"].as_u64().unwrap() >= 1,
+        "no backup copy of the straggler's tasks: {}",
+        summary["settings"]
+    );
     assert_eq!(summary["settings"]["duplicate_commits"], 0);
 }
 
@@ -332,7 +554,7 @@ fn the_csv_column_is_read_with_rfc4180_quoting() {
             "5,,erin\n",
             "6,\"\",frank\n",
             "7,\"\"\"\",gina\n",
-            "8,trailing \"quote\" inside,hank\n",
+            "8,\"trailing \"\"quote\"\" inside\",hank\n",
         ),
     )
     .unwrap();
@@ -389,10 +611,14 @@ fn a_malformed_csv_file_is_dead_lettered_with_its_line_number() {
         "id,text\n1,badfirst row\n2,\"badsecond\nspans lines\"\n3,badthird,extra\n4,badlast\n",
     )
     .unwrap();
+    let server = redis();
     let out = dir.path().join("out.tsv");
     let o = output(
         wclab()
-            .args(["run", "-w", "2", "--format", "csv", "--input"])
+            .args(["run", "-w", "2", "--format", "csv", "--job", "badcsv"])
+            .arg("--redis")
+            .arg(server.url())
+            .arg("--input")
             .arg(&root)
             .arg("-o")
             .arg(&out),
@@ -400,6 +626,15 @@ fn a_malformed_csv_file_is_dead_lettered_with_its_line_number() {
     assert_status(&o, 1);
     let e = stderr(&o);
     assert!(e.contains("bad.csv") && e.contains("line 5"), "{e}");
+    // The dead-letter stream says which file and why, with the line.
+    let dead = stream_entries(&server, "wclab:{badcsv}:dead");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let f = &dead[0].1;
+    assert!(f["path"].ends_with("bad.csv"), "{f:?}");
+    assert!(
+        f["reason"].to_lowercase().contains("csv") && f["reason"].contains("line 5"),
+        "{f:?}"
+    );
     let mut want = WordMap::new();
     oracle::count(b"good words here more good", &mut want);
     oracle::assert_same(&read_output(&out), &want);
