@@ -323,9 +323,10 @@ where
                 });
             }
             if several {
-                // Whose event: a triangle of the series' colour on top.
+                // Whose event: a triangle of the series' colour on top,
+                // one row per series so that simultaneous events show both.
                 let mark = EmptyElement::at((at, y_hi))
-                    + TriangleMarker::new((0, 8), 7, s.colour.filled());
+                    + TriangleMarker::new((0, 8 + 14 * (i % 8) as i32), 7, s.colour.filled());
                 chart.draw_series([mark]).map_err(e)?;
             }
         }
