@@ -50,11 +50,12 @@ pub async fn claim(
 ) -> Result<Claim, CoordError> {
     let mut cmd = redis::cmd("FCALL");
     cmd.arg("wclab_claim")
-        .arg(4)
+        .arg(5)
         .arg(&keys.tasks)
         .arg(&keys.dead)
         .arg(&keys.job)
         .arg(&keys.leases)
+        .arg(&keys.submitted)
         .arg(store.now_arg())
         .arg(GROUP)
         .arg(consumer)

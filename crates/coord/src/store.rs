@@ -67,6 +67,11 @@ fn classify(e: &RedisError) -> Disposition {
     {
         return Disposition::Transient;
     }
+    // A long script (a big merged commit of another worker) is running:
+    // Redis answers BUSY until it ends.
+    if e.code() == Some("BUSY") {
+        return Disposition::Transient;
+    }
     if e.to_string().contains("Function not found") {
         return Disposition::LibraryMissing;
     }
@@ -198,6 +203,11 @@ impl Store {
                     tracing::warn!(target = %self.target, "the wclab function library is missing (Redis restarted without it?); loading it again");
                     self.conn = None;
                     self.library_checked_once = false;
+                    // Loading it again should have been enough: if the
+                    // call keeps failing, back off like any other error.
+                    if started.elapsed() > Duration::from_millis(100) {
+                        self.wait(&mut waits, started, err).await?;
+                    }
                 }
                 Disposition::Auth => return Err(self.auth_error(&err)),
                 Disposition::Fatal => {
