@@ -207,7 +207,8 @@ impl Chaos {
         };
         if due {
             self.redis_plan.pop_front();
-            self.crash(kind, store, keys, server, say).await?;
+            self.crash(kind, store, keys, server, supervisor, say)
+                .await?;
         }
         Ok(())
     }
@@ -303,6 +304,7 @@ impl Chaos {
         store: &mut Store,
         keys: &JobKeys,
         server: &mut RedisServer,
+        supervisor: &mut Supervisor,
         say: &dyn Fn(String),
     ) -> Result<()> {
         let bgsave_in_progress = checkpoint::persistence(store).await?.bgsave_in_progress;
@@ -325,13 +327,23 @@ impl Chaos {
                 ""
             }
         ));
+        // The workers ride the outage out on their own...
         tokio::time::sleep(self.downtime).await;
-        tokio::task::block_in_place(|| server.restart())?;
+        // ...but are frozen for the instant of the restart, so that what
+        // the restored Redis remembers is read before any new commit.
+        supervisor.signal_all(nix::sys::signal::Signal::SIGSTOP);
+        let restarted = tokio::task::block_in_place(|| server.restart());
+        let measured = async {
+            restarted?;
+            // A restored Redis has the functions of its dump, or none:
+            // make sure it runs exactly ours (FUNCTION LOAD REPLACE).
+            store.load_library().await?;
+            anyhow::Ok(job::status(store, keys).await?.files_done)
+        }
+        .await;
+        supervisor.signal_all(nix::sys::signal::Signal::SIGCONT);
+        let after = measured?;
         let down_ms = down.elapsed().as_millis() as u64;
-        // A restored Redis has the functions of its dump, or none: make
-        // sure it runs exactly ours (FUNCTION LOAD REPLACE).
-        store.load_library().await?;
-        let after = job::status(store, keys).await?.files_done;
         self.bgsave_running = None;
         self.saves_seen = 0;
         let crash = RedisCrash {

@@ -84,6 +84,14 @@ impl Supervisor {
         kill(Pid::from_raw(pid as i32), Signal::SIGKILL).is_ok()
     }
 
+    /// Sends `sig` to every worker (SIGSTOP / SIGCONT to freeze and thaw
+    /// them for an instant).
+    pub fn signal_all(&self, sig: Signal) {
+        for c in &self.children {
+            let _ = kill(Pid::from_raw(c.id() as i32), sig);
+        }
+    }
+
     /// Replaces every worker that has exited; returns how many were.
     ///
     /// A worker that exits with status 2 (a configuration error: wrong

@@ -302,3 +302,40 @@ fn the_password_never_appears_on_a_command_line() {
     }
     assert!(run.wait().unwrap().success());
 }
+
+#[test]
+fn a_run_killed_with_sigkill_leaves_no_redis_server_or_worker_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = corpus::english(&dir.path().join("in"), 20, 5_000, 8);
+    let mut run = wclab()
+        .args(["run", "-w", "2", "--input"])
+        .arg(&root)
+        .env("WCLAB_TEST_PAUSE", "while_counting:2000")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let kids = wclab_testkit::procs::wait_for(
+        "a redis-server and two workers",
+        std::time::Duration::from_secs(30),
+        || {
+            let k = wclab_testkit::procs::children(run.id());
+            (k.len() >= 3).then_some(k)
+        },
+    );
+    wclab_testkit::procs::kill9(run.id());
+    run.wait().unwrap();
+    wclab_testkit::procs::wait_for(
+        "the children to die with their parent",
+        std::time::Duration::from_secs(30),
+        || {
+            kids.iter()
+                .all(|p| {
+                    std::fs::read_to_string(format!("/proc/{p}/stat"))
+                        .map_or(true, |s| s.contains(") Z "))
+                })
+                .then_some(())
+        },
+    );
+}

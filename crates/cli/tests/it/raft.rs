@@ -375,7 +375,7 @@ fn wait_progress(cluster: &Cluster, job: &str, seen: &mut Vec<u64>, at_least: u6
 /// Waits for the run, checks exact counts, every task committed exactly
 /// once (one completion record each, none recomputed after a commit).
 fn finish_run(cluster: &Cluster, run: Child, root: &Path, out: &Path, job: &str, tasks: usize) {
-    let o = run.wait_with_output().unwrap();
+    let o = wait_output(run, DEADLINE);
     assert_status(&o, 0);
     oracle::assert_same(&read_output(out), &oracle::count_tree(root));
     let leader = &cluster.nodes[cluster.wait_leader()];
