@@ -87,6 +87,16 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
         );
     }
 
+    if let Some(every) = args.checkpoint_every {
+        // Where the checkpoints go, as Redis itself says (CONFIG GET dir).
+        let dump = wclab_coord::checkpoint::dump_path(&mut store).await?;
+        eprintln!(
+            "checkpoints: BGSAVE every {} into {} (CONFIG GET dir / dbfilename)",
+            humantime::format_duration(every),
+            dump.display()
+        );
+    }
+
     let started = Instant::now();
     let plan = plan(&inputs, &args.input);
     plan.submit(&mut store, &keys).await?;
