@@ -143,8 +143,9 @@ pub struct InputArgs {
     pub column: String,
 
     /// Split text files larger than this into byte-range tasks, so that
-    /// several workers share one big file (e.g. 64MiB; 0: never split).
-    #[arg(long, default_value = "256MiB", value_parser = parse_size)]
+    /// several workers share one big file (0: never split). A word that
+    /// straddles a boundary belongs to the range it starts in.
+    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
     pub split_size: u64,
 }
 
