@@ -14,6 +14,11 @@ with subtest("a worker node crashes mid-job; the counts are exact"):
         "batch-submit",
         with_url(f"wclab submit --job {JOB} --input {corpus} --wait -k 3 -o {SHARED}/batch-counts.tsv"),
     )
+    # The workers pause 300 ms per task (WCLAB_TEST_PAUSE in
+    # topologies/batch.json) and merge up to 32 tasks per commit, or what
+    # they hold after a second: the first commits land about a second in,
+    # with most of the job still ahead.
+    wait_for_files_done(CLIENT, 1)
     victim = WORKERS[0]
     held = crash_while_holding(victim, restart=False)  # and it stays down
     done_at_crash = job_field(CLIENT, "files_done")

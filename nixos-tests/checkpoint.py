@@ -3,6 +3,9 @@
 # progress, the Redis node is crashed, then started again: Redis reloads
 # dump.rdb from its state directory, the submitter re-submits what the
 # snapshot lacks, the workers recount what it forgot. The counts are exact.
+# The workers pause 20 ms per task (WCLAB_TEST_PAUSE in
+# topologies/checkpoint.json): with commits of up to 32 merged tasks the
+# job would otherwise be over in about a second, before any snapshot.
 start_and_wait_for_services()
 redis_node = NODES[REDIS_HOSTS[0]]
 

@@ -5,7 +5,8 @@
 # Services, by the name used in the JSON, and the systemd unit each becomes
 # (the local runner calls its processes by the same unit names):
 #   "redis"       wclab-redis.service   redis-server, state in /var/lib/wclab-redis
-#   "worker"      wclab-worker.service  wclab worker --job <job> <worker.args>, Restart=always
+#   "worker"      wclab-worker.service  wclab worker --job <job> <worker.args>, with
+#                                       <worker.env> in its environment, Restart=always
 #   "redis-raft"  PENDING: the Raft replication component is not built yet.
 #
 # The test script is prelude.py followed by <name>.py, after two constants:
@@ -67,7 +68,7 @@ let
     environment = {
       WCLAB_REDIS_URL = redisUrl;
       WCLAB_LOG = "info";
-    };
+    } // topology.worker.env or { };
     unitConfig.StartLimitIntervalSec = 0;
     serviceConfig = {
       ExecStart = builtins.concatStringsSep " " ([ "${wclab}/bin/wclab" "worker" "--job" job ] ++ topology.worker.args);

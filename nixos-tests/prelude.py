@@ -115,6 +115,10 @@ def crash_while_holding(victim, restart: bool, tries: int = 8) -> list:
             timeout=120,
         )
         victim.crash()
+        # A commit the victim sent just before it died may still sit in
+        # Redis's socket buffer and run after the crash: let it, so that
+        # what XPENDING lists next is what the victim really left behind.
+        CLIENT.succeed("sleep 0.5")
         pending = redis_json(CLIENT, "XPENDING", KEY + ":tasks", "workers", "-", "+", "100")
         held = [task for task, consumer, _idle, _n in pending if consumer.startswith(victim.name + "-")]
         print(f"try {attempt}: crashed {victim.name} holding {held}")

@@ -10,6 +10,9 @@ corpus = f"{SHARED}/streaming-corpus"
 out = f"{SHARED}/streaming-out"
 rate, seconds = 4, 20
 lease_ms = 2000  # --lease 2s, as the worker nodes (topologies/streaming.json)
+# The worker nodes commit each file on its own (--commit-batch 1, as
+# `wclab stream`'s own workers do): a file's latency is then its own, not
+# that of the batch it waited in.
 # Files of 2 MiB: each keeps a worker busy long enough to be caught holding it.
 with subtest("generate the files to inject"):
     CLIENT.succeed(f"wclab gen text --out {corpus} --files {rate * seconds} --size 2MiB --seed 3")

@@ -163,7 +163,7 @@ class Machine:
                 units[UNIT_OF_SERVICE[service]] = (["redis-server", str(conf)], {})
             elif service == "worker":
                 argv = ["wclab", "worker", "--job", topo["job"], *topo["worker"]["args"]]
-                env = {"WCLAB_REDIS_URL": redis_url(topo), "WCLAB_LOG": "info"}
+                env = {"WCLAB_REDIS_URL": redis_url(topo), "WCLAB_LOG": "info", **topo["worker"].get("env", {})}
                 units[UNIT_OF_SERVICE[service]] = (argv, env)
             else:
                 raise RuntimeError(f"{self.name}: no local unit for service {service!r}")
