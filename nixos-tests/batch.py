@@ -4,11 +4,11 @@
 start_and_wait_for_services()
 
 corpus = f"{SHARED}/batch-corpus"
-with subtest("generate a corpus and its expected counts"):
+with step("generate a corpus and its expected counts"):
     CLIENT.succeed(f"wclab gen text --out {corpus} --files 16 --size 4MiB --seed 6")
     CLIENT.succeed(f"oracle-coreutils {corpus} > {SHARED}/batch-oracle.tsv")
 
-with subtest("a worker node crashes mid-job; the counts are exact"):
+with step("a worker node crashes mid-job; the counts are exact"):
     background(
         CLIENT,
         "batch-submit",

@@ -14,10 +14,10 @@ lease_ms = 2000  # --lease 2s, as the worker nodes (topologies/streaming.json)
 # `wclab stream`'s own workers do): a file's latency is then its own, not
 # that of the batch it waited in.
 # Files of 2 MiB: each keeps a worker busy long enough to be caught holding it.
-with subtest("generate the files to inject"):
+with step("generate the files to inject"):
     CLIENT.succeed(f"wclab gen text --out {corpus} --files {rate * seconds} --size 2MiB --seed 3")
 
-with subtest("inject at a rate; a worker node crashes and comes back; latency recovers"):
+with step("inject at a rate; a worker node crashes and comes back; latency recovers"):
     background(
         CLIENT,
         "streaming",
