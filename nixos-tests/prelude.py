@@ -100,9 +100,9 @@ def done_records(machine) -> list:
     return [dict(zip(fields[::2], fields[1::2])) for _id, fields in entries]
 
 
-def job_field(machine, field: str) -> int:
+def job_field(machine, field: str, hosts: list = None) -> int:
     """A counter of the job's hash (files_done, total_tasks, ...), 0 if unset."""
-    return int(redis_cli(machine, "HGET", KEY + ":job", field) or 0)
+    return int(redis_cli(machine, "HGET", KEY + ":job", field, hosts=hosts) or 0)
 
 
 def info_field(machine, section: str, field: str, host: str = "") -> str:
@@ -113,14 +113,16 @@ def info_field(machine, section: str, field: str, host: str = "") -> str:
     raise AssertionError(f"no {field} in INFO {section}")
 
 
-def files_done_is_at_least(at_least: int) -> str:
+def files_done_is_at_least(at_least: int, hosts: list = None) -> str:
     """A shell condition: the job has committed at least `at_least` tasks."""
-    files_done = cli_any(f"HGET {shlex.quote(KEY + ':job')} files_done")
+    files_done = cli_any(f"HGET {shlex.quote(KEY + ':job')} files_done", hosts)
     return f'[ "$({files_done})" -ge {at_least} ] 2>/dev/null'
 
 
-def wait_for_files_done(machine, at_least: int, timeout: int = 300) -> None:
-    wait_until(machine, files_done_is_at_least(at_least), timeout)
+def wait_for_files_done(machine, at_least: int, timeout: int = 300, hosts: list = None) -> None:
+    """Waits until the job has committed `at_least` tasks (asking `hosts`,
+    default every node that serves Redis)."""
+    wait_until(machine, files_done_is_at_least(at_least, hosts), timeout)
 
 
 def background(machine, name: str, command: str) -> None:

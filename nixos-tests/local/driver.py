@@ -2,7 +2,7 @@
 """Runs the NixOS VM test scripts of nixos-tests/ here, on hosts made of
 network namespaces, with the NixOS test driver's method names.
 
-    nixos-tests/local/driver.py [--bin DIR] [--keep] [TOPOLOGY...]
+    nixos-tests/local/driver.py [--bin DIR] [--keep] [--allow-pending] [TOPOLOGY...]
 
 Each topology is nixos-tests/topologies/<name>.json (the file that
 nixos-tests/lib.nix reads too), and its script is prelude.py followed by
