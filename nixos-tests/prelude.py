@@ -51,13 +51,13 @@ def wait_until(machine, condition: str, timeout: int = 300) -> None:
     machine.succeed(f"timeout {timeout} bash -c {shlex.quote(loop)}", timeout=timeout + 30)
 
 
-def redis_url(hosts: list = None) -> str:
+def redis_url(hosts: list | None = None) -> str:
     """The URL of the store: redis://:PASSWORD@host:port[,host:port...]."""
     hosts = hosts or REDIS_HOSTS
     return f"redis://:{PASSWORD}@" + ",".join(f"{h}:{REDIS_PORT}" for h in hosts)
 
 
-def with_url(command: str, hosts: list = None) -> str:
+def with_url(command: str, hosts: list | None = None) -> str:
     """The command with WCLAB_REDIS_URL set (never the password on a command
     line); with several hosts, wclab fails over between them by itself."""
     return f"WCLAB_REDIS_URL={shlex.quote(redis_url(hosts))} {command}"
@@ -72,7 +72,7 @@ def cli_on(host: str, args: str, wait: int = 3) -> str:
     )
 
 
-def cli_any(args: str, hosts: list = None) -> str:
+def cli_any(args: str, hosts: list | None = None) -> str:
     """A shell command: redis-cli ARGS against each host in turn until one
     answers without an error (a Raft replica that is down, cut off, or
     without a leader yet answers an error or nothing)."""
@@ -80,7 +80,7 @@ def cli_any(args: str, hosts: list = None) -> str:
     return f"{{ {tries}; }}"
 
 
-def redis_cli(machine, *args: str, hosts: list = None, timeout: int = 60) -> str:
+def redis_cli(machine, *args: str, hosts: list | None = None, timeout: int = 60) -> str:
     """redis-cli on `machine` against the store, trying each host in turn and
     again for up to `timeout` seconds until one answers; returns its output."""
     command = cli_any(" ".join(shlex.quote(a) for a in args), hosts)
@@ -88,7 +88,7 @@ def redis_cli(machine, *args: str, hosts: list = None, timeout: int = 60) -> str
     return machine.succeed(f"timeout {timeout} bash -c {shlex.quote(loop)}", timeout=timeout + 30).strip()
 
 
-def redis_json(machine, *args: str, hosts: list = None):
+def redis_json(machine, *args: str, hosts: list | None = None):
     """Like redis_cli, with the reply parsed from redis-cli --json."""
     return json.loads(redis_cli(machine, "--json", *args, hosts=hosts))
 
@@ -100,7 +100,7 @@ def done_records(machine) -> list:
     return [dict(zip(fields[::2], fields[1::2])) for _id, fields in entries]
 
 
-def job_field(machine, field: str, hosts: list = None) -> int:
+def job_field(machine, field: str, hosts: list | None = None) -> int:
     """A counter of the job's hash (files_done, total_tasks, ...), 0 if unset."""
     return int(redis_cli(machine, "HGET", KEY + ":job", field, hosts=hosts) or 0)
 
@@ -113,13 +113,13 @@ def info_field(machine, section: str, field: str, host: str = "") -> str:
     raise AssertionError(f"no {field} in INFO {section}")
 
 
-def files_done_is_at_least(at_least: int, hosts: list = None) -> str:
+def files_done_is_at_least(at_least: int, hosts: list | None = None) -> str:
     """A shell condition: the job has committed at least `at_least` tasks."""
     files_done = cli_any(f"HGET {shlex.quote(KEY + ':job')} files_done", hosts)
     return f'[ "$({files_done})" -ge {at_least} ] 2>/dev/null'
 
 
-def wait_for_files_done(machine, at_least: int, timeout: int = 300, hosts: list = None) -> None:
+def wait_for_files_done(machine, at_least: int, timeout: int = 300, hosts: list | None = None) -> None:
     """Waits until the job has committed `at_least` tasks (asking `hosts`,
     default every node that serves Redis)."""
     wait_until(machine, files_done_is_at_least(at_least, hosts), timeout)

@@ -34,7 +34,8 @@ def raft_infos(hosts: list) -> dict:
     script = "; ".join(
         f"echo '# host {h}'; {cli_on(h, 'RAFT.INFO', wait=3)} 2>/dev/null | tr -d '\\r' || true" for h in hosts
     )
-    infos, host = {}, None
+    infos: dict[str, dict[str, str]] = {}
+    host: str | None = None
     for line in CLIENT.succeed(script).splitlines():
         if line.startswith("# host "):
             host = line.split()[2]
@@ -71,7 +72,7 @@ def wait_for_follower(host: str, leader: str, timeout: int = 60) -> None:
         time.sleep(0.2)
 
 
-def files_done(hosts: list = None) -> int:
+def files_done(hosts: list | None = None) -> int:
     return job_field(CLIENT, "files_done", hosts)
 
 
