@@ -208,7 +208,7 @@ class Machine:
     def unit_commands(self) -> dict[str, tuple[list[str], dict[str, str]]]:
         """unit name -> (argv, extra environment), as lib.nix defines them."""
         topo = self.net.topology
-        units = {}
+        units: dict[str, tuple[list[str], dict[str, str]]] = {}
         for service in self.services:
             if service == "redis":
                 directory = self.state / "wclab-redis"  # StateDirectory=wclab-redis
