@@ -92,8 +92,17 @@ pub(crate) fn warn_if_password_on_command_line(url: &str) {
 /// Connects for a first contact: fail fast with a clear message.
 pub(crate) async fn connect(url: &str) -> Result<wclab_coord::Store> {
     let target = wclab_coord::RedisTarget::parse(url)?;
-    let mut store =
-        wclab_coord::Store::connect(target, wclab_coord::RetryPolicy::FAIL_FAST).await?;
+    // Fail fast, but give every endpoint of a cluster its chance.
+    let first_contact = wclab_coord::RetryPolicy::FAIL_FAST
+        .give_up_after
+        .map(|d| d * target.endpoints().len() as u32);
+    let mut store = wclab_coord::Store::connect(
+        target,
+        wclab_coord::RetryPolicy {
+            give_up_after: first_contact,
+        },
+    )
+    .await?;
     // Once connected, ride out short outages (a Redis restart) quietly.
     store.set_policy(wclab_coord::RetryPolicy::for_duration(
         std::time::Duration::from_secs(120),
