@@ -18,6 +18,8 @@ Keys of a job J (all share the hash tag {J}):
                              backup_at:<id>, backups (wclab_speculate)
   wclab:{J}:leases  zset     task id -> time of its owner's last claim or renewal
                              (ms, caller's clock); used when now_ms is given
+  wclab:{J}:submitted hash   task id -> path NUL start NUL end, as submitted:
+                             an entry not in it (written by hand) is never read
 
 Time. Every function takes `now_ms` as an argument. An empty string means
 "use this server's clock" (one Redis); a number is a timestamp chosen by the
@@ -93,7 +95,10 @@ local function entry_fields(entry)
 end
 
 -- Acknowledges a pending task and records it in the dead-letter stream.
-local function bury(keys3, group, consumer, ms, id, reason, deliveries)
+-- `counter` is the job field it adds to: files_dead for a task of the job,
+-- entries_foreign for a stream entry the job never submitted (which must
+-- not count towards finishing the job).
+local function bury(keys3, group, consumer, ms, id, reason, deliveries, counter)
   local tasks, dead, job, leases = keys3[1], keys3[2], keys3[3], keys3[4]
   if leases then
     redis.call('ZREM', leases, id)
@@ -106,19 +111,35 @@ local function bury(keys3, group, consumer, ms, id, reason, deliveries)
   redis.call('XACK', tasks, group, id)
   append(dead, ms, {'task', id, 'path', path, 'reason', reason,
                     'worker', consumer, 'attempts', tostring(deliveries)})
-  redis.call('HINCRBY', job, 'files_dead', 1)
+  redis.call('HINCRBY', job, counter or 'files_dead', 1)
+end
+
+-- The record of a task in the `submitted` hash.
+local function task_record(path, start, stop)
+  return path .. '\0' .. start .. '\0' .. stop
+end
+
+-- Was this stream entry written by wclab_submit, exactly as it is? An entry
+-- added by hand (redis-cli XADD) is not, even if it names a file of the job:
+-- reading it would count that file twice.
+local function was_submitted(submitted, entry)
+  local f = entry_fields(entry)
+  local want = redis.call('HGET', submitted, entry[1])
+  return want ~= false and want == task_record(f.path or '', f.start or '', f['end'] or '')
 end
 
 --[[
-wclab_submit KEYS: tasks, job   ARGV: now_ms, group, then id, path, start, end ...
+wclab_submit KEYS: tasks, job, submitted
+             ARGV: now_ms, group, then id, path, start, end ...
 
 Adds tasks with the caller's deterministic IDs, creating the consumer group
-on first use. An ID that is already in the stream is skipped, so submitting
-the same job again (after a Redis restore lost its tail, say) adds exactly
-what is missing. Returns the number of tasks added.
+on first use, and records each in `submitted`. An ID that is already in the
+stream is skipped, so submitting the same job again (after a Redis restore
+lost its tail, say) adds exactly what is missing. Returns the number of
+tasks added.
 ]]
 local function submit(keys, args)
-  local tasks, job = keys[1], keys[2]
+  local tasks, job, submitted = keys[1], keys[2], keys[3]
   local ms = now_ms(args[1])
   local group = args[2]
   local ok, err = pcall(redis.call, 'XGROUP', 'CREATE', tasks, group, '0', 'MKSTREAM')
@@ -128,6 +149,7 @@ local function submit(keys, args)
   local added = 0
   for i = 3, #args, 4 do
     local id = args[i]
+    redis.call('HSET', submitted, id, task_record(args[i + 1], args[i + 2], args[i + 3]))
     if #redis.call('XRANGE', tasks, id, id) == 0 then
       local added_ok, e = pcall(redis.call, 'XADD', tasks, id,
         'path', args[i + 1], 'start', args[i + 2], 'end', args[i + 3],
@@ -145,13 +167,14 @@ local function submit(keys, args)
 end
 
 --[[
-wclab_claim KEYS: tasks, dead, job, leases[, spec]
+wclab_claim KEYS: tasks, dead, job, leases, submitted[, spec]
             ARGV: now_ms, group, consumer, lease_ms, max_deliveries
 
 Hands one task to `consumer`: a new one if any (XREADGROUP), else one whose
 owner has been silent for longer than the lease (XAUTOCLAIM; with a given
 now_ms, the `leases` set and XCLAIM ... TIME, see "Leases" above). A stolen
-task delivered more than max_deliveries times is dead-lettered instead.
+task delivered more than max_deliveries times is dead-lettered instead, and
+so is an entry that wclab_submit did not write (see `submitted`).
 With a `spec` key, the time of the hand-out is written to it as
 claimed:<id> (a renewal leaves it alone), so that wclab_speculate can tell
 how long a task has been running rather than how long it has existed.
@@ -159,7 +182,7 @@ Returns nil when there is nothing to do, otherwise
   {'task', id, path, start, end, injected, deliveries}  or  {'dead', id}
 ]]
 local function claim(keys, args)
-  local tasks, dead, job, leases = keys[1], keys[2], keys[3], keys[4]
+  local tasks, dead, job, leases, submitted = keys[1], keys[2], keys[3], keys[4], keys[5]
   local ms = now_ms(args[1])
   local given_time = args[1] ~= '' and leases ~= nil
   local group, consumer = args[2], args[3]
@@ -210,8 +233,14 @@ local function claim(keys, args)
       return {'dead', entry[1]}
     end
   end
-  if keys[5] then
-    redis.call('HSET', keys[5], 'claimed:' .. entry[1], tostring(ms))
+  if not was_submitted(submitted, entry) then
+    bury({tasks, dead, job, leases}, group, consumer, ms, entry[1],
+         'stream entry not written by wclab_submit (added by hand?): never read',
+         deliveries, 'entries_foreign')
+    return {'dead', entry[1]}
+  end
+  if keys[6] then
+    redis.call('HSET', keys[6], 'claimed:' .. entry[1], tostring(ms))
   end
   local f = entry_fields(entry)
   return {'task', entry[1], f.path or '', f.start or '0', f['end'] or '0',
@@ -328,11 +357,35 @@ local function dead_letter(keys, args)
   return 1
 end
 
+--[[
+wclab_release KEYS: tasks, leases   ARGV: now_ms, group, consumer, lease_ms, id
+
+Gives back a task that `consumer` holds but will not finish (it was told to
+stop): the next claim of any worker may take it at once instead of after a
+lease. Its delivery count is left as it is. Returns 1 if released, 0 if
+the task was not `consumer`'s any more.
+]]
+local function release(keys, args)
+  local tasks, leases = keys[1], keys[2]
+  local group, consumer, lease_ms, id = args[2], args[3], tonumber(args[4]), args[5]
+  local p = pending(tasks, group, id)
+  if not p or p[2] ~= consumer then
+    return 0
+  end
+  if args[1] ~= '' and leases then
+    redis.call('ZADD', leases, 0, id)
+  else
+    redis.call('XCLAIM', tasks, group, consumer, 0, id, 'IDLE', lease_ms, 'JUSTID')
+  end
+  return 1
+end
+
 redis.register_function('wclab_submit', submit)
 redis.register_function('wclab_claim', claim)
 redis.register_function('wclab_renew', renew)
 redis.register_function('wclab_commit', commit)
 redis.register_function('wclab_dead', dead_letter)
+redis.register_function('wclab_release', release)
 
 --[[
 wclab_speculate KEYS: tasks, done, spec

@@ -4,16 +4,21 @@
 start_and_wait_for_services()
 
 corpus = f"{SHARED}/batch-corpus"
-with subtest("generate a corpus and its expected counts"):
+with step("generate a corpus and its expected counts"):
     CLIENT.succeed(f"wclab gen text --out {corpus} --files 16 --size 4MiB --seed 6")
     CLIENT.succeed(f"oracle-coreutils {corpus} > {SHARED}/batch-oracle.tsv")
 
-with subtest("a worker node crashes mid-job; the counts are exact"):
+with step("a worker node crashes mid-job; the counts are exact"):
     background(
         CLIENT,
         "batch-submit",
         with_url(f"wclab submit --job {JOB} --input {corpus} --wait -k 3 -o {SHARED}/batch-counts.tsv"),
     )
+    # The workers pause 300 ms per task (WCLAB_TEST_PAUSE in
+    # topologies/batch.json) and merge up to 32 tasks per commit, or what
+    # they hold after a second: the first commits land about a second in,
+    # with most of the job still ahead.
+    wait_for_files_done(CLIENT, 1)
     victim = WORKERS[0]
     held = crash_while_holding(victim, restart=False)  # and it stays down
     done_at_crash = job_field(CLIENT, "files_done")

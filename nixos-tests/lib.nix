@@ -4,16 +4,25 @@
 #
 # Services, by the name used in the JSON, and the systemd unit each becomes
 # (the local runner calls its processes by the same unit names):
-#   "redis"       wclab-redis.service   redis-server, state in /var/lib/wclab-redis
-#   "worker"      wclab-worker.service  wclab worker --job <job> <worker.args>, Restart=always
-#   "redis-raft"  PENDING: the Raft replication component is not built yet.
+#   "redis"       wclab-redis.service       redis-server on <redis.port> with
+#                                           <redis.config>, state in /var/lib/wclab-redis
+#   "redis-raft"  wclab-redis-raft.service  wclab raft node --id <node's raft_id>
+#                                           --listen 0.0.0.0:<redis.port> --dir
+#                                           /var/lib/wclab-raft <raft.args>: the Raft
+#                                           sidecar, which starts its own redis-server
+#                                           (persistence off); WCLAB_RAFT_PASSWORD
+#   "worker"      wclab-worker.service      wclab worker --job <job> <worker.args>, with
+#                                           <worker.env> in its environment
+# All are Restart=always. <redis.port> is the port clients use: Redis's own,
+# or the sidecar's. Workers get WCLAB_REDIS_URL: the "redis" node, or every
+# "redis-raft" node (redis://:PASSWORD@raft1:PORT,raft2:PORT,...).
 #
 # The test script is prelude.py followed by <name>.py, after two constants:
 # TOPOLOGY (the parsed JSON) and SHARED (a directory every node sees at the
 # same path: /tmp/shared in NixOS VMs).
 #
-# Only builtins are used here, so that scripts/check-nix can evaluate this
-# file offline against a stub `pkgs`.
+# Only builtins and pkgs.lib.escapeShellArgs are used here, so that
+# scripts/check-nix can evaluate this file offline against a stub `pkgs`.
 { pkgs, wclab, oracle }:
 name:
 let
@@ -23,11 +32,17 @@ let
   port = topology.redis.port;
   nodeNames = builtins.attrNames topology.nodes; # sorted, like the NixOS test framework numbers them
   has = service: node: builtins.elem service topology.nodes.${node}.services;
+  servesRedis = node: has "redis" node || has "redis-raft" node;
   redisNodes = builtins.filter (has "redis") nodeNames;
+  raftNodes = builtins.filter (has "redis-raft") nodeNames;
   redisUrl =
-    if redisNodes == [ ] then null
-    else "redis://:${password}@${builtins.head redisNodes}:${toString port}";
+    if redisNodes != [ ] then "redis://:${password}@${builtins.head redisNodes}:${toString port}"
+    else if raftNodes != [ ] then "redis://:${password}@${builtins.concatStringsSep "," (map (n: "${n}:${toString port}") raftNodes)}"
+    else null;
   concatLines = builtins.concatStringsSep "\n";
+  # systemd splits ExecStart like a shell would for these arguments (no
+  # quotes, `$` or `%` in them: nothing for systemd to expand).
+  execStart = argv: pkgs.lib.escapeShellArgs argv;
 
   # The NixOS test framework gives node number i (1-based, in attrNames
   # order) the address 192.168.1.i on eth1; the JSON must say the same.
@@ -44,7 +59,7 @@ let
       "requirepass ${password}"
       "dir /var/lib/wclab-redis"
       "logfile \"\""
-    ] ++ topology.redis.config) + "\n");
+    ] ++ topology.redis.config or [ ]) + "\n");
 
   redisService = {
     description = "Redis for wclab (${name})";
@@ -52,12 +67,37 @@ let
     after = [ "network.target" ];
     unitConfig.StartLimitIntervalSec = 0;
     serviceConfig = {
-      ExecStart = "${pkgs.redis}/bin/redis-server ${redisConf}";
+      ExecStart = execStart [ "${pkgs.redis}/bin/redis-server" "${redisConf}" ];
       StateDirectory = "wclab-redis";
       Restart = "always";
       RestartSec = 1;
     };
   };
+
+  raftService = node:
+    let
+      id = topology.nodes.${node}.raft_id or (throw "nixos-tests/${name}: node ${node} runs redis-raft but has no raft_id");
+    in
+    {
+      description = "Raft-replicated Redis for wclab, node ${toString id} (${name})";
+      wantedBy = [ "multi-user.target" ];
+      wants = [ "network-online.target" ];
+      after = [ "network-online.target" ];
+      # The sidecar starts its own redis-server, found on PATH; a unit does
+      # not see environment.systemPackages.
+      path = [ pkgs.redis ];
+      environment = {
+        WCLAB_RAFT_PASSWORD = password;
+        WCLAB_LOG = "info";
+      };
+      unitConfig.StartLimitIntervalSec = 0;
+      serviceConfig = {
+        ExecStart = execStart ([ "${wclab}/bin/wclab" "raft" "node" "--id" (toString id) "--listen" "0.0.0.0:${toString port}" "--dir" "/var/lib/wclab-raft" ] ++ topology.raft.args or [ ]);
+        StateDirectory = "wclab-raft";
+        Restart = "always";
+        RestartSec = 1;
+      };
+    };
 
   workerService = {
     description = "wclab worker for job ${job} (${name})";
@@ -67,10 +107,10 @@ let
     environment = {
       WCLAB_REDIS_URL = redisUrl;
       WCLAB_LOG = "info";
-    };
+    } // topology.worker.env or { };
     unitConfig.StartLimitIntervalSec = 0;
     serviceConfig = {
-      ExecStart = builtins.concatStringsSep " " ([ "${wclab}/bin/wclab" "worker" "--job" job ] ++ topology.worker.args);
+      ExecStart = execStart ([ "${wclab}/bin/wclab" "worker" "--job" job ] ++ topology.worker.args);
       Restart = "always";
       RestartSec = 1;
     };
@@ -79,15 +119,17 @@ let
   units = node: builtins.listToAttrs (map
     (service:
       if service == "redis" then { name = "wclab-redis"; value = redisService; }
+      else if service == "redis-raft" then { name = "wclab-redis-raft"; value = raftService node; }
       else if service == "worker" then { name = "wclab-worker"; value = workerService; }
-      else if service == "redis-raft" then throw "nixos-tests/${name}: PENDING: ${topology.pending or "the Raft component is not built yet"}"
       else throw "nixos-tests/${name}: node ${node}: unknown service ${service}")
     topology.nodes.${node}.services);
 
   nodeModule = node: _spec: {
     virtualisation.memorySize = 1024;
     virtualisation.cores = 2;
-    networking.firewall.allowedTCPPorts = if has "redis" node then [ port ] else [ ];
+    networking.firewall.allowedTCPPorts = if servesRedis node then [ port ] else [ ];
+    # What Redis asks for (its BGSAVE forks must not fail for lack of memory).
+    boot.kernel.sysctl = if servesRedis node then { "vm.overcommit_memory" = 1; } else { };
     environment.systemPackages = [ wclab oracle pkgs.redis ];
     systemd.services = units node;
   };

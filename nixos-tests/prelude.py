@@ -2,44 +2,95 @@
 # <name>.py, after two constants:
 #   TOPOLOGY  the topology, parsed from topologies/<name>.json
 #   SHARED    a directory that every node sees at the same path
-# It uses only the NixOS test driver's API (machines, succeed,
-# wait_until_succeeds, ...), so that the very same scripts run in NixOS VMs
-# (nixos-tests/lib.nix) and on network-namespace hosts (local/driver.py).
+# The scripts use only this part of the NixOS test driver's API: machines
+# (and each node by its name), start_all, wait_for_unit, wait_for_open_port,
+# succeed, fail, crash, start, block, unblock; the rest is Python and shell,
+# so that the very same scripts run in NixOS VMs (nixos-tests/lib.nix) and
+# on network-namespace hosts (local/driver.py, which has no more than that).
+import contextlib
 import shlex  # (json is imported by the header that defines TOPOLOGY)
+import time
 
 JOB: str = TOPOLOGY["job"]
 PASSWORD: str = TOPOLOGY["password"]
-REDIS_PORT: int = TOPOLOGY["redis"]["port"]
+REDIS_PORT: int = TOPOLOGY["redis"]["port"]  # Redis's own, or the Raft sidecar's
 NODES = {m.name: m for m in machines}
-REDIS_HOSTS = sorted(n for n, s in TOPOLOGY["nodes"].items() if "redis" in s["services"])
-WORKERS = [NODES[n] for n, s in sorted(TOPOLOGY["nodes"].items()) if "worker" in s["services"]]
+
+
+def _nodes_with(service: str) -> list:
+    return sorted(n for n, s in TOPOLOGY["nodes"].items() if service in s["services"])
+
+
+# Every node that answers Redis commands: a plain Redis, or the Raft
+# replicas (any of which takes any command: followers proxy to the leader).
+RAFT_HOSTS = _nodes_with("redis-raft")
+REDIS_HOSTS = _nodes_with("redis") + RAFT_HOSTS
+WORKERS = [NODES[n] for n in _nodes_with("worker")]
 CLIENT = NODES[TOPOLOGY["client"]]
 # The job's keys: wclab:{JOB}:tasks, :counts, :done, :dead, :job (README).
 KEY = "wclab:{" + JOB + "}"
 
 
-def redis_url(host: str) -> str:
-    return f"redis://:{PASSWORD}@{host}:{REDIS_PORT}"
+@contextlib.contextmanager
+def step(name: str):
+    """A named part of the test, timed in the log (like the driver's subtest)."""
+    print(f"=== {name}")
+    started = time.monotonic()
+    try:
+        yield
+    except BaseException:
+        print(f"=== FAILED after {time.monotonic() - started:.1f} s: {name}")
+        raise
+    print(f"=== done in {time.monotonic() - started:.1f} s: {name}")
 
 
-def with_url(command: str, host: str = "") -> str:
-    """The command with WCLAB_REDIS_URL set (never the password on a command line)."""
-    url = redis_url(host or REDIS_HOSTS[0])
-    return f"WCLAB_REDIS_URL={shlex.quote(url)} {command}"
+def wait_until(machine, condition: str, timeout: int = 300) -> None:
+    """Runs the shell `condition` on `machine` every 0.2 s until it succeeds;
+    fails after `timeout` seconds."""
+    loop = f"until {condition}; do sleep 0.2; done"
+    machine.succeed(f"timeout {timeout} bash -c {shlex.quote(loop)}", timeout=timeout + 30)
 
 
-def redis_cli(machine, *args: str, host: str = "") -> str:
-    """redis-cli on `machine` against the topology's Redis; returns its output."""
-    words = " ".join(shlex.quote(a) for a in args)
-    return machine.succeed(
-        f"REDISCLI_AUTH={shlex.quote(PASSWORD)} redis-cli --no-auth-warning"
-        f" -h {host or REDIS_HOSTS[0]} -p {REDIS_PORT} {words}"
-    ).strip()
+def redis_url(hosts: list | None = None) -> str:
+    """The URL of the store: redis://:PASSWORD@host:port[,host:port...]."""
+    hosts = hosts or REDIS_HOSTS
+    return f"redis://:{PASSWORD}@" + ",".join(f"{h}:{REDIS_PORT}" for h in hosts)
 
 
-def redis_json(machine, *args: str, host: str = ""):
+def with_url(command: str, hosts: list | None = None) -> str:
+    """The command with WCLAB_REDIS_URL set (never the password on a command
+    line); with several hosts, wclab fails over between them by itself."""
+    return f"WCLAB_REDIS_URL={shlex.quote(redis_url(hosts))} {command}"
+
+
+def cli_on(host: str, args: str, wait: int = 3) -> str:
+    """A shell command: redis-cli ARGS (already quoted) against `host`, giving
+    up after `wait` seconds; -e: an error reply is a failure."""
+    return (
+        f"REDISCLI_AUTH={shlex.quote(PASSWORD)} timeout {wait} redis-cli -e --no-auth-warning"
+        f" -h {host} -p {REDIS_PORT} {args}"
+    )
+
+
+def cli_any(args: str, hosts: list | None = None) -> str:
+    """A shell command: redis-cli ARGS against each host in turn until one
+    answers without an error (a Raft replica that is down, cut off, or
+    without a leader yet answers an error or nothing)."""
+    tries = " || ".join(f"{cli_on(h, args)} 2>/dev/null" for h in hosts or REDIS_HOSTS)
+    return f"{{ {tries}; }}"
+
+
+def redis_cli(machine, *args: str, hosts: list | None = None, timeout: int = 60) -> str:
+    """redis-cli on `machine` against the store, trying each host in turn and
+    again for up to `timeout` seconds until one answers; returns its output."""
+    command = cli_any(" ".join(shlex.quote(a) for a in args), hosts)
+    loop = f'until out=$({command}); do sleep 0.2; done; printf "%s\\n" "$out"'
+    return machine.succeed(f"timeout {timeout} bash -c {shlex.quote(loop)}", timeout=timeout + 30).strip()
+
+
+def redis_json(machine, *args: str, hosts: list | None = None):
     """Like redis_cli, with the reply parsed from redis-cli --json."""
-    return json.loads(redis_cli(machine, "--json", *args, host=host))
+    return json.loads(redis_cli(machine, "--json", *args, hosts=hosts))
 
 
 def done_records(machine) -> list:
@@ -49,24 +100,29 @@ def done_records(machine) -> list:
     return [dict(zip(fields[::2], fields[1::2])) for _id, fields in entries]
 
 
-def job_field(machine, field: str) -> int:
+def job_field(machine, field: str, hosts: list | None = None) -> int:
     """A counter of the job's hash (files_done, total_tasks, ...), 0 if unset."""
-    return int(redis_cli(machine, "HGET", KEY + ":job", field) or 0)
+    return int(redis_cli(machine, "HGET", KEY + ":job", field, hosts=hosts) or 0)
 
 
-def info_field(machine, section: str, field: str) -> str:
-    for line in redis_cli(machine, "INFO", section).splitlines():
+def info_field(machine, section: str, field: str, host: str = "") -> str:
+    """A field of a plain Redis's INFO (of `host`, default the first)."""
+    for line in redis_cli(machine, "INFO", section, hosts=[host or REDIS_HOSTS[0]]).splitlines():
         if line.startswith(field + ":"):
             return line.split(":", 1)[1].strip()
     raise AssertionError(f"no {field} in INFO {section}")
 
 
-def wait_for_files_done(machine, at_least: int, timeout: int = 300) -> None:
-    machine.wait_until_succeeds(
-        f"test \"$(REDISCLI_AUTH={shlex.quote(PASSWORD)} redis-cli --no-auth-warning"
-        f" -h {REDIS_HOSTS[0]} -p {REDIS_PORT} HGET {shlex.quote(KEY + ':job')} files_done)\" -ge {at_least}",
-        timeout=timeout,
-    )
+def files_done_is_at_least(at_least: int, hosts: list | None = None) -> str:
+    """A shell condition: the job has committed at least `at_least` tasks."""
+    files_done = cli_any(f"HGET {shlex.quote(KEY + ':job')} files_done", hosts)
+    return f'[ "$({files_done})" -ge {at_least} ] 2>/dev/null'
+
+
+def wait_for_files_done(machine, at_least: int, timeout: int = 300, hosts: list | None = None) -> None:
+    """Waits until the job has committed `at_least` tasks (asking `hosts`,
+    default every node that serves Redis)."""
+    wait_until(machine, files_done_is_at_least(at_least, hosts), timeout)
 
 
 def background(machine, name: str, command: str) -> None:
@@ -80,7 +136,7 @@ def background(machine, name: str, command: str) -> None:
 
 def wait_background(machine, name: str, timeout: int = 600) -> str:
     """Waits for a background command; fails with its log unless it exited 0."""
-    machine.wait_until_succeeds(f"test -s {SHARED}/{name}.rc", timeout=timeout)
+    wait_until(machine, f"test -s {SHARED}/{name}.rc", timeout)
     status = machine.succeed(f"cat {SHARED}/{name}.rc").strip()
     output = machine.succeed(f"cat {SHARED}/{name}.log")
     print(f"--- {name} (exit status {status}) ---\n{output}")
@@ -88,13 +144,19 @@ def wait_background(machine, name: str, timeout: int = 600) -> str:
     return output
 
 
+def wait_for_services(machine) -> None:
+    """Waits for the units of `machine`'s services, and for its port."""
+    services = TOPOLOGY["nodes"][machine.name]["services"]
+    for service in services:
+        machine.wait_for_unit(f"wclab-{service}.service")
+    if "redis" in services or "redis-raft" in services:
+        machine.wait_for_open_port(REDIS_PORT)
+
+
 def start_and_wait_for_services() -> None:
     start_all()
-    for name in REDIS_HOSTS:
-        NODES[name].wait_for_unit("wclab-redis.service")
-        NODES[name].wait_for_open_port(REDIS_PORT)
-    for machine in WORKERS:
-        machine.wait_for_unit("wclab-worker.service")
+    for machine in machines:
+        wait_for_services(machine)
 
 
 def crash_while_holding(victim, restart: bool, tries: int = 8) -> list:
@@ -105,23 +167,29 @@ def crash_while_holding(victim, restart: bool, tries: int = 8) -> list:
     the IDs of the tasks it held; with restart, the node is started again."""
     tasks = shlex.quote(KEY + ":tasks")
     for attempt in range(1, tries + 1):
-        # One redis-cli polling every 5 ms (-r -1: forever; stdbuf: each
-        # reply at once, not when a pipe buffer fills) until grep sees the
-        # victim's consumer; redis-cli then dies of SIGPIPE, so the status is
-        # grep's (pipefail off).
-        poll = f"REDISCLI_AUTH={shlex.quote(PASSWORD)} stdbuf -oL redis-cli --no-auth-warning -h {REDIS_HOSTS[0]} -p {REDIS_PORT}"
-        CLIENT.succeed(
-            f"(set +o pipefail; {poll} -r -1 -i 0.005 XPENDING {tasks} workers - + 100 | grep -q -m1 '^{victim.name}-')",
-            timeout=120,
+        # One redis-cli per host polling every 5 ms (-r -1: forever; -e: it
+        # stops at an error reply; stdbuf: each reply at once, not when a
+        # pipe buffer fills) until grep sees the victim's consumer; redis-cli
+        # then dies of SIGPIPE, so the status is grep's (pipefail off).
+        polls = " || ".join(
+            f"(set +o pipefail; REDISCLI_AUTH={shlex.quote(PASSWORD)} stdbuf -oL redis-cli -e --no-auth-warning"
+            f" -h {h} -p {REDIS_PORT} -r -1 -i 0.005 XPENDING {tasks} workers - + 100 2>/dev/null"
+            f" | grep -q -m1 '^{victim.name}-')"
+            for h in REDIS_HOSTS
         )
+        wait_until(CLIENT, f"{{ {polls}; }}", timeout=120)
         victim.crash()
+        # A commit the victim sent just before it died may still sit in
+        # Redis's socket buffer and run after the crash: let it, so that
+        # what XPENDING lists next is what the victim really left behind.
+        CLIENT.succeed("sleep 0.5")
         pending = redis_json(CLIENT, "XPENDING", KEY + ":tasks", "workers", "-", "+", "100")
         held = [task for task, consumer, _idle, _n in pending if consumer.startswith(victim.name + "-")]
         print(f"try {attempt}: crashed {victim.name} holding {held}")
         if restart or not held:
             CLIENT.succeed("sleep 1")  # the crashed node stays down a while
             victim.start()
-            victim.wait_for_unit("wclab-worker.service")
+            wait_for_services(victim)
         if held:
             return held
     raise AssertionError(f"{victim.name} never crashed while holding a task ({tries} tries)")

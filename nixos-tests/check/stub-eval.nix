@@ -27,6 +27,16 @@ let
       unions = paths: map toString paths;
       toSource = { root, fileset }: { inherit fileset; root = toString root; };
     };
+    # As nixpkgs has them: a word of only these characters stays bare.
+    escapeShellArg = arg:
+      let
+        string = toString arg;
+      in
+      if builtins.match "[[:alnum:],._+:@%/-]+" string == null
+      then "'${builtins.replaceStrings [ "'" ] [ "'\\''" ] string}'"
+      else string;
+    escapeShellArgs = args: builtins.concatStringsSep " " (map lib.escapeShellArg args);
+    makeBinPath = paths: builtins.concatStringsSep ":" (map (p: "${p}/bin") paths);
     licenses = { mit = "mit"; asl20 = "asl20"; };
     platforms.linux = [ "x86_64-linux" "aarch64-linux" ];
   };
@@ -39,14 +49,17 @@ let
     mkShell = args: args;
     testers.runNixOSTest = test: test;
     redis = stubDrv "redis";
+    makeWrapper = stubDrv "make-wrapper-hook";
     cargo = "cargo";
     rustc = "rustc";
     clippy = "clippy";
     rustfmt = "rustfmt";
     rust-analyzer = "rust-analyzer";
     just = "just";
-    python3 = "python3";
+    python3.withPackages = f: "python3-with-${builtins.concatStringsSep "-" (f { redis = "redis"; })}";
     iproute2 = "iproute2";
+    util-linux = "util-linux";
+    inetutils = "inetutils";
     coreutils = "coreutils";
     findutils = "findutils";
     gnugrep = "gnugrep";
@@ -66,10 +79,13 @@ let
         units = builtins.mapAttrs
           (_: unit: {
             inherit (unit.serviceConfig) ExecStart Restart;
+            StateDirectory = unit.serviceConfig.StateDirectory or null;
             environment = unit.environment or { };
+            path = unit.path or [ ];
           })
           node.systemd.services;
         ports = node.networking.firewall.allowedTCPPorts;
+        sysctl = node.boot.kernel.sysctl;
       })
       test.nodes;
   };
@@ -81,4 +97,11 @@ in
   devShells = builtins.mapAttrs (_: builtins.attrNames) outputs.devShells;
   devShellPackages = outputs.devShells.x86_64-linux.default.packages;
   lockFile = toString outputs.packages.x86_64-linux.wclab.cargoLock.lockFile;
+  wclab = {
+    inherit (outputs.packages.x86_64-linux.wclab) nativeBuildInputs postInstall;
+  };
+  wclabRaft = {
+    inherit (outputs.packages.x86_64-linux.wclab-raft) text;
+    runtimeInputs = map toString outputs.packages.x86_64-linux.wclab-raft.runtimeInputs;
+  };
 }

@@ -143,8 +143,9 @@ pub struct InputArgs {
     pub column: String,
 
     /// Split text files larger than this into byte-range tasks, so that
-    /// several workers share one big file (e.g. 64MiB; 0: never split).
-    #[arg(long, default_value = "256MiB", value_parser = parse_size)]
+    /// several workers share one big file (0: never split). A word that
+    /// straddles a boundary belongs to the range it starts in.
+    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
     pub split_size: u64,
 }
 
@@ -239,25 +240,38 @@ pub struct RunArgs {
     #[arg(long)]
     pub threads: Option<usize>,
 
-    /// Lab 2: kill this many random workers with SIGKILL at random moments
-    /// while the job runs (they are replaced); the counts must not change.
+    /// Lab 2: kill this many workers with SIGKILL while the job runs, each
+    /// one while it holds a task, at seeded random points of the job's
+    /// progress (they are replaced); the counts must not change. Under
+    /// chaos the poison threshold (--max-deliveries) is raised above the
+    /// number of faults, so that a healthy task hit by several is not
+    /// taken for poison.
     #[arg(long, default_value_t = 0)]
     pub chaos_kills: usize,
 
-    /// Seed of the chaos: which workers die, and when.
+    /// Seed of the chaos: which workers die, at which points of the job,
+    /// and when Redis dies.
     #[arg(long, default_value_t = 1)]
     pub chaos_seed: u64,
 
     /// Lab 4a: take a checkpoint (BGSAVE) of Redis this often, e.g. 1s.
+    /// Works with the private Redis and with --redis.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub checkpoint_every: Option<Duration>,
 
-    /// Lab 4a: kill the private redis-server with SIGKILL this many times at
-    /// random moments (one before the first checkpoint, some during a
-    /// BGSAVE), each time restarting it on the same port, with the same
-    /// password, from its dump.rdb.
-    #[arg(long, default_value_t = 0, conflicts_with = "redis")]
+    /// Lab 4a: kill the private redis-server (with its BGSAVE child, as a
+    /// machine crash would) with SIGKILL this many times at seeded points
+    /// of the job: the first before any checkpoint, then alternately
+    /// during a BGSAVE and between checkpoints; each time it is restarted
+    /// on the same port, with the same password, from its dump.rdb, and
+    /// the function library is loaded again.
+    #[arg(long, default_value_t = 0, conflicts_with_all = ["redis", "redis_cluster"])]
     pub chaos_redis_kills: usize,
+
+    /// Lab 4a: keep Redis down this long at each kill before restarting
+    /// it: workers and the submitter must ride out the outage.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub chaos_redis_downtime: Duration,
 
     /// Extra redis.conf line for the private Redis (repeatable), e.g.
     /// --redis-config 'appendonly yes' --redis-config 'appendfsync always'.

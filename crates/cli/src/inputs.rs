@@ -67,7 +67,7 @@ pub fn resolve(args: &[String], split_size: u64) -> Result<Inputs> {
     for (path, size) in &files {
         let path_text = path.to_str().with_context(|| {
             format!(
-                "{}: the path is not valid UTF-8, which wclab cannot put in a task",
+                "{}: the path is not valid UTF-8, which wclab cannot put in a task; rename the file (e.g. with convmv) or leave it out",
                 path.display()
             )
         })?;

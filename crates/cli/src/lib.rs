@@ -8,9 +8,11 @@
 //! * [`inputs`]: turning PATH arguments (files, directories, globs) into
 //!   tasks and input roots.
 //! * [`supervisor`]: keeps N `wclab worker` processes alive.
+//! * [`chaos`]: the labs' faults (worker and Redis kills, checkpoints).
 //! * [`report`]: top words, summary, `--json`, `--output`.
 //! * [`progress`]: waiting for a job with a progress bar.
 
+pub mod chaos;
 pub mod cli;
 pub mod commands;
 pub mod inputs;

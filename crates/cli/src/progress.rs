@@ -21,6 +21,16 @@ pub fn bar(total_bytes: u64) -> ProgressBar {
     pb
 }
 
+/// Prints a line above the bar, or on stderr when the bar is hidden (not a
+/// terminal), so that logs of a lab show what was done.
+pub fn say(pb: &ProgressBar, line: String) {
+    if pb.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        pb.println(line);
+    }
+}
+
 /// Shows `status` on the bar.
 pub fn show(pb: &ProgressBar, status: &JobStatus) {
     pb.set_length(status.total_bytes.max(1));

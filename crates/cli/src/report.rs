@@ -30,6 +30,49 @@ pub struct Failure {
     pub attempts: u64,
 }
 
+/// The kind of a Redis crash (lab 4a).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CrashKind {
+    /// Before any checkpoint: the restored Redis starts from nothing.
+    BeforeFirstCheckpoint,
+    /// While a BGSAVE ran: it dies unfinished, the previous one is restored.
+    DuringBgsave,
+    /// After commits that the last checkpoint does not have.
+    BetweenCheckpoints,
+    /// Without checkpoints at all.
+    NoCheckpoint,
+}
+
+impl CrashKind {
+    /// A few words for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            CrashKind::BeforeFirstCheckpoint => "before the first checkpoint",
+            CrashKind::DuringBgsave => "during a BGSAVE",
+            CrashKind::BetweenCheckpoints => "between checkpoints",
+            CrashKind::NoCheckpoint => "no checkpoints",
+        }
+    }
+}
+
+/// One crash of the private Redis and its restore.
+#[derive(Debug, Clone, Serialize)]
+pub struct RedisCrash {
+    /// When it happened.
+    pub kind: CrashKind,
+    /// Tasks committed at the instant of the crash.
+    pub committed_before: u64,
+    /// Tasks the restored Redis remembers as committed.
+    pub committed_after_restore: u64,
+    /// Tasks to count again: what the restore forgot.
+    pub recomputed: u64,
+    /// A BGSAVE child was running, and died with the server.
+    pub bgsave_in_progress: bool,
+    /// Milliseconds from the kill until the new server answered.
+    pub down_ms: u64,
+}
+
 /// Everything `run` and `submit --wait` report.
 #[derive(Debug, Serialize)]
 pub struct Summary {
@@ -49,8 +92,12 @@ pub struct Summary {
     pub wall_seconds: f64,
     /// Input megabytes (10^6) per second of wall time.
     pub mb_per_s: f64,
+    /// Files the tasks came from (a big file may be split into several).
+    pub files: u64,
     /// Workers that died and were replaced (0 when not supervising).
     pub workers_replaced: u64,
+    /// Workers killed on purpose (lab 2's chaos).
+    pub workers_killed: u64,
     /// Checkpoints (BGSAVE) taken during the job.
     pub checkpoints: u64,
     /// Times the private Redis was killed and restored (lab 4a).
@@ -58,6 +105,10 @@ pub struct Summary {
     /// Tasks committed after the last checkpoint before a crash, which the
     /// restored Redis forgot and the workers counted again.
     pub tasks_recomputed: u64,
+    /// Each Redis crash, in order.
+    pub redis_crash_log: Vec<RedisCrash>,
+    /// Faults asked for that the job ended too soon to see.
+    pub chaos_not_done: Option<String>,
     /// CPU seconds the Redis server used (server total: the job's own with
     /// the private Redis of `run`).
     pub redis_cpu_seconds: f64,
@@ -103,10 +154,14 @@ pub async fn gather(
         } else {
             0.0
         },
+        files: 0,
         workers_replaced,
+        workers_killed: 0,
         checkpoints: 0,
         redis_crashes: 0,
         tasks_recomputed: 0,
+        redis_crash_log: Vec::new(),
+        chaos_not_done: None,
         redis_cpu_seconds: work.cpu_seconds,
         redis_zincrby_calls: work.zincrby_calls,
         redis_fcall_calls: work.fcall_calls,
@@ -152,10 +207,11 @@ pub fn print(summary: &Summary, json: bool) -> Result<()> {
         writeln!(out)?;
         writeln!(
             out,
-            "job {}: {} of {} tasks counted, {:.1} MB, {} words, {} distinct, {:.2} s, {:.1} MB/s{}",
+            "job {}: {} of {} tasks counted ({} files), {:.1} MB, {} words, {} distinct, {:.2} s, {:.1} MB/s{}",
             summary.job,
             summary.tasks_done,
             summary.tasks,
+            summary.files,
             summary.bytes as f64 / 1e6,
             summary.words,
             summary.distinct_words,
@@ -167,12 +223,34 @@ pub fn print(summary: &Summary, json: bool) -> Result<()> {
                 String::new()
             }
         )?;
+        if summary.workers_killed > 0 {
+            writeln!(
+                out,
+                "{} worker(s) killed with SIGKILL while holding a task",
+                summary.workers_killed
+            )?;
+        }
         if summary.checkpoints > 0 || summary.redis_crashes > 0 {
             writeln!(
                 out,
                 "{} checkpoint(s); Redis killed and restored {} time(s); {} task(s) recomputed",
                 summary.checkpoints, summary.redis_crashes, summary.tasks_recomputed
             )?;
+            for (i, c) in summary.redis_crash_log.iter().enumerate() {
+                writeln!(
+                    out,
+                    "  crash {} ({}): {} tasks committed, {} remembered after the restore, {} recomputed, down {} ms",
+                    i + 1,
+                    c.kind.describe(),
+                    c.committed_before,
+                    c.committed_after_restore,
+                    c.recomputed,
+                    c.down_ms
+                )?;
+            }
+        }
+        if let Some(why) = &summary.chaos_not_done {
+            writeln!(out, "chaos: {why}")?;
         }
     }
     if !summary.failed.is_empty() {

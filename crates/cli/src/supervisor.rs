@@ -24,13 +24,14 @@ pub struct WorkerCommand {
 
 impl WorkerCommand {
     fn spawn(&self) -> Result<Child> {
-        Command::new(&self.program)
-            .arg("worker")
+        let mut cmd = Command::new(&self.program);
+        cmd.arg("worker")
             .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
+            .stdout(Stdio::null());
+        // A supervisor that dies (even by SIGKILL) takes its workers along.
+        wclab_server::tied::spawn_tied(cmd, Signal::SIGKILL)
             .with_context(|| format!("cannot start a worker process ({})", self.program.display()))
     }
 }
@@ -39,6 +40,9 @@ impl WorkerCommand {
 pub struct Supervisor {
     command: WorkerCommand,
     children: Vec<Child>,
+    children_wanted: usize,
+    /// Workers in a row that exited with a configuration error.
+    config_failures: u64,
     /// Workers that died and were replaced.
     pub replaced: u64,
 }
@@ -50,6 +54,8 @@ impl Supervisor {
         Ok(Supervisor {
             command,
             children,
+            children_wanted: n,
+            config_failures: 0,
             replaced: 0,
         })
     }
@@ -59,7 +65,7 @@ impl Supervisor {
         self.children.iter().map(Child::id).collect()
     }
 
-    /// Kills the `index % n`-th worker with SIGKILL (a crash, for lab 2);
+    /// Kills the `index % n`-th worker with SIGKILL (a crash);
     /// [`Supervisor::keep_alive`] will replace it. Returns its PID.
     pub fn kill_one(&mut self, index: usize) -> Option<u32> {
         let n = self.children.len();
@@ -69,12 +75,44 @@ impl Supervisor {
         Some(pid)
     }
 
+    /// Kills worker `pid` with SIGKILL (a crash, for lab 2);
+    /// [`Supervisor::keep_alive`] will replace it. False if it is not ours.
+    pub fn kill_pid(&mut self, pid: u32) -> bool {
+        if !self.children.iter().any(|c| c.id() == pid) {
+            return false;
+        }
+        kill(Pid::from_raw(pid as i32), Signal::SIGKILL).is_ok()
+    }
+
+    /// Sends `sig` to every worker (SIGSTOP / SIGCONT to freeze and thaw
+    /// them for an instant).
+    pub fn signal_all(&self, sig: Signal) {
+        for c in &self.children {
+            let _ = kill(Pid::from_raw(c.id() as i32), sig);
+        }
+    }
+
     /// Replaces every worker that has exited; returns how many were.
+    ///
+    /// A worker that exits with status 2 (a configuration error: wrong
+    /// password, Redis unreachable for a minute) would only fail again:
+    /// once every worker has, that is the job's error, not something to
+    /// retry forever.
     pub fn keep_alive(&mut self) -> Result<usize> {
         let mut n = 0;
         for child in &mut self.children {
             if let Some(status) = child.try_wait()? {
                 let old = child.id();
+                if status.code() == Some(2) {
+                    self.config_failures += 1;
+                    if self.config_failures >= self.children_wanted.max(2) as u64 {
+                        anyhow::bail!(
+                            "workers keep exiting with a configuration error (their message is above); giving up"
+                        );
+                    }
+                } else {
+                    self.config_failures = 0;
+                }
                 *child = self.command.spawn()?;
                 tracing::warn!(pid = old, %status, new_pid = child.id(), "worker died; started a replacement");
                 n += 1;

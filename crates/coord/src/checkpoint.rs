@@ -8,20 +8,66 @@
 
 use crate::{CoordError, Store};
 
-/// Starts a background save. Returns `false` if one was already running.
-pub async fn bgsave(store: &mut Store) -> Result<bool, CoordError> {
+/// What became of a BGSAVE request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bgsave {
+    /// A background save started.
+    Started,
+    /// One was already running, or another child (an AOF rewrite) is:
+    /// this checkpoint is skipped, the next one will do.
+    Skipped,
+}
+
+/// Starts a background save.
+pub async fn bgsave(store: &mut Store) -> Result<Bgsave, CoordError> {
     match store
         .call::<String>("start a checkpoint (BGSAVE)", &redis::cmd("BGSAVE"))
         .await
     {
-        Ok(_) => Ok(true),
+        Ok(_) => Ok(Bgsave::Started),
         Err(CoordError::Redis { source, .. })
-            if source.to_string().contains("already in progress") =>
+            if source.to_string().contains("already in progress")
+                || source.to_string().contains("child process is active") =>
         {
-            Ok(false)
+            Ok(Bgsave::Skipped)
         }
         Err(e) => Err(e),
     }
+}
+
+/// The `INFO persistence` figures that checkpoints are judged by.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Persistence {
+    /// A BGSAVE child is running.
+    pub bgsave_in_progress: bool,
+    /// Snapshots completed since this server started (`rdb_saves`).
+    pub saves: u64,
+    /// The last BGSAVE succeeded.
+    pub last_bgsave_ok: bool,
+    /// Keys loaded from disk at start.
+    pub keys_loaded_at_start: u64,
+}
+
+/// Reads `INFO persistence`.
+pub async fn persistence(store: &mut Store) -> Result<Persistence, CoordError> {
+    let text: String = store
+        .call(
+            "read INFO persistence",
+            redis::cmd("INFO").arg("persistence"),
+        )
+        .await?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .map(str::trim)
+            .unwrap_or("")
+    };
+    Ok(Persistence {
+        bgsave_in_progress: field("rdb_bgsave_in_progress") == "1",
+        saves: field("rdb_saves").parse().unwrap_or(0),
+        last_bgsave_ok: field("rdb_last_bgsave_status") == "ok",
+        keys_loaded_at_start: field("rdb_last_load_keys_loaded").parse().unwrap_or(0),
+    })
 }
 
 /// Unix time (s) of the last successful save.

@@ -50,13 +50,14 @@ pub async fn claim(
 ) -> Result<Claim, CoordError> {
     let mut cmd = redis::cmd("FCALL");
     cmd.arg("wclab_claim")
-        .arg(5)
+        .arg(6)
         .arg(&keys.tasks)
         .arg(&keys.dead)
         .arg(&keys.job)
         .arg(&keys.leases)
+        .arg(&keys.submitted)
         // Where the hand-out time goes, for speculation's run times.
-        .arg(crate::speculate::spec_key(keys))
+        .arg(&keys.spec)
         .arg(store.now_arg())
         .arg(GROUP)
         .arg(consumer)

@@ -34,6 +34,9 @@ pub struct JobStatus {
     pub words_done: u64,
     /// Tasks dead-lettered.
     pub files_dead: u64,
+    /// Stream entries the job never submitted (added by hand), dead-lettered
+    /// unread; they do not count towards finishing the job.
+    pub entries_foreign: u64,
     /// Entries in the task stream (acknowledged ones included).
     pub tasks_in_stream: u64,
 }
@@ -116,6 +119,7 @@ pub async fn status(store: &mut Store, keys: &JobKeys) -> Result<JobStatus, Coor
         bytes_done: field_u64(&h, "bytes_done"),
         words_done: field_u64(&h, "words_done"),
         files_dead: field_u64(&h, "files_dead"),
+        entries_foreign: field_u64(&h, "entries_foreign"),
         tasks_in_stream,
     })
 }
@@ -123,12 +127,7 @@ pub async fn status(store: &mut Store, keys: &JobKeys) -> Result<JobStatus, Coor
 /// Deletes every key of the job.
 pub async fn delete(store: &mut Store, keys: &JobKeys) -> Result<(), CoordError> {
     store
-        .call::<()>(
-            "delete the job",
-            redis::cmd("DEL")
-                .arg(&keys.all()[..])
-                .arg(crate::speculate::spec_key(keys)),
-        )
+        .call::<()>("delete the job", redis::cmd("DEL").arg(&keys.all()[..]))
         .await
 }
 
@@ -174,4 +173,64 @@ impl JobPlan {
         );
         Ok(added)
     }
+}
+
+/// How many tasks the consumer group has handed out for the first time
+/// (`entries-read` of XINFO GROUPS; steals are not counted). The labs
+/// schedule their faults on it: it advances with the job, whatever the
+/// speed of the machine.
+pub async fn delivered(store: &mut Store, keys: &JobKeys) -> Result<u64, CoordError> {
+    let groups: redis::Value = store
+        .call(
+            "read the consumer group",
+            redis::cmd("XINFO").arg("GROUPS").arg(&keys.tasks),
+        )
+        .await
+        .or_else(|e| match e {
+            // No stream yet (or a restored Redis that lost it).
+            CoordError::Redis { ref source, .. } if source.to_string().contains("no such key") => {
+                Ok(redis::Value::Array(Vec::new()))
+            }
+            e => Err(e),
+        })?;
+    let redis::Value::Array(groups) = groups else {
+        return Ok(0);
+    };
+    for g in groups {
+        let fields: HashMap<String, redis::Value> = match redis::from_redis_value(g) {
+            Ok(f) => f,
+            Err(_) => continue,
+        };
+        let is_ours = fields
+            .get("name")
+            .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
+            .is_some_and(|n| n == crate::GROUP);
+        if is_ours {
+            return Ok(fields
+                .get("entries-read")
+                .and_then(|v| redis::from_redis_value::<u64>(v.clone()).ok())
+                .unwrap_or(0));
+        }
+    }
+    Ok(0)
+}
+
+/// The consumers that hold tasks right now, with how many each holds.
+pub async fn holders(store: &mut Store, keys: &JobKeys) -> Result<Vec<(String, u64)>, CoordError> {
+    let summary: redis::Value = store
+        .call(
+            "read the pending tasks",
+            redis::cmd("XPENDING").arg(&keys.tasks).arg(crate::GROUP),
+        )
+        .await?;
+    let redis::Value::Array(parts) = summary else {
+        return Ok(Vec::new());
+    };
+    let Some(redis::Value::Array(consumers)) = parts.get(3) else {
+        return Ok(Vec::new());
+    };
+    Ok(consumers
+        .iter()
+        .filter_map(|c| redis::from_redis_value::<(String, u64)>(c.clone()).ok())
+        .collect())
 }

@@ -17,6 +17,11 @@ pub struct JobKeys {
     /// Sorted set task → time of its last claim or renewal, when the
     /// functions are given the time (replicated Redis, lab 4b).
     pub leases: String,
+    /// Hash task → its path and byte range as submitted; a stream entry
+    /// that is not in it was not written by the submitter and is never read.
+    pub submitted: String,
+    /// Hash of speculative execution's bookkeeping (lab 3).
+    pub spec: String,
 }
 
 impl JobKeys {
@@ -31,11 +36,13 @@ impl JobKeys {
             dead: k("dead"),
             job: k("job"),
             leases: k("leases"),
+            submitted: k("submitted"),
+            spec: k("spec"),
         }
     }
 
     /// Every key of the job, for deleting it.
-    pub fn all(&self) -> [&str; 6] {
+    pub fn all(&self) -> [&str; 8] {
         [
             &self.tasks,
             &self.counts,
@@ -43,6 +50,8 @@ impl JobKeys {
             &self.dead,
             &self.job,
             &self.leases,
+            &self.submitted,
+            &self.spec,
         ]
     }
 }

@@ -13,7 +13,7 @@
 //!   loaded, also after Redis was restarted without it.
 //! * One module per operation of the protocol, each a thin typed wrapper of
 //!   one function: [`submit`], [`claim`], [`renew`], [`commit`],
-//!   [`dead_letter`], and [`speculate`] (backup copies of stragglers,
+//!   [`dead_letter`], [`release`], and [`speculate`] (backup copies of stragglers,
 //!   lab 3); then [`job`] (the job's description and progress) and
 //!   [`results`] (top words, all counts, dead letters).
 //!
@@ -28,6 +28,7 @@ pub mod dead_letter;
 mod error;
 pub mod job;
 mod keys;
+pub mod release;
 pub mod renew;
 pub mod results;
 pub mod speculate;

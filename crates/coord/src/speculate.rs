@@ -40,10 +40,9 @@ impl Default for SpeculationRules {
 }
 
 /// The hash in which `wclab_claim` records when each task was handed out
-/// and `wclab_speculate` keeps its bookkeeping. It shares the job's hash
-/// tag; it is not one of [`JobKeys::all`] (`job::delete` deletes it too).
+/// and `wclab_speculate` keeps its bookkeeping: [`JobKeys::spec`].
 pub fn spec_key(keys: &JobKeys) -> String {
-    format!("wclab:{{{}}}:spec", keys.job_name)
+    keys.spec.clone()
 }
 
 /// Asks for a backup copy of a straggling task, for `consumer` (which

@@ -67,6 +67,11 @@ fn classify(e: &RedisError) -> Disposition {
     {
         return Disposition::Transient;
     }
+    // A long script (a big merged commit of another worker) is running:
+    // Redis answers BUSY until it ends.
+    if e.code() == Some("BUSY") {
+        return Disposition::Transient;
+    }
     if e.to_string().contains("Function not found") {
         return Disposition::LibraryMissing;
     }
@@ -198,6 +203,11 @@ impl Store {
                     tracing::warn!(target = %self.target, "the wclab function library is missing (Redis restarted without it?); loading it again");
                     self.conn = None;
                     self.library_checked_once = false;
+                    // Loading it again should have been enough: if the
+                    // call keeps failing, back off like any other error.
+                    if started.elapsed() > Duration::from_millis(100) {
+                        self.wait(&mut waits, started, err).await?;
+                    }
                 }
                 Disposition::Auth => return Err(self.auth_error(&err)),
                 Disposition::Fatal => {
@@ -247,7 +257,7 @@ impl Store {
         let started = Instant::now();
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(60)));
+            .set_response_timeout(Some(response_timeout(&self.target)));
         loop {
             let attempt = async {
                 let mut c = self.clients[self.current]
@@ -346,6 +356,24 @@ fn is_text(v: &Value, s: &str) -> bool {
         Value::BulkString(b) => b == s.as_bytes(),
         Value::SimpleString(x) => x == s,
         _ => false,
+    }
+}
+
+/// How long a reply may take before the endpoint counts as gone.
+///
+/// A single Redis has nobody to fail over to, and a large merged commit may
+/// take a while: a minute. A node of a Raft cluster answers every request
+/// within its request timeout (5 s, 6 s when it proxies to the leader),
+/// with `TRYAGAIN` at worst, so a longer silence means it is down or cut off
+/// from us without a word (a partition drops packets: no reset, no error),
+/// and the next endpoint should be tried. Measured on the hosts tests
+/// before this: a worker attached to a node whose link went down stalled
+/// for the whole minute.
+fn response_timeout(target: &RedisTarget) -> Duration {
+    if target.is_cluster() {
+        Duration::from_secs(10)
+    } else {
+        Duration::from_secs(60)
     }
 }
 

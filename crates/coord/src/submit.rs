@@ -37,9 +37,10 @@ pub async fn submit(
     for chunk in tasks.chunks(BATCH) {
         let mut cmd = redis::cmd("FCALL");
         cmd.arg("wclab_submit")
-            .arg(2)
+            .arg(3)
             .arg(&keys.tasks)
             .arg(&keys.job)
+            .arg(&keys.submitted)
             .arg(store.now_arg())
             .arg(GROUP);
         for t in chunk {

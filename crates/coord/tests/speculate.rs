@@ -30,7 +30,11 @@ fn fcall(name: &str, keys: &[&str], now: u64, args: &[&str]) -> redis::Cmd {
 
 fn submit(k: &JobKeys, now: u64, ids: &[&str]) -> redis::Cmd {
     let mut c = redis::cmd("FCALL");
-    c.arg("wclab_submit").arg(2).arg(&k.tasks).arg(&k.job);
+    c.arg("wclab_submit")
+        .arg(3)
+        .arg(&k.tasks)
+        .arg(&k.job)
+        .arg(&k.submitted);
     c.arg(now).arg("workers");
     for id in ids {
         c.arg(*id).arg(format!("/r/{id}")).arg(0).arg(10);
@@ -42,7 +46,7 @@ fn claim(k: &JobKeys, now: u64, who: &str) -> redis::Cmd {
     let spec = spec_key(k);
     fcall(
         "wclab_claim",
-        &[&k.tasks, &k.dead, &k.job, &k.leases, &spec],
+        &[&k.tasks, &k.dead, &k.job, &k.leases, &k.submitted, &spec],
         now,
         &[who, "60000", "5"],
     )

@@ -9,11 +9,17 @@
 //! The server can be killed (SIGKILL, as a crash) and restarted on the same
 //! port, with the same password and directory, so that it reloads its
 //! `dump.rdb`: that is lab 4's checkpoint recovery.
+//!
+//! It dies with the process that started it ([`tied`]), however that
+//! process ends.
 
-use nix::sys::signal::{kill, Signal};
+pub mod tied;
+
+use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -139,14 +145,17 @@ impl RedisServer {
 
     fn spawn(&mut self) -> Result<(), ServerError> {
         let log = self.log_path();
-        let mut child = Command::new(&self.binary)
-            .arg(&self.config)
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg(&self.config)
             .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| ServerError::DidNotStart {
+            // Its own process group: a terminal's Ctrl-C is ours to handle,
+            // and a crash takes its BGSAVE child along (see `kill`).
+            .process_group(0);
+        let mut child =
+            tied::spawn_tied(cmd, Signal::SIGKILL).map_err(|e| ServerError::DidNotStart {
                 reason: format!("cannot run {}: {e}", self.binary.display()),
                 log: log.clone(),
             })?;
@@ -219,11 +228,21 @@ impl RedisServer {
         self.child.as_ref().map(Child::id)
     }
 
-    /// Kills the server with SIGKILL, as a crash would, and reaps it.
+    /// Kills the server with SIGKILL, as a crash of its machine would: the
+    /// whole process group, so that a BGSAVE child running at that moment
+    /// dies too and its half-written file never replaces `dump.rdb`. (A
+    /// SIGKILL of the parent alone leaves the child to finish the dump.)
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+            let pgid = Pid::from_raw(child.id() as i32);
+            let _ = killpg(pgid, Signal::SIGKILL);
             let _ = child.wait();
+            // Wait until the group is gone, so that a restart never races
+            // a dying BGSAVE child for the directory.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while killpg(pgid, None).is_ok() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
         }
     }
 

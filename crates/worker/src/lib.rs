@@ -31,8 +31,14 @@ use wclab_coord::claim::{Claim, ClaimRules, Task};
 use wclab_coord::commit::{CommitOutcome, Committed};
 use wclab_coord::job::JobSpec;
 use wclab_coord::speculate::{self, SpeculationRules};
-use wclab_coord::{claim, commit, dead_letter, job, renew, CoordError, JobKeys, Store};
+use wclab_coord::{
+    claim, commit, dead_letter, job, release, renew, CoordError, JobKeys, RetryPolicy, Store,
+};
 use wclab_count::{CountError, Counter, Counts, Format};
+
+/// How long a stopping worker keeps trying to reach Redis (to commit what
+/// it counted, to give back its task) before it exits anyway.
+const STOPPING_PATIENCE: Duration = Duration::from_secs(10);
 
 /// How a worker behaves.
 #[derive(Debug, Clone)]
@@ -69,8 +75,10 @@ pub struct WorkerConfig {
 pub struct CommitBatch {
     /// Tasks per commit at most.
     pub max_tasks: usize,
-    /// Input bytes per commit at most.
-    pub max_bytes: u64,
+    /// Distinct words per commit at most: one commit is one Lua call that
+    /// blocks Redis for about a microsecond per word, and must stay far
+    /// below its busy-script threshold (5 s).
+    pub max_distinct: usize,
     /// Longest a counted task waits for its commit.
     pub max_delay: Duration,
 }
@@ -79,7 +87,7 @@ impl CommitBatch {
     /// One commit per task: the lowest latency (lab 3's streams).
     pub const SINGLE: CommitBatch = CommitBatch {
         max_tasks: 1,
-        max_bytes: u64::MAX,
+        max_distinct: usize::MAX,
         max_delay: Duration::ZERO,
     };
 }
@@ -88,8 +96,38 @@ impl Default for CommitBatch {
     fn default() -> Self {
         CommitBatch {
             max_tasks: 32,
-            max_bytes: 256 << 20,
+            max_distinct: 500_000,
             max_delay: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Counted tasks waiting for one merged commit.
+///
+/// Only the sum of their counts is kept, so memory is bounded by the
+/// number of distinct words, not by the number of tasks. When the commit
+/// finds that some of them were committed elsewhere meanwhile, the rest
+/// are counted again (rare: it takes a worker slower than its lease).
+#[derive(Default)]
+struct Uncommitted {
+    tasks: Vec<Task>,
+    merged: Counts,
+    /// When the oldest of them was counted.
+    oldest: Option<std::time::Instant>,
+}
+
+impl Uncommitted {
+    fn holds(&self, id: &str) -> bool {
+        self.tasks.iter().any(|t| t.id == id)
+    }
+
+    fn add(&mut self, task: Task, counts: Counts) {
+        self.oldest.get_or_insert_with(std::time::Instant::now);
+        self.tasks.push(task);
+        if self.merged.is_empty() {
+            self.merged = counts;
+        } else {
+            self.merged.merge(counts);
         }
     }
 }
@@ -148,9 +186,7 @@ pub struct Worker {
     spec: Option<Arc<JobSpec>>,
     report: WorkerReport,
     /// Counted tasks waiting for the next merged commit.
-    uncommitted: Vec<(Task, Counts)>,
-    /// When the oldest of them was counted.
-    oldest: Option<std::time::Instant>,
+    uncommitted: Uncommitted,
 }
 
 /// What became of one task.
@@ -174,8 +210,7 @@ impl Worker {
             config,
             spec: None,
             report: WorkerReport::default(),
-            uncommitted: Vec::new(),
-            oldest: None,
+            uncommitted: Uncommitted::default(),
         }
     }
 
@@ -202,13 +237,13 @@ impl Worker {
             {
                 Claim::Idle => {
                     // Nothing waiting: commit what is counted now.
-                    self.flush().await?;
+                    self.flush(&mut stop).await?;
                     if let Some(task) = self.speculative_task().await? {
                         idle = Duration::from_millis(1);
                         self.report.speculated += 1;
                         let handled = self.handle(task, &mut stop).await?;
                         let stop_now = self.tally(handled);
-                        self.flush().await?;
+                        self.flush(&mut stop).await?;
                         if stop_now {
                             break;
                         }
@@ -228,33 +263,43 @@ impl Worker {
                     idle = (idle * 2).min(self.config.idle_poll);
                 }
                 Claim::Buried(id) => {
-                    tracing::warn!(task = %id, "task delivered too often: dead-lettered");
+                    tracing::warn!(task = %id, "task dead-lettered (delivered too often, or not submitted by the job)");
                     self.report.dead_lettered += 1;
                 }
-                Claim::Task(task) if self.holds(&task.id) => {
+                Claim::Task(task) if self.uncommitted.holds(&task.id) => {
                     // Handed back to us: a restored Redis forgot the
                     // delivery, or our own lease ran out. We hold its counts
                     // already (counting is deterministic); counting it again
                     // would put it twice into one commit.
                     tracing::debug!(task = %task.id, "claimed a task we hold uncommitted; not counting it again");
                     if self.batch_is_full() {
-                        self.flush().await?;
+                        self.flush(&mut stop).await?;
                     }
                 }
                 Claim::Task(task) => {
                     idle = Duration::from_millis(1);
+                    // A task delivered before may be what kills workers: it
+                    // is counted and committed alone, so that it cannot take
+                    // a batch of innocent tasks down with it, again and again.
+                    let suspect = task.deliveries > 1;
+                    if suspect {
+                        self.flush(&mut stop).await?;
+                    }
                     let handled = self.handle(task, &mut stop).await?;
                     if self.tally(handled) {
                         break;
                     }
-                    if self.batch_is_full() {
-                        self.flush().await?;
+                    if suspect || self.batch_is_full() {
+                        self.flush(&mut stop).await?;
                     }
                 }
             }
         }
-        // Stopping: what is counted is committed, not thrown away.
-        self.flush().await?;
+        // Stopping: what is counted is committed, not thrown away, but a
+        // Redis that stays away must not keep a stopping worker alive.
+        self.store
+            .set_policy(RetryPolicy::for_duration(STOPPING_PATIENCE));
+        self.flush(&mut stop).await?;
         tracing::info!(?self.report, "worker stopping");
         Ok(self.report)
     }
@@ -262,10 +307,7 @@ impl Worker {
     /// Counts what became of a task; true if the worker must stop.
     fn tally(&mut self, handled: Handled) -> bool {
         match handled {
-            Handled::Counted(task, counts) => {
-                self.oldest.get_or_insert_with(std::time::Instant::now);
-                self.uncommitted.push((task, counts));
-            }
+            Handled::Counted(task, counts) => self.uncommitted.add(task, counts),
             Handled::DeadLettered => self.report.dead_lettered += 1,
             Handled::LeftPending => {}
             Handled::Interrupted => return true,
@@ -273,71 +315,67 @@ impl Worker {
         false
     }
 
-    /// Is `id` among the counted tasks waiting for the next commit?
-    fn holds(&self, id: &str) -> bool {
-        self.uncommitted.iter().any(|(t, _)| t.id == id)
-    }
-
     fn batch_is_full(&self) -> bool {
         let b = self.config.batch;
-        let bytes: u64 = self
-            .uncommitted
-            .iter()
-            .map(|(t, _)| t.end.saturating_sub(t.start))
-            .sum();
         // Uncommitted leases are renewed only while counting: never let a
         // batch wait longer than half a lease.
         let max_delay = b.max_delay.min(self.config.rules.lease / 2);
-        self.uncommitted.len() >= b.max_tasks
-            || bytes >= b.max_bytes
-            || self.oldest.is_some_and(|t| t.elapsed() >= max_delay)
+        let u = &self.uncommitted;
+        u.tasks.len() >= b.max_tasks
+            || u.merged.distinct() >= b.max_distinct
+            || u.oldest.is_some_and(|t| t.elapsed() >= max_delay)
     }
 
     /// Commits every counted task in one FCALL with their merged counts.
     /// Tasks that are no longer pending (a thief committed them first) are
-    /// dropped and the rest committed again: their counts are never added
-    /// twice, and the others' are never lost.
-    async fn flush(&mut self) -> Result<(), CoordError> {
-        if self.uncommitted.is_empty() {
+    /// dropped and the rest counted again and committed: their counts are
+    /// never added twice, and the others' are never lost.
+    async fn flush(&mut self, stop: &mut watch::Receiver<bool>) -> Result<(), CoordError> {
+        if self.uncommitted.tasks.is_empty() {
             return Ok(());
         }
         testing::pause_at(testing::Point::BeforeCommit);
         let mut batch = std::mem::take(&mut self.uncommitted);
-        self.oldest = None;
-        while !batch.is_empty() {
-            let outcome = {
-                let done: Vec<Committed> = batch
-                    .iter()
-                    .map(|(t, _)| Committed {
-                        id: &t.id,
-                        bytes: t.end.saturating_sub(t.start),
-                    })
-                    .collect();
-                let consumer = &self.config.consumer;
-                if let [(_, counts)] = batch.as_slice() {
-                    commit::commit(&mut self.store, &self.keys, consumer, &done, counts.iter())
-                        .await?
-                } else {
-                    let mut merged = Counts::new();
-                    for (_, counts) in &batch {
-                        for (word, n) in counts.iter() {
-                            merged.add(word, n);
-                        }
-                    }
-                    commit::commit(&mut self.store, &self.keys, consumer, &done, merged.iter())
-                        .await?
-                }
-            };
+        while !batch.tasks.is_empty() {
+            let done: Vec<Committed> = batch
+                .tasks
+                .iter()
+                .map(|t| Committed {
+                    id: &t.id,
+                    bytes: t.end.saturating_sub(t.start),
+                })
+                .collect();
+            let outcome = commit::commit(
+                &mut self.store,
+                &self.keys,
+                &self.config.consumer,
+                &done,
+                batch.merged.iter(),
+            )
+            .await?;
             match outcome {
                 CommitOutcome::Applied => {
-                    tracing::debug!(tasks = batch.len(), "committed");
-                    self.report.committed += batch.len() as u64;
+                    tracing::debug!(tasks = batch.tasks.len(), "committed");
+                    self.report.committed += batch.tasks.len() as u64;
                     break;
                 }
                 CommitOutcome::NotPending(gone) => {
                     tracing::info!(tasks = ?gone, "task(s) no longer pending (already committed by another worker, or forgotten by a restored Redis): their counts are not added");
                     self.report.duplicates += gone.len() as u64;
-                    batch.retain(|(t, _)| !gone.contains(&t.id));
+                    let rest: Vec<Task> = batch
+                        .tasks
+                        .drain(..)
+                        .filter(|t| !gone.contains(&t.id))
+                        .collect();
+                    batch = Uncommitted::default();
+                    for task in rest {
+                        match self.handle(task, stop).await? {
+                            Handled::Counted(t, c) => batch.add(t, c),
+                            Handled::DeadLettered => self.report.dead_lettered += 1,
+                            // Left pending: stolen and counted after the lease.
+                            Handled::LeftPending | Handled::Interrupted => {}
+                        }
+                    }
                 }
             }
         }
@@ -357,9 +395,13 @@ impl Worker {
         Ok(task)
     }
 
+    /// The job's description, read for every task: a long-running worker
+    /// outlives jobs, and a job submitted again under the same name may
+    /// have other roots or another format.
     async fn job_spec(&mut self) -> Result<Option<Arc<JobSpec>>, CoordError> {
-        if self.spec.is_none() {
-            self.spec = job::spec(&mut self.store, &self.keys).await?.map(Arc::new);
+        let spec = job::spec(&mut self.store, &self.keys).await?;
+        if spec.as_ref() != self.spec.as_deref() {
+            self.spec = spec.map(Arc::new);
         }
         Ok(self.spec.clone())
     }
@@ -387,7 +429,22 @@ impl Worker {
         };
         let counted = tokio::select! {
             r = self.count_renewing(&task, path, &spec) => r?,
-            _ = stop.changed() => return Ok(Handled::Interrupted),
+            _ = stop.changed() => {
+                // Told to stop: give the task back rather than make the
+                // others wait a lease for it.
+                self.store.set_policy(RetryPolicy::for_duration(STOPPING_PATIENCE));
+                let given_back = release::release(
+                    &mut self.store,
+                    &self.keys,
+                    &self.config.consumer,
+                    self.config.rules.lease,
+                    &task.id,
+                )
+                .await
+                .unwrap_or(false);
+                tracing::info!(task = %task.id, given_back, "stopping in the middle of a task");
+                return Ok(Handled::Interrupted);
+            }
         };
         let counts = match counted {
             Ok(c) => c,
@@ -401,7 +458,8 @@ impl Worker {
     }
 
     /// Counts on a blocking thread while renewing the lease every third of
-    /// it, so that a live but slow worker is never robbed.
+    /// it, so that a live but slow worker is never robbed. The tasks
+    /// counted earlier and waiting for their commit are renewed too.
     async fn count_renewing(
         &mut self,
         task: &Task,
@@ -431,8 +489,11 @@ impl Worker {
                     })));
                 }
                 _ = tick.tick() => {
-                    let held = std::iter::once(&task.id).chain(self.uncommitted.iter().map(|(t, _)| &t.id));
-                    for id in held.cloned().collect::<Vec<_>>() {
+                    let held: Vec<String> = std::iter::once(&task.id)
+                        .chain(self.uncommitted.tasks.iter().map(|t| &t.id))
+                        .cloned()
+                        .collect();
+                    for id in held {
                         if !renew::renew(&mut self.store, &self.keys, &self.config.consumer, &id).await? {
                             tracing::info!(task = %id, "lease lost (stolen while we were slow); the commit decides");
                         }

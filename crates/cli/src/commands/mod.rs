@@ -40,7 +40,7 @@ pub fn dispatch(cli: Cli) -> Result<Outcome> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(async {
+    let outcome = rt.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(args).await,
             Command::Worker(args) => worker::worker(args).await,
@@ -51,14 +51,58 @@ pub fn dispatch(cli: Cli) -> Result<Outcome> {
             Command::Plot(args) => plot::plot(args),
             Command::Raft(what) => raft::raft(what).await,
         }
-    })
+    });
+    // Do not wait for blocking threads still busy (a worker told to stop
+    // while counting a big file): what they would produce is not wanted.
+    rt.shutdown_background();
+    outcome
+}
+
+/// Resolves when the process is asked to stop: SIGINT (Ctrl-C), SIGTERM
+/// (`kill`, systemd) or SIGHUP (the terminal went away).
+pub(crate) async fn stop_requested() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+        _ = hup.recv() => {}
+    }
+}
+
+/// A `--redis` URL with a password that did not come from the environment
+/// is on this process's command line, which `ps` shows to every user.
+pub(crate) fn warn_if_password_on_command_line(url: &str) {
+    let from_env = std::env::var(crate::REDIS_URL_ENV).ok().as_deref() == Some(url);
+    let has_password = url.split(',').any(|u| {
+        u.split_once("://")
+            .is_some_and(|(_, rest)| rest.contains('@'))
+    });
+    if !from_env && has_password {
+        tracing::warn!("the Redis password is on this process's command line, visible to every user in `ps`; pass the URL in {} instead", crate::REDIS_URL_ENV);
+    }
 }
 
 /// Connects for a first contact: fail fast with a clear message.
 pub(crate) async fn connect(url: &str) -> Result<wclab_coord::Store> {
     let target = wclab_coord::RedisTarget::parse(url)?;
-    let mut store =
-        wclab_coord::Store::connect(target, wclab_coord::RetryPolicy::FAIL_FAST).await?;
+    // Fail fast, but give every endpoint of a cluster its chance.
+    let first_contact = wclab_coord::RetryPolicy::FAIL_FAST
+        .give_up_after
+        .map(|d| d * target.endpoints().len() as u32);
+    let mut store = wclab_coord::Store::connect(
+        target,
+        wclab_coord::RetryPolicy {
+            give_up_after: first_contact,
+        },
+    )
+    .await?;
     // Once connected, ride out short outages (a Redis restart) quietly.
     store.set_policy(wclab_coord::RetryPolicy::for_duration(
         std::time::Duration::from_secs(120),

@@ -1,21 +1,21 @@
 //! `wclab run`: submit, start workers, wait, report.
 //!
-//! The wait loop is also where the labs' faults are injected: worker kills
-//! (lab 2), checkpoints and Redis kills (lab 4a). Faults are driven from
-//! here, by the one process that owns both the workers and the private
-//! Redis, at seeded random moments.
+//! The wait loop is also where the labs' faults are injected ([`chaos`]):
+//! worker kills (lab 2), checkpoints and Redis kills (lab 4a), driven by
+//! the one process that owns both the workers and the private Redis.
+//!
+//! [`chaos`]: crate::chaos
 
 use super::Outcome;
+use crate::chaos::{Chaos, ChaosPlan};
 use crate::cli::{InputArgs, OutputArgs, RunArgs};
 use crate::inputs::{self, Inputs};
 use crate::report;
 use crate::supervisor::{Supervisor, WorkerCommand};
 use anyhow::{Context, Result};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use std::time::{Duration, Instant};
-use wclab_coord::job::{self, JobPlan, JobSpec, JobStatus};
-use wclab_coord::{checkpoint, JobKeys, Store};
+use wclab_coord::job::{self, JobPlan, JobSpec};
+use wclab_coord::{JobKeys, Store};
 use wclab_server::{RedisServer, ServerOptions};
 
 pub async fn run(args: RunArgs) -> Result<Outcome> {
@@ -23,14 +23,20 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let workers = args.workers.unwrap_or(cores).max(1);
+    let workers = args.workers.unwrap_or(cores);
+    if workers == 0 {
+        anyhow::bail!("--workers must be at least 1");
+    }
     let threads = args.threads.unwrap_or((cores / workers).max(1));
 
     // The private Redis lives as long as this function.
     let given = (args.redis.clone())
         .or_else(|| args.redis_cluster.as_deref().map(super::raft::cluster_url));
     let (mut server, url) = match &given {
-        Some(url) => (None, url.clone()),
+        Some(url) => {
+            super::warn_if_password_on_command_line(url);
+            (None, url.clone())
+        }
         None => {
             let opts = ServerOptions {
                 port: args.port,
@@ -60,6 +66,37 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
         );
     }
 
+    // An output that cannot be written is found out now, not after the job.
+    if let Some(path) = &args.output.output {
+        std::fs::File::create(path)
+            .with_context(|| format!("cannot create the --output file {}", path.display()))?;
+    }
+    let chaos_plan = ChaosPlan {
+        worker_kills: args.chaos_kills,
+        redis_kills: args.chaos_redis_kills,
+        redis_downtime: args.chaos_redis_downtime,
+        checkpoint_every: args.checkpoint_every,
+        seed: args.chaos_seed,
+    };
+    let mut lease = args.lease.clone();
+    lease.max_deliveries = chaos_plan.max_deliveries(lease.max_deliveries);
+    if lease.max_deliveries != args.lease.max_deliveries {
+        tracing::info!(
+            max_deliveries = lease.max_deliveries,
+            "under chaos, a task may be delivered once per fault: poison threshold raised"
+        );
+    }
+
+    if let Some(every) = args.checkpoint_every {
+        // Where the checkpoints go, as Redis itself says (CONFIG GET dir).
+        let dump = wclab_coord::checkpoint::dump_path(&mut store).await?;
+        eprintln!(
+            "checkpoints: BGSAVE every {} into {} (CONFIG GET dir / dbfilename)",
+            humantime::format_duration(every),
+            dump.display()
+        );
+    }
+
     let started = Instant::now();
     let plan = plan(&inputs, &args.input);
     plan.submit(&mut store, &keys).await?;
@@ -69,8 +106,7 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
             .context("cannot find the wclab executable to start workers")?,
         args: [
             vec!["--job".into(), job_name.clone()],
-            args.lease
-                .worker_args(wclab_worker::CommitBatch::default().max_tasks as u32),
+            lease.worker_args(wclab_worker::CommitBatch::default().max_tasks as u32),
             vec!["--threads".into(), threads.to_string()],
         ]
         .concat(),
@@ -80,12 +116,12 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
     tracing::info!(pids = ?supervisor.pids(), "workers started");
 
     let pb = crate::progress::bar(inputs.total_bytes());
-    let mut faults = Faults::new(&args);
+    let say = |line: String| crate::progress::say(&pb, line);
+    let mut chaos = Chaos::new(chaos_plan, plan.spec.total_tasks);
     let interrupted = tokio::select! {
         r = async {
             loop {
                 let status = job::status(&mut store, &keys).await?;
-                faults.observe(&status);
                 if plan.repair(&mut store, &keys, &status).await? > 0 {
                     continue;
                 }
@@ -93,12 +129,14 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
                 if status.is_finished() {
                     return Ok::<_, anyhow::Error>(status);
                 }
-                faults.step(&mut store, &keys, &mut supervisor, server.as_mut(), &pb).await?;
+                chaos
+                    .step(&mut store, &keys, status.files_done, &mut supervisor, server.as_mut(), &say)
+                    .await?;
                 supervisor.keep_alive()?;
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         } => Some(r?),
-        _ = tokio::signal::ctrl_c() => None,
+        _ = super::stop_requested() => None,
     };
     pb.finish_and_clear();
     supervisor.stop(Duration::from_secs(2));
@@ -115,9 +153,13 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
         supervisor.replaced,
     )
     .await?;
-    summary.checkpoints = faults.checkpoints;
-    summary.redis_crashes = faults.redis_crashes;
-    summary.tasks_recomputed = faults.recomputed;
+    summary.files = inputs.files.len() as u64;
+    summary.workers_killed = chaos.workers_killed;
+    summary.checkpoints = chaos.checkpoints;
+    summary.redis_crashes = chaos.crashes.len() as u64;
+    summary.tasks_recomputed = chaos.recomputed();
+    summary.chaos_not_done = chaos.not_done();
+    summary.redis_crash_log = std::mem::take(&mut chaos.crashes);
     finish(&mut store, &keys, summary, &args.output).await
 }
 
@@ -131,132 +173,6 @@ pub(crate) fn plan(inputs: &Inputs, args: &InputArgs) -> JobPlan {
             csv_column: (args.format == "csv").then(|| args.column.clone()),
         },
         tasks: inputs.tasks.clone(),
-    }
-}
-
-/// The faults of the labs and the checkpoints, on their schedules.
-struct Faults {
-    rng: ChaCha8Rng,
-    worker_kills_left: usize,
-    next_worker_kill: Instant,
-    checkpoint_every: Option<Duration>,
-    next_checkpoint: Instant,
-    checkpoints: u64,
-    redis_kills_left: usize,
-    next_redis_kill: Instant,
-    /// Kill Redis right after the next BGSAVE starts (while it runs).
-    kill_during_next_bgsave: bool,
-    redis_crashes: u64,
-    /// Tasks committed when Redis was last killed, not yet compared with
-    /// what the restored Redis remembers.
-    done_at_crash: Option<u64>,
-    last_done: u64,
-    recomputed: u64,
-}
-
-impl Faults {
-    fn new(args: &RunArgs) -> Self {
-        let mut rng = ChaCha8Rng::seed_from_u64(args.chaos_seed);
-        let now = Instant::now();
-        let every = args.checkpoint_every;
-        // The first Redis kill comes before the first checkpoint, so that
-        // the restore starts from nothing at all.
-        let first_redis_kill = match every {
-            Some(e) => now + e.mul_f64(rng.random_range(0.3..0.9)),
-            None => now + Duration::from_millis(rng.random_range(200..800)),
-        };
-        Faults {
-            next_worker_kill: now + Duration::from_millis(rng.random_range(50..600)),
-            worker_kills_left: args.chaos_kills,
-            checkpoint_every: every,
-            next_checkpoint: now + every.unwrap_or_default(),
-            checkpoints: 0,
-            redis_kills_left: args.chaos_redis_kills,
-            next_redis_kill: first_redis_kill,
-            kill_during_next_bgsave: false,
-            redis_crashes: 0,
-            done_at_crash: None,
-            last_done: 0,
-            recomputed: 0,
-            rng,
-        }
-    }
-
-    /// Notes the latest progress; after a crash, the first status from the
-    /// restored Redis tells how many commits it forgot.
-    fn observe(&mut self, status: &JobStatus) {
-        if let Some(before) = self.done_at_crash.take() {
-            let lost = before.saturating_sub(status.files_done);
-            self.recomputed += lost;
-            tracing::warn!(
-                lost,
-                "Redis restored: tasks committed after the last checkpoint will be recomputed"
-            );
-        }
-        self.last_done = status.files_done;
-    }
-
-    async fn step(
-        &mut self,
-        store: &mut Store,
-        keys: &JobKeys,
-        supervisor: &mut Supervisor,
-        server: Option<&mut RedisServer>,
-        pb: &indicatif::ProgressBar,
-    ) -> Result<()> {
-        let now = Instant::now();
-        if self.worker_kills_left > 0 && now >= self.next_worker_kill {
-            self.worker_kills_left -= 1;
-            self.next_worker_kill = now + Duration::from_millis(self.rng.random_range(50..600));
-            if let Some(pid) = supervisor.kill_one(self.rng.random_range(0..usize::MAX)) {
-                pb.println(format!("chaos: kill -9 worker {pid}"));
-            }
-        }
-        let mut kill_now = self.redis_kills_left > 0
-            && now >= self.next_redis_kill
-            && !self.kill_during_next_bgsave;
-        if let Some(every) = self.checkpoint_every {
-            if now >= self.next_checkpoint {
-                self.next_checkpoint = now + every;
-                if checkpoint::bgsave(store).await? {
-                    self.checkpoints += 1;
-                    if self.kill_during_next_bgsave {
-                        self.kill_during_next_bgsave = false;
-                        kill_now = true;
-                        pb.println("chaos: killing Redis while its BGSAVE runs");
-                    }
-                }
-            }
-        }
-        let Some(server) = server else { return Ok(()) };
-        if kill_now && self.redis_kills_left > 0 {
-            // The exact count of commits at the instant of the crash.
-            self.last_done = job::status(store, keys).await?.files_done;
-            server.kill();
-            self.redis_kills_left -= 1;
-            self.redis_crashes += 1;
-            self.done_at_crash = Some(self.last_done);
-            pb.println(format!(
-                "chaos: kill -9 redis-server ({} tasks committed so far)",
-                self.last_done
-            ));
-            tokio::task::block_in_place(|| server.restart())?;
-            // A restored Redis has the functions saved in its dump; make
-            // sure it runs exactly ours.
-            store.load_library().await?;
-            pb.println(format!(
-                "chaos: redis-server restarted on port {} from {}",
-                server.port(),
-                server.dir().join("dump.rdb").display()
-            ));
-            self.next_redis_kill =
-                Instant::now() + Duration::from_millis(self.rng.random_range(150..800));
-            // Some of the next kills land during a BGSAVE.
-            self.kill_during_next_bgsave = self.redis_kills_left > 0
-                && self.checkpoint_every.is_some()
-                && self.rng.random_bool(0.4);
-        }
-        Ok(())
     }
 }
 

@@ -210,7 +210,7 @@ pub async fn stream(args: StreamArgs) -> Result<Outcome> {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         } => Some(r?),
-        _ = tokio::signal::ctrl_c() => None,
+        _ = super::stop_requested() => None,
     };
     live.bar.finish_and_clear();
     throttle.stop();

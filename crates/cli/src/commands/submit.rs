@@ -1,11 +1,12 @@
 use super::Outcome;
 use crate::cli::SubmitArgs;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::time::Instant;
 use wclab_coord::{job, JobKeys};
 
 pub async fn submit(args: SubmitArgs) -> Result<Outcome> {
     let inputs = super::run::resolve_inputs(&args.input)?;
+    super::warn_if_password_on_command_line(&args.redis.redis);
     let mut store = super::connect(&args.redis.redis).await?;
     let keys = JobKeys::new(&args.job);
     if args.fresh {
@@ -18,6 +19,10 @@ pub async fn submit(args: SubmitArgs) -> Result<Outcome> {
                 store.target()
             );
         }
+    }
+    if let Some(path) = args.output.output.as_ref().filter(|_| args.wait) {
+        std::fs::File::create(path)
+            .with_context(|| format!("cannot create the --output file {}", path.display()))?;
     }
     let started = Instant::now();
     let plan = super::run::plan(&inputs, &args.input);
@@ -39,7 +44,7 @@ pub async fn submit(args: SubmitArgs) -> Result<Outcome> {
     let pb = crate::progress::bar(inputs.total_bytes());
     let status = crate::progress::wait(&mut store, &keys, &plan, &pb).await?;
     pb.finish_and_clear();
-    let summary = crate::report::gather(
+    let mut summary = crate::report::gather(
         &mut store,
         &keys,
         &status,
@@ -48,5 +53,6 @@ pub async fn submit(args: SubmitArgs) -> Result<Outcome> {
         0,
     )
     .await?;
+    summary.files = inputs.files.len() as u64;
     super::run::finish(&mut store, &keys, summary, &args.output).await
 }

@@ -1,18 +1,13 @@
 use super::Outcome;
 use crate::cli::WorkerArgs;
 use anyhow::Result;
-use tokio::signal::unix::{signal, SignalKind};
 use wclab_coord::claim::ClaimRules;
 use wclab_coord::{RedisTarget, RetryPolicy, Store};
 use wclab_worker::{Worker, WorkerConfig};
 
 pub async fn worker(args: WorkerArgs) -> Result<Outcome> {
     let target = RedisTarget::parse(&args.redis.redis)?;
-    if std::env::var(crate::REDIS_URL_ENV).ok().as_deref() != Some(args.redis.redis.as_str())
-        && args.redis.redis.contains('@')
-    {
-        tracing::warn!("the Redis password is on this process's command line, visible to every user in `ps`; pass the URL in {} instead", crate::REDIS_URL_ENV);
-    }
+    super::warn_if_password_on_command_line(&args.redis.redis);
     // At start, an unreachable Redis is most likely a wrong address: say so
     // within a minute. Once connected, a worker outlives Redis outages.
     let mut store = Store::connect(
@@ -36,13 +31,8 @@ pub async fn worker(args: WorkerArgs) -> Result<Outcome> {
         .then(wclab_coord::speculate::SpeculationRules::default);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
     tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
+        super::stop_requested().await;
         tracing::info!("stop requested");
         let _ = stop_tx.send(true);
     });

@@ -201,8 +201,77 @@ fn a_stream_entry_outside_the_inputs_is_dead_lettered_not_read() {
     assert!(
         fields
             .iter()
-            .any(|f| f.contains("outside the job's input roots")),
+            .any(|f| f.contains("not written by wclab_submit")),
         "{fields:?}"
+    );
+}
+
+#[test]
+fn a_hand_written_entry_naming_a_job_file_is_not_counted_twice_nor_ends_the_job_early() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let root = corpus::english(&dir.path().join("in"), 3, 5_000, 4);
+    assert_status(&submit(&server, "j", &[&root]), 0);
+    let file = std::fs::read_dir(&root)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    // Two hand-written entries after the job's: one naming a file of the
+    // job, one outside it. Neither may be read, and neither may stand in
+    // for a real task when deciding that the job is finished.
+    let mut c = wclab_testkit::redis::Client::connect(server.port(), server.password()).unwrap();
+    for (id, path) in [("0-90", file.to_str().unwrap()), ("0-91", "/etc/hostname")] {
+        let r = c.cmd(&[
+            "XADD",
+            "wclab:{j}:tasks",
+            id,
+            "path",
+            path,
+            "start",
+            "0",
+            "end",
+            "100000",
+            "injected",
+            "0",
+        ]);
+        assert_eq!(r.text(), id);
+    }
+    // Two slow workers: the hand-written entries are handed out while real
+    // tasks are still being counted.
+    let pause = [("WCLAB_TEST_PAUSE", "while_counting:300")];
+    let mut workers = [
+        spawn_worker(&server, "j", &pause, &["--commit-batch", "1"]),
+        spawn_worker(&server, "j", &pause, &["--commit-batch", "1"]),
+    ];
+    let o = output(
+        wclab()
+            .args([
+                "submit", "--job", "j", "--wait", "--json", "-k", "0", "--input",
+            ])
+            .arg(&root)
+            .env("WCLAB_REDIS_URL", server.url()),
+    );
+    for w in &mut workers {
+        w.kill().unwrap();
+        let _ = w.wait();
+    }
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    assert_eq!(
+        v["tasks_done"],
+        3,
+        "finished before every real task was counted:\n{}\n{}",
+        stderr(&o),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    oracle::assert_same(&counts_in_redis(&server, "j"), &oracle::count_tree(&root));
+    // Reported, not silently dropped.
+    assert_status(&o, 1);
+    assert!(
+        stderr(&o).contains("not written by wclab_submit"),
+        "{}",
+        stderr(&o)
     );
 }
 
@@ -232,4 +301,41 @@ fn the_password_never_appears_on_a_command_line() {
         );
     }
     assert!(run.wait().unwrap().success());
+}
+
+#[test]
+fn a_run_killed_with_sigkill_leaves_no_redis_server_or_worker_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = corpus::english(&dir.path().join("in"), 20, 5_000, 8);
+    let mut run = wclab()
+        .args(["run", "-w", "2", "--input"])
+        .arg(&root)
+        .env("WCLAB_TEST_PAUSE", "while_counting:2000")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let kids = wclab_testkit::procs::wait_for(
+        "a redis-server and two workers",
+        std::time::Duration::from_secs(30),
+        || {
+            let k = wclab_testkit::procs::children(run.id());
+            (k.len() >= 3).then_some(k)
+        },
+    );
+    wclab_testkit::procs::kill9(run.id());
+    run.wait().unwrap();
+    wclab_testkit::procs::wait_for(
+        "the children to die with their parent",
+        std::time::Duration::from_secs(30),
+        || {
+            kids.iter()
+                .all(|p| {
+                    std::fs::read_to_string(format!("/proc/{p}/stat"))
+                        .map_or(true, |s| s.contains(") Z "))
+                })
+                .then_some(())
+        },
+    );
 }

@@ -6,7 +6,10 @@ use std::process::Stdio;
 use std::time::Duration;
 use wclab_testkit::{corpus, oracle, procs, redis::Client};
 
-fn run_with_redis_kills(seed: u64) {
+/// `run` with 4 Redis kills (and `downtime` of outage each): one before
+/// the first checkpoint, the others during a BGSAVE and between
+/// checkpoints. Returns the JSON summary.
+fn run_with_redis_kills(seed: u64, downtime: &str) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
     let root = corpus::english(&dir.path().join("in"), 30, 30_000, seed);
     let out = dir.path().join("counts.tsv");
@@ -25,6 +28,8 @@ fn run_with_redis_kills(seed: u64) {
             .args([
                 "--chaos-redis-kills",
                 "4",
+                "--chaos-redis-downtime",
+                downtime,
                 "--chaos-seed",
                 &seed.to_string(),
                 "--input",
@@ -39,21 +44,55 @@ fn run_with_redis_kills(seed: u64) {
     oracle::assert_same(&read_output(&out), &oracle::count_tree(&root));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["tasks_done"], 30, "{v}");
-    assert!(
-        v["redis_crashes"].as_u64().unwrap() >= 2,
-        "Redis was killed several times: {v}"
+    assert_eq!(v["redis_crashes"], 4, "every kill happened: {v}");
+    assert_eq!(
+        v["workers_replaced"], 0,
+        "no worker died of the outages: {v}"
     );
     assert!(v["checkpoints"].as_u64().unwrap() >= 1, "{v}");
+    let log = v["redis_crash_log"].as_array().unwrap();
+    let kinds: Vec<&str> = log.iter().map(|c| c["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds[0], "before_first_checkpoint", "{v}");
+    assert!(kinds.contains(&"during_bgsave"), "{v}");
+    assert!(kinds.contains(&"between_checkpoints"), "{v}");
+    for c in log {
+        let (before, after) = (
+            c["committed_before"].as_u64().unwrap(),
+            c["committed_after_restore"].as_u64().unwrap(),
+        );
+        assert!(after <= before, "a restore added commits: {c}");
+        assert_eq!(c["recomputed"].as_u64().unwrap(), before - after, "{c}");
+        match c["kind"].as_str().unwrap() {
+            // Nothing to restore from: everything is counted again.
+            "before_first_checkpoint" => assert!(before >= 1 && after == 0, "{c}"),
+            // Killed after commits that no checkpoint had yet.
+            "between_checkpoints" => assert!(after < before, "{c}"),
+            // The BGSAVE child died with the server, unfinished.
+            "during_bgsave" => assert_eq!(c["bgsave_in_progress"], true, "{c}"),
+            other => panic!("unexpected crash kind {other}"),
+        }
+    }
+    let sum: u64 = log.iter().map(|c| c["recomputed"].as_u64().unwrap()).sum();
+    assert_eq!(v["tasks_recomputed"], sum, "{v}");
+    v
 }
 
 #[test]
 fn counts_are_exact_when_redis_is_killed_and_restored_seed_1() {
-    run_with_redis_kills(1);
+    run_with_redis_kills(1, "0s");
 }
 
 #[test]
 fn counts_are_exact_when_redis_is_killed_and_restored_seed_2() {
-    run_with_redis_kills(2);
+    run_with_redis_kills(2, "0s");
+}
+
+#[test]
+fn workers_and_the_submitter_ride_out_redis_outages_of_seconds() {
+    let v = run_with_redis_kills(3, "2s");
+    for c in v["redis_crash_log"].as_array().unwrap() {
+        assert!(c["down_ms"].as_u64().unwrap() >= 2000, "{c}");
+    }
 }
 
 #[test]
@@ -90,7 +129,7 @@ fn a_waiting_submitter_resubmits_what_a_restored_redis_lost() {
     });
     // No checkpoint was ever taken: the restored Redis is empty.
     server.restart().unwrap();
-    let o = submitter.wait_with_output().unwrap();
+    let o = wait_output(submitter, DEADLINE);
     assert_status(&o, 0);
     assert!(stderr(&o).contains("re-submitted"), "{}", stderr(&o));
     oracle::assert_same(&read_output(&out), &oracle::count_tree(&root));
@@ -105,7 +144,7 @@ fn a_restart_with_another_password_is_explained() {
     let worker = spawn_worker(&server, "j", &[], &[]);
     std::thread::sleep(Duration::from_millis(300));
     server.restart_with_password("a-new-password").unwrap();
-    let o = worker.wait_with_output().unwrap();
+    let o = wait_output(worker, DEADLINE);
     assert_status(&o, 2);
     let e = stderr(&o);
     assert!(
@@ -141,7 +180,7 @@ fn a_redis_without_the_function_library_gets_it_back() {
     });
     // As if Redis had been restarted from a dump taken without functions.
     assert_eq!(c.cmd(&["FUNCTION", "DELETE", "wclab"]).text(), "OK");
-    let o = worker.wait_with_output().unwrap();
+    let o = wait_output(worker, DEADLINE);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("function library"),

@@ -14,9 +14,54 @@ pub fn wclab() -> Command {
     c
 }
 
-/// Runs to completion and returns the output.
+/// Longest any one command of a test may run: a hang is a failure, not a
+/// stuck CI job.
+pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Runs to completion (killed and failed after [`DEADLINE`]) and returns
+/// the output.
 pub fn output(cmd: &mut Command) -> Output {
-    cmd.stdin(Stdio::null()).output().expect("run wclab")
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run wclab");
+    wait_output(child, DEADLINE)
+}
+
+/// Waits for a child started with piped stdout and stderr, killing it and
+/// failing the test after `deadline`.
+pub fn wait_output(mut child: Child, deadline: std::time::Duration) -> Output {
+    use std::io::Read;
+    let out = child.stdout.take().expect("piped stdout");
+    let err = child.stderr.take().expect("piped stderr");
+    let reader = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let (out_t, err_t) = (reader(Box::new(out)), reader(Box::new(err)));
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for wclab") {
+            break s;
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = String::from_utf8_lossy(&err_t.join().unwrap_or_default()).into_owned();
+            panic!("wclab did not finish within {deadline:?}; stderr:\n{stderr}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out_t.join().unwrap_or_default(),
+        stderr: err_t.join().unwrap_or_default(),
+    }
 }
 
 /// Text of stderr.
@@ -68,7 +113,7 @@ pub fn spawn_worker(server: &RedisServer, job: &str, env: &[(&str, &str)], args:
         c.env(k, v);
     }
     c.stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn worker")
