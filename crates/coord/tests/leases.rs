@@ -19,11 +19,12 @@ async fn store(server: &RedisServer) -> Store {
 fn claim(k: &JobKeys, now: u64, who: &str, lease: u64) -> redis::Cmd {
     let mut c = redis::cmd("FCALL");
     c.arg("wclab_claim")
-        .arg(4)
+        .arg(5)
         .arg(&k.tasks)
         .arg(&k.dead)
         .arg(&k.job)
-        .arg(&k.leases);
+        .arg(&k.leases)
+        .arg(&k.submitted);
     c.arg(now).arg("workers").arg(who).arg(lease).arg(5);
     c
 }
@@ -73,7 +74,12 @@ async fn history(server: &RedisServer) -> (Vec<Value>, Value, Value) {
     let k = JobKeys::new("given-time");
     let t0 = 1_000_000u64;
     let mut submit = redis::cmd("FCALL");
-    submit.arg("wclab_submit").arg(2).arg(&k.tasks).arg(&k.job);
+    submit
+        .arg("wclab_submit")
+        .arg(3)
+        .arg(&k.tasks)
+        .arg(&k.job)
+        .arg(&k.submitted);
     submit
         .arg(t0 - 10)
         .arg("workers")
