@@ -249,6 +249,17 @@ pub(crate) fn for_each_word<F: FnMut(usize, usize)>(
     scan_words(isa, data, range, &mut EachWord(emit));
 }
 
+/// [`for_each_word`], returning where the scan stopped.
+#[cfg(test)]
+pub(crate) fn for_each_word_until<F: FnMut(usize, usize)>(
+    isa: Isa,
+    data: &[u8],
+    range: Range<usize>,
+    emit: F,
+) -> usize {
+    scan_words(isa, data, range, &mut EachWord(emit))
+}
+
 /// `open` when no word is open.
 const NONE: usize = usize::MAX;
 /// `open` when the open word started before the range and is not ours.
@@ -286,11 +297,19 @@ fn flatten(mut bits: u64, at: u32, out: &mut [u32; POSITIONS], n: &mut usize) {
 /// order. A word that starts in the range runs to its real end even past
 /// `range.end`; a word that began before `range.start` is skipped (it is
 /// the previous range's). `range` is clamped to `data`.
-pub(crate) fn scan_words<S: WordSink>(isa: Isa, data: &[u8], range: Range<usize>, sink: &mut S) {
+///
+/// Returns the offset where scanning stopped: at most a chunk past the end
+/// of the last word that starts in the range (or past `range.end`).
+pub(crate) fn scan_words<S: WordSink>(
+    isa: Isa,
+    data: &[u8],
+    range: Range<usize>,
+    sink: &mut S,
+) -> usize {
     let end = range.end.min(data.len());
     let start = range.start.min(end);
     if start == end {
-        return;
+        return start;
     }
     let mut masks = [0u64; CHUNK / 64];
     let mut starts = [0u32; POSITIONS];
@@ -299,7 +318,11 @@ pub(crate) fn scan_words<S: WordSink>(isa: Isa, data: &[u8], range: Range<usize>
     let mut prev_in_word = (start > 0 && is_word_byte(data[start - 1])) as u64;
     let mut open = if prev_in_word == 1 { FOREIGN } else { NONE };
     let mut pos = start;
-    while pos < data.len() && (pos < end || open != NONE) {
+    // Past `end`, only a word of ours is followed to its end: a foreign one
+    // (begun before `start`) that runs through the whole range is not, or a
+    // range inside a huge token would scan to the token's end, and k ranges
+    // of one whitespace-free file would cost O(k * N).
+    while pos < data.len() && (pos < end || (open != NONE && open != FOREIGN)) {
         // Up to `end`, classify in whole blocks (a short block is padded with
         // whitespace, which would cut a word that really goes on); past it,
         // only an open word is being followed to its end.
@@ -358,6 +381,7 @@ pub(crate) fn scan_words<S: WordSink>(isa: Isa, data: &[u8], range: Range<usize>
     if open != NONE && open != FOREIGN {
         sink.word(data, open, data.len());
     }
+    pos.min(data.len())
 }
 
 #[cfg(test)]
@@ -414,6 +438,27 @@ mod tests {
                 words(isa, &data[1..], 0..data.len() - 1).len(),
                 expected.len()
             );
+        }
+    }
+
+    #[test]
+    fn a_range_inside_a_huge_token_stops_near_its_end() {
+        // Regression (audit item 3): a range whose first byte continues a
+        // word begun before it used to follow that foreign word to its end,
+        // so k ranges of a whitespace-free file each scanned to its end.
+        let mut data = vec![b'x'; 4 << 20];
+        data[0] = b' ';
+        for isa in Isa::available() {
+            for (a, b) in [(1000, 2000), (5 * CHUNK + 3, 9 * CHUNK), (2, 3)] {
+                let mut n = 0;
+                let stop = for_each_word_until(isa, &data, a..b, |_, _| n += 1);
+                assert_eq!(n, 0, "{isa:?}");
+                assert!(stop <= b + CHUNK, "{isa:?} {a}..{b} scanned to {stop}");
+            }
+            // The range that owns the token still reads it whole.
+            let mut words = Vec::new();
+            for_each_word(isa, &data, 0..2, |s, e| words.push((s, e)));
+            assert_eq!(words, [(1, data.len())]);
         }
     }
 
