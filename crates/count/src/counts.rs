@@ -49,15 +49,10 @@ impl Counts {
     /// [`Counts::add`] without the total.
     #[inline]
     pub(crate) fn add_word(&mut self, word: &[u8], n: u64) {
-        if word.len() <= SHORT {
-            if word.is_empty() {
-                self.empty += n;
-                return;
-            }
-            let key = table::key8(word);
-            self.short.add(key, word.len(), n);
-        } else {
-            self.long.add(&mut self.arena, word, n);
+        match word.len() {
+            0 => self.empty += n,
+            len @ 1..=SHORT => self.short.add(table::key8(word), len, n),
+            _ => self.long.add(&mut self.arena, word, n),
         }
     }
 
@@ -81,7 +76,7 @@ impl Counts {
     pub fn get(&self, word: &[u8]) -> u64 {
         match word.len() {
             0 => self.empty,
-            1..=SHORT => self.short.get(table::key8(word), word.len()),
+            len @ 1..=SHORT => self.short.get(table::key8(word), len),
             _ => self.long.get(&self.arena, word),
         }
     }

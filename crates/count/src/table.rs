@@ -69,12 +69,26 @@ pub(crate) fn first_bytes(w: u64, len: u32) -> u64 {
 
 /// The key of a word of at most 8 bytes: its bytes, zero-padded, read as a
 /// native-endian `u64` (so the key's bytes in memory are the word's).
+///
+/// Built from two overlapping loads (or three single bytes), not a
+/// variable-length copy, which would be a call to `memcpy`.
 #[inline]
 pub(crate) fn key8(word: &[u8]) -> u64 {
-    debug_assert!(word.len() <= 8);
-    let mut b = [0u8; 8];
-    b[..word.len()].copy_from_slice(word);
-    u64::from_ne_bytes(b)
+    let n = word.len();
+    debug_assert!(n <= 8);
+    // The bytes as a little-endian number: byte `i` at bits `8i..`.
+    let le = if n >= 4 {
+        let lo = u32::from_le_bytes(word[..4].try_into().unwrap()) as u64;
+        let hi = u32::from_le_bytes(word[n - 4..].try_into().unwrap()) as u64;
+        lo | hi << (8 * (n - 4))
+    } else if n > 0 {
+        let (a, b, c) = (word[0] as u64, word[n / 2] as u64, word[n - 1] as u64);
+        a | b << (8 * (n / 2)) | c << (8 * (n - 1))
+    } else {
+        0
+    };
+    // Native-endian, so that the key's bytes in memory are the word's.
+    u64::from_le(le)
 }
 
 /// `data[at..at + 8]` as a native-endian `u64`, or the zero-padded rest of
@@ -87,10 +101,10 @@ pub(crate) fn load8(data: &[u8], at: usize) -> u64 {
     }
 }
 
-/// The hash of a short word's key. A multiply and a xor-shift-multiply,
-/// all 64-bit wrapping arithmetic so that AVX-512 (`vpmullq`) computes the
-/// same values eight at a time; tables index with its *top* bits, which
-/// depend on every bit of the key.
+/// The hash of a short word's key ([`key8`]). A multiply and a
+/// xor-shift-multiply, all 64-bit wrapping arithmetic so that AVX-512
+/// (`vpmullq`) computes the same values eight at a time; tables index
+/// with its *top* bits, which depend on every bit of the key.
 #[inline(always)]
 pub(crate) fn hash8(key: u64) -> u64 {
     let h = (key ^ K0).wrapping_mul(K1);
@@ -105,16 +119,10 @@ pub(crate) fn tag(key: u64, len: u32) -> u64 {
     hash8(key) & !0xFF | len.min(255) as u64
 }
 
-/// True when a [`tag`] is that of a word longer than [`SHORT`] bytes.
-#[inline(always)]
-pub(crate) fn is_long_tag(tag: u64) -> bool {
-    tag as u8 as usize > SHORT
-}
-
-/// One [`ShortTable`] entry: the key, and `count << 8 | len` (0: vacant).
-/// Byte arrays rather than `u64`s so that a table is allocated zeroed
-/// (`vec![[0; 16]; n]` is a `calloc`) and the key's bytes can be lent out
-/// as the word.
+/// One [`ShortTable`] entry: the key (the word's bytes, zero-padded) and
+/// `count << 8 | len` (0: vacant). Byte arrays rather than `u64`s so that a
+/// table is allocated zeroed (`vec![[0; 16]; n]` is a `calloc`) and the
+/// key's bytes can be lent out as the word.
 type Entry = [u8; 16];
 
 #[inline(always)]
@@ -182,27 +190,31 @@ impl ShortTable {
     /// overlap instead of stalling one by one (the extra tags may be
     /// stale: a prefetch is only a hint).
     ///
-    /// The hot loop of the kernel: the entries' address, shift and mask
-    /// stay in registers, refreshed only when the table grows.
-    #[inline(always)]
+    /// The hot loop of the kernel. The table first makes room for every
+    /// word of the batch being new, so that it cannot grow inside the loop
+    /// and the entries' address and shift stay in registers. Not inlined
+    /// into the scanner, whose many live values would push the loop's own
+    /// into memory (one call per chunk of some 700 words costs nothing).
+    #[inline(never)]
     pub(crate) fn count_batch(&mut self, keys: &[u64], tags: &[u64], ahead: usize) {
         assert_eq!(tags.len(), keys.len() + ahead);
-        if self.entries.is_empty() {
+        while (self.used + keys.len()) * 2 > self.entries.len() {
             self.grow();
         }
-        let mut base = self.entries.as_mut_ptr();
-        let mut mask = self.entries.len() - 1;
-        let mut shift = self.shift;
+        let base = self.entries.as_mut_ptr();
+        let mask = self.entries.len() - 1;
+        let shift = self.shift;
+        let mut used = self.used;
         for (&key, (&tag, &later)) in keys.iter().zip(tags.iter().zip(&tags[ahead..])) {
-            debug_assert!(!is_long_tag(tag));
+            debug_assert!(tag as u8 as usize <= SHORT && tag >> 8 == hash8(key) >> 8);
             prefetch(base.wrapping_add((later >> shift) as usize));
             let mut at = (tag >> shift) as usize;
             loop {
-                // SAFETY: `base` points to `self.entries` (refreshed after
-                // every growth), `mask + 1` of them, a power of two, and
-                // `at <= mask`: a top-bits home (`>> shift`) is below
-                // `2^(64 - shift) = mask + 1`, and a probe is masked. No
-                // other reference to the entries is alive.
+                // SAFETY: `base` points to `self.entries`, `mask + 1` of
+                // them, a power of two, and `at <= mask`: a top-bits home
+                // (`>> shift`) is below `2^(64 - shift) = mask + 1`, and a
+                // probe is masked. No other reference to the entries is
+                // alive, and the table does not grow in this loop.
                 let e = unsafe { &mut *base.add(at) };
                 let meta = entry_meta(e);
                 if entry_key(e) == key && meta as u8 == tag as u8 {
@@ -211,21 +223,16 @@ impl ShortTable {
                 }
                 if meta == 0 {
                     set_entry(e, key, COUNT_ONE | (tag & 0xFF));
-                    self.used += 1;
-                    if self.used * 2 > mask + 1 {
-                        self.grow();
-                        base = self.entries.as_mut_ptr();
-                        mask = self.entries.len() - 1;
-                        shift = self.shift;
-                    }
+                    used += 1;
                     break;
                 }
                 at = (at + 1) & mask;
             }
         }
+        self.used = used;
     }
 
-    /// Adds `n >= 1` to the word of key `key` (see [`key8`]) and length
+    /// Adds `n >= 1` to the word of key `key` ([`key8`]) and length
     /// `1 <= len <= 8`.
     pub(crate) fn add(&mut self, key: u64, len: usize, n: u64) {
         debug_assert!((1..=SHORT).contains(&len) && n >= 1);
@@ -348,7 +355,7 @@ pub(crate) fn hash_long(word: &[u8]) -> u64 {
     h
 }
 
-/// The hash of any word longer than [`SHORT`] bytes.
+/// The hash of any word of the [`LongTable`].
 fn hash_any_long(word: &[u8]) -> u64 {
     if word.len() <= INLINE {
         let w0 = load8(word, 0);
@@ -387,6 +394,48 @@ impl LongTable {
             .iter()
             .filter(|s| word_at(s, 2) != 0)
             .map(move |s| (slot_word(s, arena), word_at(s, 3)))
+    }
+
+    /// Counts a batch of words of `SHORT < len <= INLINE` bytes, one
+    /// occurrence each: `words[i]` is `[w0, w1, len, hash]` (the first 8
+    /// bytes, the rest zero-padded, the length, [`hash16`]). As
+    /// [`ShortTable::count_batch`]: `ahead` more entries (maybe stale) for
+    /// the prefetch, no growth inside the loop, not inlined.
+    #[inline(never)]
+    pub(crate) fn count_batch(&mut self, arena: &[u8], words: &[[u64; 4]], ahead: usize) {
+        let n = words.len() - ahead;
+        while (self.used + n) * 2 > self.slots.len() {
+            self.grow(arena);
+        }
+        let base = self.slots.as_mut_ptr();
+        let mask = self.slots.len() - 1;
+        let mut used = self.used;
+        for (&[w0, w1, len, hash], later) in words[..n].iter().zip(&words[ahead..]) {
+            debug_assert!((SHORT as u64 + 1..=INLINE as u64).contains(&len));
+            prefetch(base.wrapping_add(later[3] as usize & mask));
+            let mut at = hash as usize & mask;
+            loop {
+                // SAFETY: `base` points to `self.slots`, `mask + 1` of
+                // them, and `at` is masked. No other reference to the slots
+                // is alive, and the table does not grow in this loop.
+                let s = unsafe { &mut *base.add(at) };
+                let slen = word_at(s, 2);
+                if slen == len && word_at(s, 0) == w0 && word_at(s, 1) == w1 {
+                    set_word(s, 3, word_at(s, 3) + 1);
+                    break;
+                }
+                if slen == 0 {
+                    set_word(s, 0, w0);
+                    set_word(s, 1, w1);
+                    set_word(s, 2, len);
+                    set_word(s, 3, 1);
+                    used += 1;
+                    break;
+                }
+                at = (at + 1) & mask;
+            }
+        }
+        self.used = used;
     }
 
     /// Adds `n` to the word (`SHORT < len <= INLINE`) whose first 8 bytes
@@ -544,5 +593,76 @@ fn advise_huge_pages<T>(memory: &[T]) {
         // MADV_HUGEPAGE changes how the memory is backed, never its
         // contents or validity.
         unsafe { libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_HUGEPAGE) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The key as plainly as possible: the bytes, zero-padded.
+    fn padded(word: &[u8]) -> u64 {
+        let mut b = [0u8; 8];
+        b[..word.len()].copy_from_slice(word);
+        u64::from_ne_bytes(b)
+    }
+
+    #[test]
+    fn keys_and_loads_are_the_zero_padded_bytes() {
+        let bytes: Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(37) ^ 0xA5).collect();
+        for at in 0..bytes.len() {
+            for len in 0..=8.min(bytes.len() - at) {
+                let word = &bytes[at..at + len];
+                assert_eq!(key8(word), padded(word), "key8 {word:?}");
+                if len > 0 {
+                    let w = load8(&bytes, at);
+                    assert_eq!(first_bytes(w, len as u32), padded(word), "{word:?}");
+                }
+            }
+        }
+        // Near the end of the data, load8 pads with zeros.
+        assert_eq!(load8(&bytes, 60), padded(&bytes[60..]));
+    }
+
+    #[test]
+    fn tags_carry_the_length_and_the_hash() {
+        for len in 1..=300u32 {
+            let t = tag(0x1234, len);
+            assert_eq!(t as u8 as u32, len.min(255));
+            assert_eq!(t >> 8, hash8(0x1234) >> 8);
+        }
+    }
+
+    #[test]
+    fn the_short_table_counts_batches_and_single_words_alike() {
+        let words: Vec<Vec<u8>> = (0..20_000u32)
+            .map(|i| format!("{:x}", i.wrapping_mul(2_654_435_761) % 100_000).into_bytes())
+            .filter(|w| w.len() <= SHORT)
+            .collect();
+        let keys: Vec<u64> = words.iter().map(|w| key8(w)).collect();
+        let mut tags: Vec<u64> = words
+            .iter()
+            .zip(&keys)
+            .map(|(w, &k)| tag(k, w.len() as u32))
+            .collect();
+        tags.extend([0; 4]);
+        let mut batched = ShortTable::default();
+        for (i, k) in keys.chunks(777).enumerate() {
+            batched.count_batch(k, &tags[777 * i..][..k.len() + 4], 4);
+        }
+        let mut single = ShortTable::with_capacity(3);
+        for (w, &k) in words.iter().zip(&keys) {
+            single.add(k, w.len(), 1);
+        }
+        assert_eq!(batched.len(), single.len());
+        for (w, &k) in words.iter().zip(&keys) {
+            assert_eq!(batched.get(k, w.len()), single.get(k, w.len()), "{w:?}");
+        }
+        let sorted = |t: &ShortTable| {
+            let mut v: Vec<(Vec<u8>, u64)> = t.iter().map(|(w, n)| (w.to_vec(), n)).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(sorted(&batched), sorted(&single));
     }
 }
