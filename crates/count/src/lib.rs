@@ -70,6 +70,43 @@ pub mod testing {
 
     /// Bytes the read fallback reads at a time.
     pub const READ_CHUNK: usize = crate::file::READ_CHUNK;
+
+    /// The scanner alone on `data` (whitespace masks, word boundaries, no
+    /// table); with `first_pass`, also the kernel's first pass over each
+    /// chunk's words (keys, hashes, short/long split). Returns the number
+    /// of words. For benchmarks that split the kernel's cost by stage.
+    pub fn scan_only(isa: Isa, data: &[u8], first_pass: bool) -> u64 {
+        assert!(isa.is_available(), "{isa:?} is not supported by this CPU");
+        crate::text::stages::scan_only(isa, data, first_pass)
+    }
+
+    /// The short words (at most 8 bytes) of a buffer, keyed and hashed, so
+    /// that a benchmark can time the hash table alone
+    /// ([`ShortWords::count`]).
+    pub struct ShortWords(crate::text::stages::ShortWords);
+
+    impl ShortWords {
+        /// Splits and hashes `data`'s short words.
+        pub fn new(data: &[u8]) -> Self {
+            ShortWords(crate::text::stages::ShortWords::new(data))
+        }
+
+        /// How many (with repetitions).
+        pub fn len(&self) -> usize {
+            self.0.len()
+        }
+
+        /// True when there are none.
+        pub fn is_empty(&self) -> bool {
+            self.0.len() == 0
+        }
+
+        /// Counts them into a fresh table with the kernel's hot loop;
+        /// returns the number of distinct words.
+        pub fn count(&self) -> usize {
+            self.0.count()
+        }
+    }
 }
 
 use std::ops::Range;

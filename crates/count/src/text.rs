@@ -167,3 +167,110 @@ impl WordSink for Kernel<'_> {
 fn add_longer(long: &mut LongTable, arena: &mut Vec<u8>, word: &[u8]) {
     long.add(arena, word, 1);
 }
+
+/// The kernel's stages alone, for benchmarks (see `crate::testing`).
+pub(crate) mod stages {
+    use super::{Scratch, PREFETCH_AHEAD};
+    use crate::scan::{scan_words, Isa, WordSink};
+    use crate::simd::Simd;
+    use crate::table::ShortTable;
+
+    /// Counts words without a table: the scanner alone, or the scanner and
+    /// the kernel's first pass (keys, tags, short/long split).
+    struct Tally {
+        words: u64,
+        first_pass: Option<Scratch>,
+    }
+
+    impl WordSink for Tally {
+        #[inline(always)]
+        unsafe fn batch<V: Simd>(
+            &mut self,
+            data: &[u8],
+            base: usize,
+            starts: &[u32],
+            ends: &[u32],
+        ) {
+            self.words += starts.len() as u64;
+            if let Some(Scratch {
+                keys, tags, long, ..
+            }) = &mut self.first_pass
+            {
+                // SAFETY: as in the kernel's `batch`.
+                let (s, l) = unsafe { V::prepare(data, base, starts, ends, keys, tags, long) };
+                // Keep the pass from being optimised away.
+                std::hint::black_box((&tags[..s], &long[..l]));
+            }
+        }
+
+        #[inline(always)]
+        fn word(&mut self, _: &[u8], _: usize, _: usize) {
+            self.words += 1;
+        }
+    }
+
+    pub(crate) fn scan_only(isa: Isa, data: &[u8], first_pass: bool) -> u64 {
+        let mut tally = Tally {
+            words: 0,
+            first_pass: first_pass.then(Scratch::new),
+        };
+        scan_words(isa, data, 0..data.len(), &mut tally);
+        tally.words
+    }
+
+    /// The keys and tags of the short words of a buffer, ready for the
+    /// table's hot loop.
+    pub(crate) struct ShortWords {
+        keys: Vec<u64>,
+        tags: Vec<u64>,
+    }
+
+    impl ShortWords {
+        pub(crate) fn new(data: &[u8]) -> Self {
+            struct Collect(ShortWords, Scratch);
+            impl WordSink for Collect {
+                unsafe fn batch<V: Simd>(
+                    &mut self,
+                    data: &[u8],
+                    base: usize,
+                    starts: &[u32],
+                    ends: &[u32],
+                ) {
+                    let Scratch {
+                        keys, tags, long, ..
+                    } = &mut self.1;
+                    // SAFETY: forwarded from the caller.
+                    let (s, _) = unsafe { V::prepare(data, base, starts, ends, keys, tags, long) };
+                    self.0.keys.extend_from_slice(&keys[..s]);
+                    self.0.tags.extend_from_slice(&tags[..s]);
+                }
+                fn word(&mut self, _: &[u8], _: usize, _: usize) {}
+            }
+            let mut c = Collect(
+                ShortWords {
+                    keys: Vec::new(),
+                    tags: Vec::new(),
+                },
+                Scratch::new(),
+            );
+            scan_words(Isa::detect(), data, 0..data.len(), &mut c);
+            c.0.tags.extend([0; PREFETCH_AHEAD]);
+            c.0
+        }
+
+        pub(crate) fn len(&self) -> usize {
+            self.keys.len()
+        }
+
+        /// Counts them into a fresh table; returns the distinct words.
+        pub(crate) fn count(&self) -> usize {
+            // In chunk-sized batches, as the kernel does.
+            let mut t = ShortTable::with_capacity(super::INITIAL_WORDS);
+            for (i, keys) in self.keys.chunks(1024).enumerate() {
+                let tags = &self.tags[1024 * i..][..keys.len() + PREFETCH_AHEAD];
+                t.count_batch(keys, tags, PREFETCH_AHEAD);
+            }
+            t.len()
+        }
+    }
+}
