@@ -83,8 +83,7 @@ pub(crate) struct Scratch {
     tags: Vec<u64>,
     /// Indexes (in the chunk's batch) of the words longer than 8 bytes.
     long: Vec<u32>,
-    /// The words of 9 to 16 bytes: `[w0, w1, len, hash]`, [`PREFETCH_AHEAD`]
-    /// longer, like `tags`.
+    /// The words of 9 to 16 bytes: `[w0, w1, len, hash]`.
     mids: Vec<[u64; 4]>,
 }
 
@@ -94,7 +93,7 @@ impl Scratch {
             keys: vec![0; POSITIONS + 16],
             tags: vec![0; POSITIONS + 16 + PREFETCH_AHEAD],
             long: vec![0; POSITIONS + 16],
-            mids: vec![[0; 4]; POSITIONS + PREFETCH_AHEAD],
+            mids: vec![[0; 4]; POSITIONS],
         }
     }
 }
@@ -136,6 +135,7 @@ impl WordSink for Kernel<'_> {
         // Pass 3: the longer words (5 % of English), nearly all of at most
         // 16 bytes, the same way in their own table.
         let mut n_mid = 0;
+        table.reserve(arena, n_long);
         for &i in &long[..n_long] {
             let (s, e) = (
                 base + starts[i as usize] as usize,
@@ -145,13 +145,15 @@ impl WordSink for Kernel<'_> {
             if len <= INLINE {
                 let w0 = load8(data, s);
                 let w1 = first_bytes(load8(data, s + 8), (len - 8) as u32);
-                mids[n_mid] = [w0, w1, len as u64, hash16(w0, w1, len)];
+                let hash = hash16(w0, w1, len);
+                table.prefetch(hash);
+                mids[n_mid] = [w0, w1, len as u64, hash];
                 n_mid += 1;
             } else {
                 add_longer(table, arena, &data[s..e]);
             }
         }
-        table.count_batch(arena, &mids[..n_mid + PREFETCH_AHEAD], PREFETCH_AHEAD);
+        table.count_batch(arena, &mids[..n_mid]);
         self.counts.words += starts.len() as u64;
     }
 
