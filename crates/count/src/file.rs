@@ -145,14 +145,19 @@ pub(crate) fn count_files<P: AsRef<Path> + Sync>(
         .threads
         .unwrap_or_else(rayon::current_num_threads)
         .max(1);
-    let pieces = plan(counter, paths, threads)?;
+    let (pieces, total) = plan(counter, paths, threads)?;
+    // Big inputs have many distinct words (some 87 k in 300 MB of English):
+    // size the tables for them up front rather than grow them from a few
+    // thousand, rehashing all along. The memory is the OS's zeroed pages,
+    // touched only where words land.
+    let capacity = ((total / 4096) as usize).clamp(INITIAL_WORDS, 1 << 16);
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     // One table per thread for all its pieces: no per-file table to grow
     // and merge, and the words common to every file are found, not
     // inserted, after the first.
     let work = || -> Result<Counts, (usize, CountError)> {
-        let mut counts = Counts::with_capacity(INITIAL_WORDS);
+        let mut counts = Counts::with_capacity(capacity);
         let mut scratch = Scratch::new();
         let isa = Isa::detect();
         while !failed.load(Ordering::Relaxed) {
@@ -195,12 +200,13 @@ pub(crate) fn count_files<P: AsRef<Path> + Sync>(
 /// Cuts the files into pieces: whole files, but a text file larger than a
 /// share of the total is cut in ranges, so that one big file (or fewer
 /// files than threads) still keeps every thread busy. Ranges need no merge
-/// of their own: a thread adds each piece to its one table.
+/// of their own: a thread adds each piece to its one table. Also returns
+/// the total size.
 fn plan<P: AsRef<Path>>(
     counter: &Counter,
     paths: &[P],
     threads: usize,
-) -> Result<Vec<Piece>, CountError> {
+) -> Result<(Vec<Piece>, u64), CountError> {
     let mut lens = Vec::with_capacity(paths.len());
     for p in paths {
         let p = p.as_ref();
@@ -226,7 +232,7 @@ fn plan<P: AsRef<Path>>(
             pieces.push(Piece { file, range: None });
         }
     }
-    Ok(pieces)
+    Ok((pieces, total))
 }
 
 /// Adds one piece to a thread's counts. A CSV file is counted on its own
