@@ -205,6 +205,12 @@ impl ShortTable {
         let mask = self.entries.len() - 1;
         let shift = self.shift;
         let mut used = self.used;
+        // The first `ahead` words' entries, which the loop's look-ahead
+        // does not reach: without this, each batch would start with up to
+        // `ahead` unprefetched misses.
+        for &t in &tags[..ahead.min(keys.len())] {
+            prefetch(base.wrapping_add((t >> shift) as usize));
+        }
         for (&key, (&tag, &later)) in keys.iter().zip(tags.iter().zip(&tags[ahead..])) {
             debug_assert!(tag as u8 as usize <= SHORT && tag >> 8 == hash8(key) >> 8);
             prefetch(base.wrapping_add((later >> shift) as usize));
