@@ -1,15 +1,17 @@
-//! The kernel alone on real files: mmap each, count, merge; no Redis.
+//! The kernel alone on real files: map each, count, merge; no Redis.
 //!
 //! ```text
 //! cargo run --release -p wclab-count --example files_throughput -- THREADS FILE...
 //! ```
 //!
-//! Prints one JSON line: bytes, words, distinct words, the counting phase's
-//! seconds and MB/s (files already in the page cache: run `cat` over them
-//! first). `just bench` uses it for the kernel rows of its table.
+//! Counts the files with [`Counter::count_files`] (one table per thread,
+//! reused across files; big files cut in ranges) and prints one JSON line:
+//! bytes, words, distinct words, the counting phase's seconds and MB/s
+//! (files already in the page cache: run `cat` over them first). `just
+//! bench` uses it for the kernel rows of its table.
 
 use std::time::Instant;
-use wclab_count::{Counter, Counts};
+use wclab_count::Counter;
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -28,16 +30,7 @@ fn main() {
         .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
         .sum();
     let start = Instant::now();
-    let total = pool.install(|| {
-        let mut total = Counts::new();
-        for f in &files {
-            let c = counter
-                .count_file(std::path::Path::new(f), None)
-                .expect("count file");
-            total.merge(c);
-        }
-        total
-    });
+    let total = pool.install(|| counter.count_files(&files).expect("count files"));
     let secs = start.elapsed().as_secs_f64();
     println!(
         "{{\"threads\": {threads}, \"bytes\": {bytes}, \"words\": {}, \"distinct\": {}, \"seconds\": {secs:.4}, \"mb_per_s\": {:.1}}}",

@@ -1,17 +1,22 @@
-use crate::table::{self, Table, INLINE};
+use crate::table::{self, LongTable, ShortTable, SHORT};
 use std::fmt;
 
 /// Exact word frequencies of some input, plus its totals.
 ///
-/// Owns its words: short ones inside the hash table's slots, longer ones in
-/// one arena, so a `Counts` made from a memory-mapped file outlives the map
-/// and costs one allocation per table growth rather than one per word.
+/// Owns its words: words of up to 8 bytes inside one hash table's entries,
+/// up to 16 inside another's, longer ones in one arena, so a `Counts` made
+/// from a memory-mapped file outlives the map and costs one allocation per
+/// table growth rather than one per word. The kernel counts straight into
+/// a `Counts` (one per thread, reused across the files it counts).
 #[derive(Clone, Default)]
 pub struct Counts {
-    table: Table,
-    /// Bytes of the words longer than [`INLINE`].
-    arena: Vec<u8>,
-    words: u64,
+    pub(crate) short: ShortTable,
+    pub(crate) long: LongTable,
+    /// Bytes of the words longer than 16 bytes.
+    pub(crate) arena: Vec<u8>,
+    /// Count of the empty word, which no input yields but `add` accepts.
+    empty: u64,
+    pub(crate) words: u64,
 }
 
 impl Counts {
@@ -20,49 +25,65 @@ impl Counts {
         Self::default()
     }
 
-    /// Takes over a kernel table whose long words point into `data`.
-    pub(crate) fn from_table(mut table: Table, data: &[u8]) -> Self {
-        let mut arena = Vec::new();
-        table.rehome(data, &mut arena);
-        let words = table.iter().map(|s| s.count()).sum();
+    /// An empty result with room for about `n` distinct words before its
+    /// tables first grow.
+    pub fn with_capacity(n: usize) -> Self {
         Counts {
-            table,
-            arena,
-            words,
+            short: ShortTable::with_capacity(n),
+            long: LongTable::with_capacity(n / 4),
+            arena: Vec::new(),
+            empty: 0,
+            words: 0,
         }
     }
 
     /// Adds `n` occurrences of `word`.
     pub fn add(&mut self, word: &[u8], n: u64) {
-        if word.len() <= INLINE {
-            self.table
-                .add_short(&self.arena, table::short_key(word), word.len(), n);
-        } else {
-            self.table.add_long_owned(&mut self.arena, word, n);
+        if n == 0 {
+            return;
         }
+        self.add_word(word, n);
         self.words += n;
+    }
+
+    /// [`Counts::add`] without the total.
+    #[inline]
+    pub(crate) fn add_word(&mut self, word: &[u8], n: u64) {
+        match word.len() {
+            0 => self.empty += n,
+            len @ 1..=SHORT => self.short.add(table::key8(word), len, n),
+            _ => self.long.add(&mut self.arena, word, n),
+        }
     }
 
     /// Adds every count of `other` to this one.
     pub fn merge(&mut self, other: Counts) {
-        if self.distinct() < other.distinct() {
-            let mine = std::mem::replace(self, other);
-            self.merge(mine);
-            return;
+        let (mut a, b) = if self.distinct() >= other.distinct() {
+            (std::mem::take(self), other)
+        } else {
+            (other, std::mem::take(self))
+        };
+        a.short.merge(&b.short);
+        for (word, n) in b.long.iter(&b.arena) {
+            a.long.add(&mut a.arena, word, n);
         }
-        for (word, n) in other.iter() {
-            self.add(word, n);
-        }
+        a.empty += b.empty;
+        a.words += b.words;
+        *self = a;
     }
 
     /// How often `word` occurred.
     pub fn get(&self, word: &[u8]) -> u64 {
-        self.table.get(&self.arena, word)
+        match word.len() {
+            0 => self.empty,
+            len @ 1..=SHORT => self.short.get(table::key8(word), len),
+            _ => self.long.get(&self.arena, word),
+        }
     }
 
     /// Number of distinct words.
     pub fn distinct(&self) -> usize {
-        self.table.len()
+        self.short.len() + self.long.len() + (self.empty > 0) as usize
     }
 
     /// Total number of words (with repetitions).
@@ -72,14 +93,16 @@ impl Counts {
 
     /// True when no word was seen.
     pub fn is_empty(&self) -> bool {
-        self.table.len() == 0
+        self.distinct() == 0
     }
 
     /// Every distinct word with its count, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], u64)> + '_ {
-        self.table
+        let empty = (self.empty > 0).then_some((&b""[..], self.empty));
+        self.short
             .iter()
-            .map(|slot| (slot.word(&self.arena), slot.count()))
+            .chain(self.long.iter(&self.arena))
+            .chain(empty)
     }
 
     /// Every distinct word with its count, most frequent first, ties in

@@ -9,17 +9,28 @@
 //! # Layout
 //!
 //! * [`Counter`] is the entry point: a builder for the options (input
-//!   [`Format`], threads) with `count_*` methods for a buffer or a file.
+//!   [`Format`], threads) with `count_*` methods for a buffer, a file or
+//!   many files.
 //! * [`Counts`] is the result: word → count plus totals.
 //! * A byte range of a file owns the words that *start* inside it, so that a
 //!   large file can be split into tasks without counting a boundary-straddling
 //!   word twice or not at all.
 //!
+//! Inside, `scan` finds words (SIMD whitespace masks chosen at run time:
+//! AVX-512, AVX2, SSE2, or a portable lookup table), `table` holds the
+//! hash tables that `Counts` is made of, `text` is the kernel that joins
+//! the two and splits a buffer among threads, `file` maps files (or reads
+//! them in bounded pieces) and shares many among threads, and `csv` is a
+//! strict RFC 4180 tokenizer for the CSV format.
+//!
 //! There is no Redis in this crate: it is the pure, testable core.
 
 mod counts;
+mod csv;
 mod error;
+mod file;
 mod scan;
+mod simd;
 mod table;
 mod text;
 
@@ -45,9 +56,59 @@ pub mod testing {
         assert!(isa.is_available(), "{isa:?} is not supported by this CPU");
         crate::text::count_range_with(isa, data, range, threads)
     }
+
+    /// [`crate::Counter::count_file`] on the fallback path for files that
+    /// cannot be memory-mapped (read in bounded pieces), so that tests can
+    /// reach it with ordinary files.
+    pub fn count_file_read(
+        counter: &crate::Counter,
+        path: &std::path::Path,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<crate::Counts, crate::CountError> {
+        crate::file::count_file_as(counter, path, range, true)
+    }
+
+    /// Bytes the read fallback reads at a time.
+    pub const READ_CHUNK: usize = crate::file::READ_CHUNK;
+
+    /// The scanner alone on `data` (whitespace masks, word boundaries, no
+    /// table); with `first_pass`, also the kernel's first pass over each
+    /// chunk's words (keys, hashes, short/long split). Returns the number
+    /// of words. For benchmarks that split the kernel's cost by stage.
+    pub fn scan_only(isa: Isa, data: &[u8], first_pass: bool) -> u64 {
+        assert!(isa.is_available(), "{isa:?} is not supported by this CPU");
+        crate::text::stages::scan_only(isa, data, first_pass)
+    }
+
+    /// The short words (at most 8 bytes) of a buffer, keyed and hashed, so
+    /// that a benchmark can time the hash table alone
+    /// ([`ShortWords::count`]).
+    pub struct ShortWords(crate::text::stages::ShortWords);
+
+    impl ShortWords {
+        /// Splits and hashes `data`'s short words.
+        pub fn new(data: &[u8]) -> Self {
+            ShortWords(crate::text::stages::ShortWords::new(data))
+        }
+
+        /// How many (with repetitions).
+        pub fn len(&self) -> usize {
+            self.0.len()
+        }
+
+        /// True when there are none.
+        pub fn is_empty(&self) -> bool {
+            self.0.len() == 0
+        }
+
+        /// Counts them into a fresh table with the kernel's hot loop;
+        /// returns the number of distinct words.
+        pub fn count(&self) -> usize {
+            self.0.count()
+        }
+    }
 }
 
-use std::fs::File;
 use std::ops::Range;
 use std::path::Path;
 
@@ -113,68 +174,32 @@ impl Counter {
     pub fn count_buffer(&self, data: &[u8], origin: &Path) -> Result<Counts, CountError> {
         match &self.format {
             Format::Text => Ok(self.count_text(data)),
-            Format::Csv { column } => text::count_csv(data, column, origin),
+            Format::Csv { column } => csv::CsvCounter::count(column, origin, data),
         }
     }
 
     /// Counts a file, or the part of it that `range` (in bytes) owns.
     ///
     /// The file is memory-mapped; an empty file, or one that cannot be
-    /// mapped (a pipe, say), is read normally instead. CSV files are always
-    /// counted whole: a byte range cannot know whether it starts inside a
-    /// quoted field.
+    /// mapped, is read in pieces instead (never whole into memory). CSV
+    /// files are always counted whole: a byte range cannot know whether it
+    /// starts inside a quoted field.
     pub fn count_file(&self, path: &Path, range: Option<Range<u64>>) -> Result<Counts, CountError> {
-        let file = File::open(path).map_err(|e| CountError::io(path, e))?;
-        let meta = file.metadata().map_err(|e| CountError::io(path, e))?;
-        if !meta.is_file() {
-            return Err(CountError::NotRegularFile {
-                path: path.to_owned(),
-            });
-        }
-        let data = Mapped::open(&file, meta.len()).map_err(|e| CountError::io(path, e))?;
-        let bytes = data.as_bytes();
-        match (&self.format, range) {
-            (Format::Text, Some(r)) => {
-                let len = bytes.len() as u64;
-                let start = r.start.min(len) as usize;
-                let end = r.end.min(len) as usize;
-                Ok(self.count_text_range(bytes, start..end))
-            }
-            _ => self.count_buffer(bytes, path),
-        }
-    }
-}
-
-/// A file's bytes: memory-mapped when possible, read into memory otherwise.
-enum Mapped {
-    Map(memmap2::Mmap),
-    Owned(Vec<u8>),
-}
-
-impl Mapped {
-    fn open(file: &File, len: u64) -> std::io::Result<Self> {
-        if len == 0 {
-            return Ok(Mapped::Owned(Vec::new()));
-        }
-        // SAFETY: the map is read-only and private to this process. If
-        // another process truncates the file while we read it, the kernel
-        // raises SIGBUS; wclab's inputs are files a job submitted and must not
-        // change during the job, which the README states.
-        match unsafe { memmap2::Mmap::map(file) } {
-            Ok(map) => Ok(Mapped::Map(map)),
-            Err(_) => {
-                use std::io::Read;
-                let mut buf = Vec::with_capacity(len as usize);
-                (&*file).read_to_end(&mut buf)?;
-                Ok(Mapped::Owned(buf))
-            }
-        }
+        file::count_file(self, path, range)
     }
 
-    fn as_bytes(&self) -> &[u8] {
-        match self {
-            Mapped::Map(m) => m,
-            Mapped::Owned(v) => v,
-        }
+    /// Counts several whole files into one result, sharing them among the
+    /// threads (`threads`, or rayon's pool).
+    ///
+    /// Each thread keeps one table for all the files it counts, so the
+    /// words common to every file are inserted once per thread, not once
+    /// per file, and only one table per thread is merged at the end. A text
+    /// file larger than a share of the total is cut into byte ranges, so
+    /// that fewer files than threads, or one big file, still keep every
+    /// thread busy. On an error the result is the error of the first
+    /// failing file in `paths` order among those tried (after an error,
+    /// threads stop taking new files).
+    pub fn count_files<P: AsRef<Path> + Sync>(&self, paths: &[P]) -> Result<Counts, CountError> {
+        file::count_files(self, paths)
     }
 }

@@ -1,17 +1,22 @@
 //! Finding words: whitespace bitmasks 64 bytes at a time, then bit tricks.
 //!
-//! Scanning is split in two passes over a small chunk (16 KiB, so it stays in
-//! L1): first every byte is classified as whitespace or not, 64 at a time,
-//! into one `u64` per 64 bytes; then word starts and ends are read off those
-//! masks with shifts and `trailing_zeros`, so the cost per word is a handful
-//! of instructions however long the word is. Only the first pass depends on
-//! the CPU, which keeps the `unsafe` SIMD code down to three tiny functions
-//! with no control flow of their own; the word loop is safe, portable code.
+//! Scanning is split in two passes over a chunk ([`CHUNK`] bytes): first
+//! every byte is classified as whitespace or not, 64 at a time, into one
+//! `u64` per 64 bytes; then word starts and ends are
+//! read off those masks with shifts and `trailing_zeros` (or `vpcompressd`),
+//! so the cost per word is a handful of instructions however long the word
+//! is.
 //!
-//! Which classifier runs is an [`Isa`], chosen once per call by
-//! [`Isa::detect`]. Tests force each one in turn, so the scalar fallback is
-//! exercised on machines that would never pick it.
+//! Which instruction set runs is an [`Isa`], chosen once per call by
+//! [`Isa::detect`]. The whole scan loop, and the word sink inlined into it
+//! (the kernel's hash table), is compiled once per instruction set with its
+//! CPU features enabled (`#[target_feature]`), over that set's
+//! [`Simd`](crate::simd::Simd) steps; the check that the CPU supports it is
+//! made once per call, not once per chunk. Tests force each one in turn,
+//! so the scalar fallback is exercised on machines that would never pick
+//! it. (Only x86_64 has SIMD paths; see `simd` for aarch64.)
 
+use crate::simd::{Scalar, Simd};
 use std::ops::Range;
 
 /// True for bytes that belong to words: everything but 0x09–0x0D and 0x20.
@@ -34,30 +39,28 @@ pub enum Isa {
     Scalar,
     /// SSE2, 16 bytes per compare. Part of the x86_64 baseline.
     Sse2,
-    /// AVX2, 32 bytes per `vpshufb` lookup. Detected at run time.
+    /// AVX2, 32 bytes per `vpshufb` lookup, with BMI1/BMI2/POPCNT for the
+    /// bit tricks. Detected at run time.
     Avx2,
+    /// AVX-512 (F, BW, DQ, VL): one 64-byte `vpshufb` and a compare
+    /// straight into a mask register, which is the `u64` mask; word
+    /// positions packed with `vpcompressd`; eight words hashed at a time.
+    /// Detected at run time.
+    Avx512,
 }
 
 impl Isa {
     /// The fastest classifier this CPU supports.
     pub fn detect() -> Isa {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if is_x86_feature_detected!("avx2") {
-                Isa::Avx2
-            } else {
-                Isa::Sse2
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            Isa::Scalar
-        }
+        [Isa::Avx512, Isa::Avx2, Isa::Sse2]
+            .into_iter()
+            .find(|isa| isa.is_available())
+            .unwrap_or(Isa::Scalar)
     }
 
     /// Every classifier this CPU can run, slowest first.
     pub fn available() -> Vec<Isa> {
-        [Isa::Scalar, Isa::Sse2, Isa::Avx2]
+        [Isa::Scalar, Isa::Sse2, Isa::Avx2, Isa::Avx512]
             .into_iter()
             .filter(|isa| isa.is_available())
             .collect()
@@ -70,20 +73,64 @@ impl Isa {
             #[cfg(target_arch = "x86_64")]
             Isa::Sse2 => true,
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => is_x86_feature_detected!("avx2"),
+            Isa::Avx2 => {
+                is_x86_feature_detected!("avx2")
+                    && is_x86_feature_detected!("bmi1")
+                    && is_x86_feature_detected!("bmi2")
+                    && is_x86_feature_detected!("popcnt")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                Isa::Avx2.is_available()
+                    && is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512dq")
+                    && is_x86_feature_detected!("avx512vl")
+            }
             #[cfg(not(target_arch = "x86_64"))]
             _ => false,
         }
     }
 }
 
-/// Bytes classified per pass. A multiple of 64, small enough that the chunk
-/// is still in L1 when the word loop and the hash table read it again.
-const CHUNK: usize = 4 * 1024;
+/// Bytes classified per pass, a multiple of 64: the unit of the kernel's
+/// batches. Measured rather than derived: on the speed issue's kind of
+/// corpus, 32 KiB was ~8 % faster than 4 KiB (which kept a chunk and its
+/// word positions in L1) and a little faster than 8 or 16; each chunk has
+/// fixed costs (loop exits, a call per table, a look-ahead that restarts),
+/// and the data and positions stream well enough from L2.
+pub(crate) const CHUNK: usize = 32 * 1024;
+
+/// Fills `out[i]` with the whitespace mask of `chunk[64 * i..][..64]`,
+/// bits past the end of `chunk` set, as if it were padded with spaces.
+///
+/// # Safety
+///
+/// The CPU supports `C`'s features; `out.len() == chunk.len().div_ceil(64)`.
+#[inline(always)]
+unsafe fn classify<C: Simd>(chunk: &[u8], out: &mut [u64]) {
+    debug_assert_eq!(out.len(), chunk.len().div_ceil(64));
+    let full = chunk.len() / 64;
+    for (k, m) in out[..full].iter_mut().enumerate() {
+        // SAFETY: block `k < full` lies inside `chunk`; the caller vouches
+        // for the CPU.
+        *m = unsafe { C::block(chunk, 64 * k) };
+    }
+    let tail = &chunk[full * 64..];
+    if !tail.is_empty() {
+        let mut padded = [b' '; 64];
+        padded[..tail.len()].copy_from_slice(tail);
+        // SAFETY: `padded` is 64 bytes; the caller vouches for the CPU.
+        out[full] = unsafe { C::block(&padded, 0) };
+    }
+}
 
 /// Fills `out[i]` with the whitespace mask of `chunk[64 * i..][..64]`: bit
 /// `j` set when byte `64 * i + j` is whitespace. Bits past the end of
 /// `chunk` are set, as if the chunk were padded with spaces.
+///
+/// The classifier alone, for tests and benchmarks; the kernel runs the same
+/// code inlined into its scan loop.
 ///
 /// # Panics
 ///
@@ -92,117 +139,67 @@ const CHUNK: usize = 4 * 1024;
 pub fn whitespace_masks(isa: Isa, chunk: &[u8], out: &mut [u64]) {
     assert_eq!(out.len(), chunk.len().div_ceil(64));
     assert!(isa.is_available(), "{isa:?} is not supported by this CPU");
-    let full = chunk.len() / 64;
-    let (body, tail) = chunk.split_at(full * 64);
     match isa {
-        Isa::Scalar => body
-            .chunks_exact(64)
-            .zip(out.iter_mut())
-            .for_each(|(block, m)| *m = mask_scalar(block)),
+        // SAFETY (all arms): the CPU supports `isa` (asserted above), and
+        // `out` has the length `classify` wants (asserted above).
+        Isa::Scalar => unsafe { classify::<Scalar>(chunk, out) },
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: SSE2 is part of the x86_64 baseline; `out` holds a mask
-        // for each 64 bytes of `body` (checked above).
-        Isa::Sse2 => unsafe { x86::masks_sse2(body, &mut out[..full]) },
+        Isa::Sse2 => unsafe { x86::masks_sse2(chunk, out) },
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `is_available` checked that the CPU has AVX2 (asserted
-        // above); `out` holds a mask for each 64 bytes of `body`.
-        Isa::Avx2 => unsafe { x86::masks_avx2(body, &mut out[..full]) },
+        Isa::Avx2 => unsafe { x86::masks_avx2(chunk, out) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { x86::masks_avx512(chunk, out) },
         #[cfg(not(target_arch = "x86_64"))]
-        _ => unreachable!(),
-    }
-    if !tail.is_empty() {
-        let mut padded = [b' '; 64];
-        padded[..tail.len()].copy_from_slice(tail);
-        out[full] = mask_scalar(&padded);
+        _ => unreachable!("checked by is_available"),
     }
 }
 
-/// Whitespace lookup table for the scalar path.
-static IS_SPACE: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        t[b] = !is_word_byte(b as u8);
-        b += 1;
-    }
-    t
-};
-
-/// The whitespace mask of one 64-byte block, portably.
-#[inline]
-fn mask_scalar(block: &[u8]) -> u64 {
-    block
-        .iter()
-        .enumerate()
-        .fold(0, |m, (i, &b)| m | (IS_SPACE[b as usize] as u64) << i)
-}
-
+/// The scanner's entry points for each x86_64 instruction set: the scan
+/// loop and the masks alone, compiled with its CPU features.
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use std::arch::x86_64::*;
+    use super::{classify, scan, WordSink};
+    use crate::simd::x86::{Avx2, Avx512, Sse2};
+    use std::ops::Range;
 
-    /// `vpshufb` table indexed by a byte's low nibble: the one whitespace
-    /// byte with that nibble (0x20 for 0, 0x09–0x0D for 9–13), or 0 where
-    /// there is none. A byte is whitespace iff it equals its table entry:
-    /// 0x00 (nibble 0) looks up 0x20, and bytes ≥ 0x80 look up 0 because
-    /// `vpshufb` zeroes lanes whose index has the high bit set.
-    const NIBBLE_TABLE: [u8; 16] = [0x20, 0, 0, 0, 0, 0, 0, 0, 0, 9, 10, 11, 12, 13, 0, 0];
-
-    /// AVX2 whitespace masks: two 32-byte lookups per 64-byte block.
-    ///
-    /// # Safety
-    ///
-    /// The CPU must support AVX2, and `out.len() >= body.len() / 64`.
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn masks_avx2(body: &[u8], out: &mut [u64]) {
-        debug_assert!(out.len() >= body.len() / 64);
-        let t = NIBBLE_TABLE;
-        let table = _mm256_loadu_si256([t, t].as_ptr().cast());
-        for (block, m) in body.chunks_exact(64).zip(out.iter_mut()) {
-            // SAFETY: `block` is 64 readable bytes, so both unaligned
-            // 32-byte loads stay inside it.
-            let (lo, hi) = unsafe {
-                let p = block.as_ptr();
-                (
-                    _mm256_loadu_si256(p.cast()),
-                    _mm256_loadu_si256(p.add(32).cast()),
-                )
-            };
-            let ws_lo = _mm256_cmpeq_epi8(_mm256_shuffle_epi8(table, lo), lo);
-            let ws_hi = _mm256_cmpeq_epi8(_mm256_shuffle_epi8(table, hi), hi);
-            let lo = _mm256_movemask_epi8(ws_lo) as u32 as u64;
-            let hi = _mm256_movemask_epi8(ws_hi) as u32 as u64;
-            *m = lo | hi << 32;
-        }
-    }
-
-    /// SSE2 whitespace masks. SSE2 has no byte shuffle, so a byte is tested
-    /// as `b == 0x20 || b - 9 <= 4 (unsigned)`; the unsigned range check is a
-    /// signed compare after adding 0x77, which maps 0x09..=0x0D to
-    /// -128..=-124 and everything else to -123 or above.
-    ///
-    /// # Safety
-    ///
-    /// The CPU must support SSE2 (every x86_64 does), and
-    /// `out.len() >= body.len() / 64`.
-    #[target_feature(enable = "sse2")]
-    pub(super) unsafe fn masks_sse2(body: &[u8], out: &mut [u64]) {
-        debug_assert!(out.len() >= body.len() / 64);
-        let space = _mm_set1_epi8(0x20);
-        let bias = _mm_set1_epi8(0x77);
-        let limit = _mm_set1_epi8(-123);
-        for (block, m) in body.chunks_exact(64).zip(out.iter_mut()) {
-            let mut mask = 0u64;
-            for (k, quarter) in block.chunks_exact(16).enumerate() {
-                // SAFETY: `quarter` is 16 readable bytes.
-                let v = unsafe { _mm_loadu_si128(quarter.as_ptr().cast()) };
-                let control = _mm_cmpgt_epi8(limit, _mm_add_epi8(v, bias));
-                let ws = _mm_or_si128(control, _mm_cmpeq_epi8(v, space));
-                mask |= (_mm_movemask_epi8(ws) as u32 as u64) << (16 * k);
+    macro_rules! entry_points {
+        ($simd:ty, $features:literal, $scan:ident, $masks:ident) => {
+            /// [`super::scan`] compiled for this instruction set.
+            ///
+            /// # Safety
+            ///
+            /// The CPU supports it ([`super::Isa::is_available`]).
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn $scan<S: WordSink>(
+                data: &[u8],
+                range: Range<usize>,
+                sink: &mut S,
+            ) -> usize {
+                // SAFETY: forwarded from the caller.
+                unsafe { scan::<$simd, S>(data, range, sink) }
             }
-            *m = mask;
-        }
+
+            /// [`super::classify`] compiled for this instruction set.
+            ///
+            /// # Safety
+            ///
+            /// As for [`super::classify`].
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn $masks(chunk: &[u8], out: &mut [u64]) {
+                // SAFETY: forwarded from the caller.
+                unsafe { classify::<$simd>(chunk, out) }
+            }
+        };
     }
+
+    entry_points!(Sse2, "sse2", scan_sse2, masks_sse2);
+    entry_points!(Avx2, "avx2,bmi1,bmi2,popcnt", scan_avx2, masks_avx2);
+    entry_points!(
+        Avx512,
+        "avx512f,avx512bw,avx512dq,avx512vl,avx2,bmi1,bmi2,popcnt",
+        scan_avx512,
+        masks_avx512
+    );
 }
 
 /// Receives the words the scanner finds, in order.
@@ -212,8 +209,15 @@ mod x86 {
 /// hashes first, then prefetches table slots a few words ahead). A word
 /// that crosses a chunk boundary comes alone through [`WordSink::word`].
 pub(crate) trait WordSink {
-    /// The words `data[base + starts[i] as usize..base + ends[i] as usize]`.
-    fn batch(&mut self, data: &[u8], base: usize, starts: &[u32], ends: &[u32]);
+    /// The words `data[base + starts[i] as usize..base + ends[i] as usize]`,
+    /// `starts.len() == ends.len()`, at most [`CHUNK`]` / 2 + 1` of them;
+    /// `V` is the instruction set the scanner runs with, for the sink's own
+    /// data-parallel steps.
+    ///
+    /// # Safety
+    ///
+    /// The CPU supports `V`'s features.
+    unsafe fn batch<V: Simd>(&mut self, data: &[u8], base: usize, starts: &[u32], ends: &[u32]);
     /// The word `data[start..end]`.
     fn word(&mut self, data: &[u8], start: usize, end: usize);
 }
@@ -225,7 +229,7 @@ pub(crate) struct EachWord<F>(pub F);
 #[cfg(test)]
 impl<F: FnMut(usize, usize)> WordSink for EachWord<F> {
     #[inline(always)]
-    fn batch(&mut self, _: &[u8], base: usize, starts: &[u32], ends: &[u32]) {
+    unsafe fn batch<V: Simd>(&mut self, _: &[u8], base: usize, starts: &[u32], ends: &[u32]) {
         for (&s, &e) in starts.iter().zip(ends) {
             (self.0)(base + s as usize, base + e as usize);
         }
@@ -249,57 +253,86 @@ pub(crate) fn for_each_word<F: FnMut(usize, usize)>(
     scan_words(isa, data, range, &mut EachWord(emit));
 }
 
+/// [`for_each_word`], returning where the scan stopped.
+#[cfg(test)]
+pub(crate) fn for_each_word_until<F: FnMut(usize, usize)>(
+    isa: Isa,
+    data: &[u8],
+    range: Range<usize>,
+    emit: F,
+) -> usize {
+    scan_words(isa, data, range, &mut EachWord(emit))
+}
+
 /// `open` when no word is open.
 const NONE: usize = usize::MAX;
 /// `open` when the open word started before the range and is not ours.
 const FOREIGN: usize = usize::MAX - 1;
 
 /// Most word starts (or ends) one chunk can hold, plus room for
-/// [`flatten`]'s unconditional writes past the last one.
-const POSITIONS: usize = CHUNK / 2 + 1 + 64;
-
-/// Appends the positions of the set bits of `bits`, plus `at`, to `out`
-/// from `*n` on, and advances `*n`.
-///
-/// Branch-free for up to 16 bits, the common case (text has ~12 words per
-/// 64 bytes): it always writes 16 positions, the extra ones garbage that the
-/// next call or the caller's `*n` ignores. A loop that stopped at the last
-/// bit would mispredict its exit once per block.
-#[inline(always)]
-fn flatten(mut bits: u64, at: u32, out: &mut [u32; POSITIONS], n: &mut usize) {
-    let count = bits.count_ones() as usize;
-    let first: &mut [u32; 16] = (&mut out[*n..*n + 16]).try_into().unwrap();
-    for slot in first.iter_mut() {
-        *slot = at + bits.trailing_zeros();
-        bits &= bits.wrapping_sub(1);
-    }
-    let mut i = *n + 16;
-    while bits != 0 {
-        out[i] = at + bits.trailing_zeros();
-        bits &= bits.wrapping_sub(1);
-        i += 1;
-    }
-    *n += count;
-}
+/// [`Simd::flatten`]'s unconditional writes past the last one.
+pub(crate) const POSITIONS: usize = CHUNK / 2 + 1 + 64;
 
 /// Hands `sink` every word of `data` whose first byte lies in `range`, in
 /// order. A word that starts in the range runs to its real end even past
 /// `range.end`; a word that began before `range.start` is skipped (it is
 /// the previous range's). `range` is clamped to `data`.
-pub(crate) fn scan_words<S: WordSink>(isa: Isa, data: &[u8], range: Range<usize>, sink: &mut S) {
+///
+/// Returns the offset where scanning stopped: at most a chunk past the end
+/// of the last word that starts in the range (or past `range.end`).
+///
+/// # Panics
+///
+/// If this CPU does not support `isa`.
+#[inline]
+pub(crate) fn scan_words<S: WordSink>(
+    isa: Isa,
+    data: &[u8],
+    range: Range<usize>,
+    sink: &mut S,
+) -> usize {
+    assert!(isa.is_available(), "{isa:?} is not supported by this CPU");
+    match isa {
+        // SAFETY (all arms): the CPU supports `isa` (asserted above).
+        Isa::Scalar => unsafe { scan::<Scalar, S>(data, range, sink) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Sse2 => unsafe { x86::scan_sse2(data, range, sink) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { x86::scan_avx2(data, range, sink) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { x86::scan_avx512(data, range, sink) },
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!("checked by is_available"),
+    }
+}
+
+/// [`scan_words`] with classifier `C`, inlined into its entry point.
+///
+/// # Safety
+///
+/// The CPU supports `C`'s features.
+#[inline(always)]
+unsafe fn scan<C: Simd, S: WordSink>(data: &[u8], range: Range<usize>, sink: &mut S) -> usize {
     let end = range.end.min(data.len());
     let start = range.start.min(end);
     if start == end {
-        return;
+        return start;
     }
     let mut masks = [0u64; CHUNK / 64];
-    let mut starts = [0u32; POSITIONS];
-    let mut ends = [0u32; POSITIONS];
+    // On the heap: 2 x 64 KiB is a lot of stack for a thread of a pool.
+    let mut positions = vec![0u32; 2 * POSITIONS];
+    let (starts, ends) = positions.split_at_mut(POSITIONS);
+    let starts: &mut [u32; POSITIONS] = starts.try_into().unwrap();
+    let ends: &mut [u32; POSITIONS] = ends.try_into().unwrap();
     // Bit 0: the byte just before the current block belongs to a word.
     let mut prev_in_word = (start > 0 && is_word_byte(data[start - 1])) as u64;
     let mut open = if prev_in_word == 1 { FOREIGN } else { NONE };
     let mut pos = start;
-    while pos < data.len() && (pos < end || open != NONE) {
+    // Past `end`, only a word of ours is followed to its end: a foreign one
+    // (begun before `start`) that runs through the whole range is not, or a
+    // range inside a huge token would scan to the token's end, and k ranges
+    // of one whitespace-free file would cost O(k * N).
+    while pos < data.len() && (pos < end || (open != NONE && open != FOREIGN)) {
         // Up to `end`, classify in whole blocks (a short block is padded with
         // whitespace, which would cut a word that really goes on); past it,
         // only an open word is being followed to its end.
@@ -310,7 +343,8 @@ pub(crate) fn scan_words<S: WordSink>(isa: Isa, data: &[u8], range: Range<usize>
         };
         let chunk = &data[pos..data.len().min(pos + want)];
         let masks = &mut masks[..chunk.len().div_ceil(64)];
-        whitespace_masks(isa, chunk, masks);
+        // SAFETY: the caller vouches for the CPU; `masks` fits `chunk`.
+        unsafe { classify::<C>(chunk, masks) };
         // Starts at or past `end` belong to the next range.
         let owned = end.saturating_sub(pos);
         let (mut n_starts, mut n_ends) = (0, 0);
@@ -329,8 +363,13 @@ pub(crate) fn scan_words<S: WordSink>(isa: Isa, data: &[u8], range: Range<usize>
                     (1u64 << (owned - at)) - 1
                 };
             }
-            flatten(s, at as u32, &mut starts, &mut n_starts);
-            flatten(ws & prev, at as u32, &mut ends, &mut n_ends);
+            // SAFETY: `n_starts` and `n_ends` are at most the word starts
+            // before this block, < CHUNK / 2 + 1, so 64 more fit in
+            // POSITIONS; the caller vouches for the CPU.
+            unsafe {
+                C::flatten(s, at as u32, starts, &mut n_starts);
+                C::flatten(ws & prev, at as u32, ends, &mut n_ends);
+            }
         }
         let (starts, mut ends) = (&starts[..n_starts], &ends[..n_ends]);
         if open != NONE {
@@ -347,7 +386,8 @@ pub(crate) fn scan_words<S: WordSink>(isa: Isa, data: &[u8], range: Range<usize>
         }
         // Every start has its end in this chunk but perhaps the last.
         let closed = starts.len().min(ends.len());
-        sink.batch(data, pos, &starts[..closed], &ends[..closed]);
+        // SAFETY: the caller vouches for the CPU.
+        unsafe { sink.batch::<C>(data, pos, &starts[..closed], &ends[..closed]) };
         if closed < starts.len() {
             open = pos + starts[closed] as usize;
         }
@@ -358,6 +398,7 @@ pub(crate) fn scan_words<S: WordSink>(isa: Isa, data: &[u8], range: Range<usize>
     if open != NONE && open != FOREIGN {
         sink.word(data, open, data.len());
     }
+    pos.min(data.len())
 }
 
 #[cfg(test)]
@@ -414,6 +455,27 @@ mod tests {
                 words(isa, &data[1..], 0..data.len() - 1).len(),
                 expected.len()
             );
+        }
+    }
+
+    #[test]
+    fn a_range_inside_a_huge_token_stops_near_its_end() {
+        // Regression (audit item 3): a range whose first byte continues a
+        // word begun before it used to follow that foreign word to its end,
+        // so k ranges of a whitespace-free file each scanned to its end.
+        let mut data = vec![b'x'; 4 << 20];
+        data[0] = b' ';
+        for isa in Isa::available() {
+            for (a, b) in [(1000, 2000), (5 * CHUNK + 3, 9 * CHUNK), (2, 3)] {
+                let mut n = 0;
+                let stop = for_each_word_until(isa, &data, a..b, |_, _| n += 1);
+                assert_eq!(n, 0, "{isa:?}");
+                assert!(stop <= b + CHUNK, "{isa:?} {a}..{b} scanned to {stop}");
+            }
+            // The range that owns the token still reads it whole.
+            let mut words = Vec::new();
+            for_each_word(isa, &data, 0..2, |s, e| words.push((s, e)));
+            assert_eq!(words, [(1, data.len())]);
         }
     }
 

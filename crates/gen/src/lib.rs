@@ -10,7 +10,10 @@
 //! # Layout
 //!
 //! * [`text_corpus`] writes plain-text files (`part-0000.txt`, ...) of whole
-//!   verses, runs of verses and recombined clauses, one line each.
+//!   verses, runs of verses and recombined clauses, one line each; with
+//!   [`TextOptions::vocab`], mixed with sentences from a Zipf vocabulary of
+//!   tens of thousands of words (`vocab`), for benchmarks that need a
+//!   realistic number of distinct words.
 //! * [`tweet_corpus`] writes CSV files (`tweets-0000.csv`, ...) whose `text`
 //!   column deliberately holds the RFC 4180 hard cases: commas, doubled
 //!   quotes, embedded newlines, plus hashtags, @mentions and non-ASCII text.
@@ -38,6 +41,7 @@
 mod source;
 mod text;
 mod tweets;
+mod vocab;
 
 use std::io;
 use std::path::{Path, PathBuf};

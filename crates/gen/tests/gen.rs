@@ -96,6 +96,65 @@ mod text {
         assert!(the * 100 / total >= 3, "{the} of {total}");
     }
 
+    fn distinct_words(m: &Manifest) -> (usize, usize) {
+        let all = contents(m).concat();
+        let mut words: Vec<&[u8]> = all.split(|b| b.is_ascii_whitespace()).collect();
+        words.retain(|w| !w.is_empty());
+        let total = words.len();
+        words.sort_unstable();
+        words.dedup();
+        (words.len(), total)
+    }
+
+    #[test]
+    fn a_zipf_vocabulary_gives_many_more_distinct_words_and_stays_english() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let plain = text_corpus(&text_opts(a.path(), 4)).unwrap();
+        let opts = TextOptions {
+            vocab: Some(20_000),
+            files: 4,
+            bytes_per_file: 1_000_000,
+            ..text_opts(b.path(), 4)
+        };
+        let big = text_corpus(&opts).unwrap();
+        let (plain_distinct, _) = distinct_words(&plain);
+        let (big_distinct, total) = distinct_words(&big);
+        assert!(
+            big_distinct > 4 * plain_distinct,
+            "{big_distinct} vs {plain_distinct}"
+        );
+        // The head is still real English: "the" a few percent of all words.
+        let all = contents(&big).concat();
+        let the = all
+            .split(|b| b.is_ascii_whitespace())
+            .filter(|w| *w == b"the")
+            .count();
+        assert!(the * 100 / total >= 3, "{the} of {total}");
+        assert!(std::str::from_utf8(&all).is_ok());
+        for (f, bytes) in big.files.iter().zip(contents(&big)) {
+            assert!((1_000_000..1_000_000 + 2_048).contains(&f.bytes), "{f:?}");
+            assert!(bytes.ends_with(b"\n"));
+        }
+    }
+
+    #[test]
+    fn a_vocabulary_corpus_is_deterministic_and_per_file_independent() {
+        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let opts = |dir: &Path, files| TextOptions {
+            vocab: Some(5_000),
+            files,
+            ..text_opts(dir, 9)
+        };
+        let a = text_corpus(&opts(dirs[0].path(), 3)).unwrap();
+        let b = text_corpus(&opts(dirs[1].path(), 3)).unwrap();
+        let one = text_corpus(&opts(dirs[2].path(), 1)).unwrap();
+        assert_eq!(contents(&a), contents(&b));
+        assert_eq!(contents(&a)[0], contents(&one)[0]);
+        // Without the option, the bytes are those of the plain generator.
+        let plain = text_corpus(&text_opts(dirs[2].path(), 9)).unwrap();
+        assert_ne!(contents(&a)[0], contents(&plain)[0]);
+    }
+
     #[test]
     fn nested_spreads_files_over_subdirectories() {
         let dir = tempfile::tempdir().unwrap();

@@ -10,12 +10,14 @@ pub fn gen(what: GenCommand) -> Result<Outcome> {
             size,
             seed,
             nested,
+            vocab,
         } => {
             let opts = wclab_gen::TextOptions {
                 files,
                 bytes_per_file: size,
                 seed,
                 nested,
+                vocab,
                 ..wclab_gen::TextOptions::new(out)
             };
             wclab_gen::text_corpus(&opts)?

@@ -79,3 +79,80 @@ fn counts_outlive_the_mapped_file() {
     let handle = std::thread::spawn(move || counts.get(long.as_bytes()));
     assert_eq!(handle.join().unwrap(), 2);
 }
+
+/// Files of the given sizes of varied text, in a temporary directory.
+fn text_files(sizes: &[usize]) -> (tempfile::TempDir, Vec<std::path::PathBuf>, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut all = Vec::new();
+    let mut paths = Vec::new();
+    for (i, &size) in sizes.iter().enumerate() {
+        let text: Vec<u8> = format!("file{i} and its words\tcome{i} again,\r\nand again. ")
+            .bytes()
+            .cycle()
+            .take(size)
+            .collect();
+        let path = dir.path().join(format!("f{i}.txt"));
+        std::fs::write(&path, &text).unwrap();
+        // Files are counted apart: a word cannot run from one into the next.
+        all.extend_from_slice(&text);
+        all.push(b'\n');
+        paths.push(path);
+    }
+    (dir, paths, all)
+}
+
+#[test]
+fn many_files_counted_together_match_the_oracle() {
+    // Small files, an empty one, and one big enough to be cut into ranges.
+    let (_dir, paths, all) = text_files(&[10, 0, 70_000, 1 << 20, 9 << 20, 333]);
+    let expected = oracle(&all);
+    for threads in [1, 2, 3, 8] {
+        let counts = Counter::new()
+            .threads(Some(threads))
+            .count_files(&paths)
+            .unwrap();
+        assert_same(&counts, &expected, &format!("{threads} threads"));
+    }
+    // One file, more threads than files: it is cut in ranges.
+    let one = &paths[4..5];
+    let counts = Counter::new().threads(Some(4)).count_files(one).unwrap();
+    assert_same(
+        &counts,
+        &oracle(&std::fs::read(&one[0]).unwrap()),
+        "one big",
+    );
+    assert!(Counter::new()
+        .count_files::<&std::path::Path>(&[])
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn count_files_fails_with_the_first_bad_file_in_order() {
+    let (dir, mut paths, _) = text_files(&[100, 100]);
+    paths.insert(1, dir.path().join("missing-1.txt"));
+    paths.push(dir.path().join("missing-2.txt"));
+    let err = Counter::new()
+        .threads(Some(1))
+        .count_files(&paths)
+        .unwrap_err();
+    assert!(err.to_string().contains("missing-1.txt"), "{err}");
+    let err = Counter::new().count_files(&[dir.path()]).unwrap_err();
+    assert!(matches!(err, CountError::NotRegularFile { .. }), "{err:?}");
+}
+
+#[test]
+fn count_files_counts_csv_files_whole_and_refuses_a_malformed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.csv");
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&good, "text\n\"a, b\"\nc\n").unwrap();
+    std::fs::write(&bad, "text\nfine\n\"x\"y\n").unwrap();
+    let counter = Counter::new().format(Format::Csv {
+        column: "text".into(),
+    });
+    let c = counter.count_files(&[&good, &good]).unwrap();
+    assert_eq!((c.get(b"a,"), c.total()), (2, 6));
+    let err = counter.count_files(&[&good, &bad]).unwrap_err();
+    assert!(matches!(err, CountError::Csv { line: 3, .. }), "{err:?}");
+}

@@ -6,4 +6,5 @@ mod files;
 mod oracle;
 mod random;
 mod ranges;
+mod read;
 mod text;

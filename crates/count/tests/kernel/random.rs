@@ -93,3 +93,24 @@ fn many_distinct_words_grow_the_table_correctly() {
     }
     check_all_paths(&data);
 }
+
+#[test]
+fn random_ranges_across_several_chunks_match_the_oracle() {
+    // Buffers of a few scanner chunks (32 KiB), so that ranges start and
+    // end on both sides of chunk boundaries, on every path.
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let isas = Isa::available();
+    for round in 0..40 {
+        let len = rng.random_range(60_000..200_000);
+        let data = soup(&mut rng, len);
+        let a = rng.random_range(0..=data.len());
+        let b = rng.random_range(a..=data.len());
+        let isa = isas[round % isas.len()];
+        let counts = count_text_range_with(isa, &data, a..b, Some(1));
+        assert_same(
+            &counts,
+            &oracle_range(&data, a..b),
+            &format!("{isa:?} {a}..{b}"),
+        );
+    }
+}

@@ -114,3 +114,25 @@ fn big_text_over_the_parallel_threshold() {
     let data: Vec<u8> = para.iter().copied().cycle().take(3 << 20).collect();
     check_all_paths(&data);
 }
+
+#[test]
+fn eight_byte_words_ending_in_nul_or_control_bytes() {
+    // The short-word table keeps a word's length in its 8th byte, so these
+    // take another path; with their 7-byte prefixes, on every path.
+    let mut data = Vec::new();
+    for last in 0u8..=9 {
+        for _ in 0..3 {
+            data.extend_from_slice(b"abcdefg");
+            data.push(last);
+            data.push(b' ');
+        }
+        data.extend_from_slice(b"abcdefg ");
+        data.extend(std::iter::repeat_n(0u8, 8));
+        data.push(b'\n');
+        data.extend(std::iter::repeat_n(last, 8 - last as usize % 8));
+        data.push(b' ');
+    }
+    let big: Vec<u8> = data.iter().copied().cycle().take(3 << 20).collect();
+    check_all_paths(&data);
+    check_all_paths(&big);
+}
