@@ -16,6 +16,7 @@ Keys of a job J (all share the hash tag {J}):
   wclab:{J}:spec    hash     speculative execution's bookkeeping: claimed:<id> = when the
                              task was last handed out (wclab_claim), backup:<id>,
                              backup_at:<id>, backups (wclab_speculate)
+  wclab:{J}:merging zset     scratch of wclab_commit, empty between calls
   wclab:{J}:leases  zset     task id -> time of its owner's last claim or renewal
                              (ms, caller's clock); used when now_ms is given
   wclab:{J}:submitted hash   task id -> path NUL start NUL end, as submitted:
@@ -272,23 +273,62 @@ local function renew(keys, args)
 end
 
 --[[
-wclab_commit KEYS: tasks, counts, done, job, leases
+wclab_commit KEYS: tasks, counts, done, job, leases, merging
              ARGV: now_ms, group, consumer, n, id_1, bytes_1, ... id_n, bytes_n,
-                   word_1, count_1, word_2, count_2, ...
+                   words, count_1, word_1, count_2, word_2, ...
 
-Commits the counts of n tasks at once. The gate: every task must still be
-pending, i.e. nobody has committed it yet (and this Redis knows of it: a
-Redis restored from an older snapshot may have forgotten the delivery, in
-which case the task will be delivered again). If so, each is acknowledged
-(XACK returns 1 for each), every word is added, and a completion record is
-appended to the done stream; otherwise nothing changes and the IDs that were
-not pending are returned, so the caller can commit the rest. A task given
-twice in one call is an error (its words would be added twice). With
-n = 1 this is exactly "XACK, and only if it returned 1, ZINCRBY".
+Commits the counts of n tasks at once: `words` is the total of the counts,
+then each distinct word with its count (ZINCRBY's own order: increment,
+member). The gate: every task must still be pending, i.e. nobody has
+committed it yet (and this Redis knows of it: a Redis restored from an
+older snapshot may have forgotten the delivery, in which case the task will
+be delivered again). If so, each is acknowledged (XACK returns 1 for each),
+every word is added, and a completion record is appended to the done
+stream; otherwise nothing changes and the IDs that were not pending are
+returned, so the caller can commit the rest. A task given twice in one call
+is an error (its words would be added twice). With n = 1 this is exactly
+"XACK, and only if it returned 1, ZINCRBY".
+
+How the words are added. A sorted set costs Redis a microsecond or two per
+ZINCRBY, and a big merged commit carries most of the vocabulary: when it
+has at least a quarter as many words as `counts` (and a thousand), they go
+into `merging` with a few multi-member ZADDs and are summed into `counts`
+with one ZUNIONSTORE, which is faster per word than that many ZINCRBYs;
+`merging` is gone again when the function returns. Smaller commits (a
+stream's tweets) use ZINCRBY, which costs nothing per word already there.
 Returns {1, n} or {0, id, id, ...}.
 ]]
+local UNION_MIN_WORDS = 1000
+-- Arguments per multi-member ZADD: below Lua's unpack limit (8000), even.
+local ZADD_CHUNK = 7000
+
+-- Adds the (count, word) pairs of args[first..]; returns how many.
+local function add_counts(counts, merging, args, first)
+  local npairs = (#args - first + 1) / 2
+  if npairs <= 0 then
+    return 0
+  end
+  local existing = redis.call('ZCARD', counts)
+  if merging == nil or npairs < UNION_MIN_WORDS or npairs * 4 < existing then
+    for i = first, #args, 2 do
+      redis.call('ZINCRBY', counts, args[i], args[i + 1])
+    end
+    return npairs
+  end
+  -- Into an empty `counts` the words go straight in.
+  local target = existing == 0 and counts or merging
+  for i = first, #args, ZADD_CHUNK do
+    redis.call('ZADD', target, unpack(args, i, math.min(#args, i + ZADD_CHUNK - 1)))
+  end
+  if target == merging then
+    redis.call('ZUNIONSTORE', counts, 2, counts, merging)
+    redis.call('UNLINK', merging)
+  end
+  return npairs
+end
+
 local function commit(keys, args)
-  local tasks, counts, done, job, leases = keys[1], keys[2], keys[3], keys[4], keys[5]
+  local tasks, counts, done, job, leases, merging = keys[1], keys[2], keys[3], keys[4], keys[5], keys[6]
   local ms = now_ms(args[1])
   local group, consumer = args[2], args[3]
   local n = tonumber(args[4])
@@ -312,11 +352,9 @@ local function commit(keys, args)
     return gone
   end
 
-  local words = 0
-  for i = 5 + 2 * n, #args, 2 do
-    redis.call('ZINCRBY', counts, args[i + 1], args[i])
-    words = words + tonumber(args[i + 1])
-  end
+  local words = tonumber(args[5 + 2 * n])
+  -- Sorted-set updates: the Redis work of the job, reported per input MB.
+  redis.call('HINCRBY', job, 'word_updates', add_counts(counts, merging, args, 6 + 2 * n))
   local bytes = 0
   for _, r in ipairs(records) do
     local id = r[1]

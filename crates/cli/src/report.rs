@@ -112,8 +112,10 @@ pub struct Summary {
     /// CPU seconds the Redis server used (server total: the job's own with
     /// the private Redis of `run`).
     pub redis_cpu_seconds: f64,
-    /// ZINCRBY calls Redis executed (server total, as above).
-    pub redis_zincrby_calls: u64,
+    /// Words added to the sorted set of counts, one per distinct word per
+    /// commit (by ZINCRBY, or by ZADD + ZUNIONSTORE for big commits): the
+    /// job's work for Redis.
+    pub word_updates: u64,
     /// FCALL calls Redis executed (server total, as above).
     pub redis_fcall_calls: u64,
     /// The most frequent words.
@@ -163,7 +165,7 @@ pub async fn gather(
         redis_crash_log: Vec::new(),
         chaos_not_done: None,
         redis_cpu_seconds: work.cpu_seconds,
-        redis_zincrby_calls: work.zincrby_calls,
+        word_updates: status.word_updates,
         redis_fcall_calls: work.fcall_calls,
         top: top.into_iter().map(json_word).collect(),
         failed: dead.into_iter().map(failure).collect(),

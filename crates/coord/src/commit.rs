@@ -26,6 +26,7 @@ pub enum CommitOutcome {
 }
 
 /// Commits `tasks` with the merged `words` of all of them, in one FCALL.
+/// Every word must appear once.
 pub async fn commit<'w>(
     store: &mut Store,
     keys: &JobKeys,
@@ -33,14 +34,17 @@ pub async fn commit<'w>(
     tasks: &[Committed<'_>],
     words: impl IntoIterator<Item = (&'w [u8], u64)>,
 ) -> Result<CommitOutcome, CoordError> {
+    let words: Vec<(&[u8], u64)> = words.into_iter().collect();
+    let total: u64 = words.iter().map(|w| w.1).sum();
     let mut cmd = redis::cmd("FCALL");
     cmd.arg("wclab_commit")
-        .arg(5)
+        .arg(6)
         .arg(&keys.tasks)
         .arg(&keys.counts)
         .arg(&keys.done)
         .arg(&keys.job)
         .arg(&keys.leases)
+        .arg(&keys.merging)
         .arg(store.now_arg())
         .arg(GROUP)
         .arg(consumer)
@@ -48,8 +52,9 @@ pub async fn commit<'w>(
     for t in tasks {
         cmd.arg(t.id).arg(t.bytes);
     }
+    cmd.arg(total);
     for (word, n) in words {
-        cmd.arg(word).arg(n);
+        cmd.arg(n).arg(word);
     }
     let reply: Value = store.call("commit counts", &cmd).await?;
     match reply {

@@ -37,6 +37,9 @@ pub struct JobStatus {
     /// Stream entries the job never submitted (added by hand), dead-lettered
     /// unread; they do not count towards finishing the job.
     pub entries_foreign: u64,
+    /// Words added to the counts' sorted set, one per distinct word per
+    /// commit: the job's work for Redis.
+    pub word_updates: u64,
     /// Entries in the task stream (acknowledged ones included).
     pub tasks_in_stream: u64,
 }
@@ -120,6 +123,7 @@ pub async fn status(store: &mut Store, keys: &JobKeys) -> Result<JobStatus, Coor
         words_done: field_u64(&h, "words_done"),
         files_dead: field_u64(&h, "files_dead"),
         entries_foreign: field_u64(&h, "entries_foreign"),
+        word_updates: field_u64(&h, "word_updates"),
         tasks_in_stream,
     })
 }

@@ -22,6 +22,8 @@ pub struct JobKeys {
     pub submitted: String,
     /// Hash of speculative execution's bookkeeping (lab 3).
     pub spec: String,
+    /// Scratch sorted set of `wclab_commit` (empty between calls).
+    pub merging: String,
 }
 
 impl JobKeys {
@@ -38,11 +40,12 @@ impl JobKeys {
             leases: k("leases"),
             submitted: k("submitted"),
             spec: k("spec"),
+            merging: k("merging"),
         }
     }
 
     /// Every key of the job, for deleting it.
-    pub fn all(&self) -> [&str; 8] {
+    pub fn all(&self) -> [&str; 9] {
         [
             &self.tasks,
             &self.counts,
@@ -52,6 +55,7 @@ impl JobKeys {
             &self.leases,
             &self.submitted,
             &self.spec,
+            &self.merging,
         ]
     }
 }

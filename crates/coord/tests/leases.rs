@@ -39,20 +39,22 @@ fn renew(k: &JobKeys, now: u64, who: &str, id: &str) -> redis::Cmd {
 fn commit(k: &JobKeys, now: u64, who: &str, id: &str) -> redis::Cmd {
     let mut c = redis::cmd("FCALL");
     c.arg("wclab_commit")
-        .arg(5)
+        .arg(6)
         .arg(&k.tasks)
         .arg(&k.counts)
         .arg(&k.done)
         .arg(&k.job)
-        .arg(&k.leases);
+        .arg(&k.leases)
+        .arg(&k.merging);
     c.arg(now)
         .arg("workers")
         .arg(who)
         .arg(1)
         .arg(id)
         .arg(10)
-        .arg("word")
-        .arg(3);
+        .arg(3)
+        .arg(3)
+        .arg("word");
     c
 }
 

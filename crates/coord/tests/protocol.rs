@@ -246,3 +246,64 @@ async fn a_worker_before_its_job_is_simply_idle() {
         CommitOutcome::NotPending(vec!["0-1".into()])
     );
 }
+
+#[tokio::test]
+async fn big_and_small_commits_add_the_same_as_one_zincrby_per_word() {
+    // Big commits go through a ZADD + ZUNIONSTORE of the merged words,
+    // small ones through ZINCRBY: the sums must not differ.
+    let (_s, mut store, keys) = setup(4).await;
+    let mut want: std::collections::HashMap<Vec<u8>, u64> = Default::default();
+    let batches: [(usize, usize, u64); 4] = [
+        (0, 1500, 1),    // into an empty set: straight in
+        (500, 2500, 7),  // half new, half old: merged with ZUNIONSTORE
+        (2000, 2010, 3), // a few words: ZINCRBY
+        (0, 3000, 2),    // everything again
+    ];
+    for (i, (from, to, n)) in batches.iter().enumerate() {
+        let id = task(&mut store, &keys, "w", LONG).await;
+        let words: Vec<(Vec<u8>, u64)> = (*from..*to)
+            .map(|w| (format!("w{w}").into_bytes(), n + w as u64 % 5))
+            .collect();
+        for (w, c) in &words {
+            *want.entry(w.clone()).or_default() += c;
+        }
+        let done = [Committed { id: &id, bytes: 10 }];
+        let out = commit(
+            &mut store,
+            &keys,
+            "w",
+            &done,
+            words.iter().map(|(w, c)| (w.as_slice(), *c)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out, CommitOutcome::Applied, "batch {i}");
+    }
+    let got: std::collections::HashMap<Vec<u8>, u64> = results::all(&mut store, &keys)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| (w.word, w.count))
+        .collect();
+    assert_eq!(got, want);
+    let st = job::status(&mut store, &keys).await.unwrap();
+    assert_eq!(st.words_done, want.values().sum::<u64>());
+    let scratch: u64 = store
+        .call("exists", redis::cmd("EXISTS").arg(&keys.merging))
+        .await
+        .unwrap();
+    assert_eq!(scratch, 0, "the scratch set is gone after the commit");
+    let stats: String = store
+        .call("stats", redis::cmd("INFO").arg("commandstats"))
+        .await
+        .unwrap();
+    let calls = |cmd: &str| -> u64 {
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("cmdstat_{cmd}:calls=")))
+            .and_then(|rest| rest.split(',').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(calls("zunionstore"), 2, "{stats}");
+    assert_eq!(calls("zincrby"), 10, "{stats}");
+}

@@ -55,9 +55,9 @@ fn claim(k: &JobKeys, now: u64, who: &str) -> redis::Cmd {
 fn commit(k: &JobKeys, now: u64, who: &str, id: &str) -> redis::Cmd {
     fcall(
         "wclab_commit",
-        &[&k.tasks, &k.counts, &k.done, &k.job, &k.leases],
+        &[&k.tasks, &k.counts, &k.done, &k.job, &k.leases, &k.merging],
         now,
-        &[who, "1", id, "10", "word", "1"],
+        &[who, "1", id, "10", "1", "1", "word"],
     )
 }
 

@@ -188,6 +188,23 @@ impl Counter {
         file::count_file(self, path, range)
     }
 
+    /// Counts a file (or the part of it that `range` owns) like
+    /// [`Counter::count_file`], adding its words to `counts`.
+    ///
+    /// All or nothing: on an error nothing was added. With one thread and
+    /// plain text the words go straight into `counts`' tables, which is
+    /// faster than counting into a fresh result and merging it (no table
+    /// to grow, the common words found rather than inserted): that is how
+    /// a worker accumulates the tasks of one merged commit.
+    pub fn count_file_into(
+        &self,
+        counts: &mut Counts,
+        path: &Path,
+        range: Option<Range<u64>>,
+    ) -> Result<(), CountError> {
+        file::count_file_into(self, counts, path, range)
+    }
+
     /// Counts several whole files into one result, sharing them among the
     /// threads (`threads`, or rayon's pool).
     ///

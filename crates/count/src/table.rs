@@ -582,7 +582,9 @@ fn slots_for(n: usize) -> usize {
 /// miss the caches less.
 #[inline(always)]
 fn too_full(used: usize, slots: usize) -> bool {
-    used * 4 > slots * 3
+    // An empty table (`Counts::new()`) has no slots at all: it must grow
+    // before its first batch, even an empty one, whose mask would be -1.
+    slots == 0 || used * 4 > slots * 3
 }
 
 /// Hints the CPU to bring the cache line at `p` into L1.

@@ -319,7 +319,7 @@ fn write_config(
         "# Written by wclab. Contains the password: readable by its owner only.\n\
          bind 127.0.0.1\nport {port}\nrequirepass {password}\ndir {dir}\n\
          dbfilename dump.rdb\nlogfile {log}\nsave \"\"\nappendonly no\ndaemonize no\n\
-         protected-mode yes\n{extra}\n",
+         lazyfree-lazy-server-del yes\nprotected-mode yes\n{extra}\n",
         dir = dir.display(),
         log = dir.join("redis.log").display(),
         extra = extra.join("\n"),

@@ -104,10 +104,11 @@ impl Default for CommitBatch {
 
 /// Counted tasks waiting for one merged commit.
 ///
-/// Only the sum of their counts is kept, so memory is bounded by the
-/// number of distinct words, not by the number of tasks. When the commit
-/// finds that some of them were committed elsewhere meanwhile, the rest
-/// are counted again (rare: it takes a worker slower than its lease).
+/// Only the sum of their counts is kept (each task is counted straight
+/// into it), so memory is bounded by the number of distinct words, not by
+/// the number of tasks. When the commit finds that some of them were
+/// committed elsewhere meanwhile, the rest are counted again (rare: it
+/// takes a worker slower than its lease).
 #[derive(Default)]
 struct Uncommitted {
     tasks: Vec<Task>,
@@ -121,14 +122,10 @@ impl Uncommitted {
         self.tasks.iter().any(|t| t.id == id)
     }
 
-    fn add(&mut self, task: Task, counts: Counts) {
+    /// Records `task`, whose words are already in `merged`.
+    fn add(&mut self, task: Task) {
         self.oldest.get_or_insert_with(std::time::Instant::now);
         self.tasks.push(task);
-        if self.merged.is_empty() {
-            self.merged = counts;
-        } else {
-            self.merged.merge(counts);
-        }
     }
 }
 
@@ -191,8 +188,8 @@ pub struct Worker {
 
 /// What became of one task.
 enum Handled {
-    /// Counted; waiting for the next merged commit.
-    Counted(Task, Counts),
+    /// Counted into the uncommitted batch; waiting for its commit.
+    Counted(Task),
     DeadLettered,
     /// A transient failure: left pending, to be retried after the lease.
     LeftPending,
@@ -307,7 +304,7 @@ impl Worker {
     /// Counts what became of a task; true if the worker must stop.
     fn tally(&mut self, handled: Handled) -> bool {
         match handled {
-            Handled::Counted(task, counts) => self.uncommitted.add(task, counts),
+            Handled::Counted(task) => self.uncommitted.add(task),
             Handled::DeadLettered => self.report.dead_lettered += 1,
             Handled::LeftPending => {}
             Handled::Interrupted => return true,
@@ -345,6 +342,7 @@ impl Worker {
                     bytes: t.end.saturating_sub(t.start),
                 })
                 .collect();
+            let commit_started = std::time::Instant::now();
             let outcome = commit::commit(
                 &mut self.store,
                 &self.keys,
@@ -355,7 +353,12 @@ impl Worker {
             .await?;
             match outcome {
                 CommitOutcome::Applied => {
-                    tracing::debug!(tasks = batch.tasks.len(), "committed");
+                    tracing::debug!(
+                        tasks = batch.tasks.len(),
+                        words = batch.merged.distinct(),
+                        took_ms = commit_started.elapsed().as_millis() as u64,
+                        "committed"
+                    );
                     self.report.committed += batch.tasks.len() as u64;
                     break;
                 }
@@ -367,15 +370,17 @@ impl Worker {
                         .drain(..)
                         .filter(|t| !gone.contains(&t.id))
                         .collect();
-                    batch = Uncommitted::default();
+                    // Counted again into a fresh batch (the merged counts
+                    // cannot be taken apart).
                     for task in rest {
                         match self.handle(task, stop).await? {
-                            Handled::Counted(t, c) => batch.add(t, c),
+                            Handled::Counted(t) => self.uncommitted.add(t),
                             Handled::DeadLettered => self.report.dead_lettered += 1,
                             // Left pending: stolen and counted after the lease.
                             Handled::LeftPending | Handled::Interrupted => {}
                         }
                     }
+                    batch = std::mem::take(&mut self.uncommitted);
                 }
             }
         }
@@ -427,45 +432,57 @@ impl Worker {
             Ok(p) => p,
             Err(reason) => return self.bury(&task, &reason.to_string()).await,
         };
+        let counting_started = std::time::Instant::now();
         let counted = tokio::select! {
             r = self.count_renewing(&task, path, &spec) => r?,
             _ = stop.changed() => {
                 // Told to stop: give the task back rather than make the
-                // others wait a lease for it.
+                // others wait a lease for it. The batch's merged counts
+                // were being added to on the counting thread, which is
+                // left behind: its tasks go back too, uncommitted.
                 self.store.set_policy(RetryPolicy::for_duration(STOPPING_PATIENCE));
-                let given_back = release::release(
-                    &mut self.store,
-                    &self.keys,
-                    &self.config.consumer,
-                    self.config.rules.lease,
-                    &task.id,
-                )
-                .await
-                .unwrap_or(false);
-                tracing::info!(task = %task.id, given_back, "stopping in the middle of a task");
+                let held = std::mem::take(&mut self.uncommitted);
+                for t in std::iter::once(&task).chain(&held.tasks) {
+                    let given_back = release::release(
+                        &mut self.store,
+                        &self.keys,
+                        &self.config.consumer,
+                        self.config.rules.lease,
+                        &t.id,
+                    )
+                    .await
+                    .unwrap_or(false);
+                    tracing::info!(task = %t.id, given_back, "stopping in the middle of a task: given back");
+                }
                 return Ok(Handled::Interrupted);
             }
         };
-        let counts = match counted {
-            Ok(c) => c,
+        match counted {
+            Ok(()) => {}
             Err(e) if e.is_permanent() => return self.bury(&task, &e.to_string()).await,
             Err(e) => {
                 tracing::warn!(error = %e, "transient error; the task will be retried after its lease");
                 return Ok(Handled::LeftPending);
             }
         };
-        Ok(Handled::Counted(task, counts))
+        tracing::debug!(
+            bytes = task.end - task.start,
+            took_ms = counting_started.elapsed().as_millis() as u64,
+            "counted"
+        );
+        Ok(Handled::Counted(task))
     }
 
-    /// Counts on a blocking thread while renewing the lease every third of
-    /// it, so that a live but slow worker is never robbed. The tasks
-    /// counted earlier and waiting for their commit are renewed too.
+    /// Counts into the uncommitted batch on a blocking thread while
+    /// renewing the lease every third of it, so that a live but slow
+    /// worker is never robbed. The tasks counted earlier and waiting for
+    /// their commit are renewed too. On a counting error nothing is added.
     async fn count_renewing(
         &mut self,
         task: &Task,
         path: PathBuf,
         spec: &JobSpec,
-    ) -> Result<Result<Counts, CountError>, CoordError> {
+    ) -> Result<Result<(), CountError>, CoordError> {
         let format = match &spec.csv_column {
             Some(column) => Format::Csv {
                 column: column.clone(),
@@ -474,19 +491,33 @@ impl Worker {
         };
         let counter = Counter::new().format(format).threads(self.config.threads);
         let range = task.start..task.end;
+        let mut merged = std::mem::take(&mut self.uncommitted.merged);
         let mut counting = tokio::task::spawn_blocking(move || {
             testing::pause_at(testing::Point::WhileCounting);
-            counter.count_file(&path, Some(range))
+            let r = counter.count_file_into(&mut merged, &path, Some(range));
+            (merged, r)
         });
         let mut tick = tokio::time::interval(self.config.rules.lease / 3);
         tick.tick().await;
         loop {
             tokio::select! {
                 joined = &mut counting => {
-                    return Ok(joined.unwrap_or_else(|panic| Err(CountError::Io {
-                        path: PathBuf::from(&task.path),
-                        source: std::io::Error::other(format!("counting panicked: {panic}")),
-                    })));
+                    return Ok(match joined {
+                        Ok((merged, r)) => {
+                            self.uncommitted.merged = merged;
+                            r
+                        }
+                        // The merged counts went down with the thread: the
+                        // batch cannot be committed; its tasks are stolen
+                        // and counted again after their leases.
+                        Err(panic) => {
+                            self.uncommitted = Uncommitted::default();
+                            Err(CountError::Io {
+                                path: PathBuf::from(&task.path),
+                                source: std::io::Error::other(format!("counting panicked: {panic}")),
+                            })
+                        }
+                    });
                 }
                 _ = tick.tick() => {
                     let held: Vec<String> = std::iter::once(&task.id)

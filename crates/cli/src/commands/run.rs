@@ -18,6 +18,9 @@ use wclab_coord::job::{self, JobPlan, JobSpec};
 use wclab_coord::{JobKeys, Store};
 use wclab_server::{RedisServer, ServerOptions};
 
+/// How often `run` looks at the job.
+const POLL: Duration = Duration::from_millis(10);
+
 pub async fn run(args: RunArgs) -> Result<Outcome> {
     let inputs = resolve_inputs(&args.input)?;
     let cores = std::thread::available_parallelism()
@@ -133,7 +136,9 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
                     .step(&mut store, &keys, status.files_done, &mut supervisor, server.as_mut(), &say)
                     .await?;
                 supervisor.keep_alive()?;
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                // Often enough that the end of a sub-second job is seen at
+                // once; one small read for Redis each time.
+                tokio::time::sleep(POLL).await;
             }
         } => Some(r?),
         _ = super::stop_requested() => None,

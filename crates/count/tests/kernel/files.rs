@@ -156,3 +156,54 @@ fn count_files_counts_csv_files_whole_and_refuses_a_malformed_one() {
     let err = counter.count_files(&[&good, &bad]).unwrap_err();
     assert!(matches!(err, CountError::Csv { line: 3, .. }), "{err:?}");
 }
+
+#[test]
+fn counting_into_a_result_adds_whole_files_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let texts: [&[u8]; 3] = [b"a b c a\n", b"b \x0bc\td a", b"zz a\r\n"];
+    let mut all = Vec::new();
+    for (i, t) in texts.iter().enumerate() {
+        std::fs::write(dir.path().join(format!("{i}.txt")), t).unwrap();
+        all.extend_from_slice(t);
+        all.push(b'\n');
+    }
+    for threads in [Some(1), Some(2)] {
+        let counter = Counter::new().threads(threads);
+        let mut acc = wclab_count::Counts::new();
+        for i in 0..texts.len() {
+            let path = dir.path().join(format!("{i}.txt"));
+            counter.count_file_into(&mut acc, &path, None).unwrap();
+        }
+        let missing = dir.path().join("missing.txt");
+        assert!(counter.count_file_into(&mut acc, &missing, None).is_err());
+        assert_same(&acc, &oracle(&all), "three files, then a missing one");
+    }
+    // A malformed CSV file adds nothing, not the rows before the problem.
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "text\nfine row\n\"never closed\n").unwrap();
+    let csv = Counter::new().threads(Some(1)).format(Format::Csv {
+        column: "text".into(),
+    });
+    let mut acc = wclab_count::Counts::new();
+    assert!(csv.count_file_into(&mut acc, &bad, None).is_err());
+    assert!(acc.is_empty());
+}
+
+#[test]
+fn an_empty_result_answers_every_question() {
+    let mut c = wclab_count::Counts::new();
+    for w in [
+        &b"a"[..],
+        b"twelve bytes",
+        b"a word longer than sixteen bytes",
+    ] {
+        assert_eq!(c.get(w), 0);
+    }
+    assert_eq!((c.distinct(), c.total(), c.iter().count()), (0, 0, 0));
+    c.merge(wclab_count::Counts::new());
+    c.add(b"a word longer than sixteen bytes", 2);
+    c.add(b"twelve bytes", 1);
+    c.add(b"a", 3);
+    assert_eq!(c.get(b"a word longer than sixteen bytes"), 2);
+    assert_eq!((c.distinct(), c.total()), (3, 6));
+}
