@@ -1,81 +1,124 @@
 #!/usr/bin/env bash
 # The speed benchmark: wclab against baselines measured in the same run.
 #
-#   bench/suite.sh [CORPUS_DIR]     (just bench)
+#   bench/suite.sh [CORPUS_DIR] [REPEAT]     (just bench)
 #
-# Generates (or reuses) a corpus of 64 English files, ~300 MB, warms the
-# page cache, then measures, each as MB/s of input:
-#   cat > /dev/null                    the ceiling: reading the bytes
-#   the kernel, 1 and 2 threads        counting only (no Redis), mmap'ed files
-#   wclab run, 1 and 2 workers         end to end: Redis, processes, commits
-#   tr | sort | uniq -c                coreutils (on a quarter of the corpus)
-#   the seed's design in Python        bench/seed/wordcount.py, 1/2/4 workers (a quarter)
+# Generates (or reuses) a corpus like the one issue 7 was measured on: 64
+# files of English, ~300 MB, ~87 k distinct words (`wclab gen text --vocab`),
+# warms the page cache, then measures, each as MB/s of input (the median of
+# REPEAT runs, default 3, for everything that takes under a minute):
+#
+#   cat > /dev/null                     the ceiling: reading the bytes
+#   the kernel, 1 and N threads         counting only (no Redis), mmap'ed files
+#   wclab run, 1 and 2 workers          end to end: Redis, processes, commits;
+#                                       its output checked against coreutils
+#   tr | sort | uniq -c                 coreutils, LC_ALL=C (the oracle, run once)
+#   the seed's design in Python         bench/seed/wordcount.py, 1/2/4 workers
+#   PySpark local[N], DataFrame API     bench/pyspark/wordcount.py, warm and cold
+#
 # and prints a markdown table with ratios to the Python seed (2 workers),
-# plus Redis's own CPU seconds and ZINCRBYs per input MB for wclab.
-# Results are also written to bench/results/. Timings are figures for
-# people to read; nothing here asserts a time.
+# plus, for wclab and the seed, Redis's own CPU seconds and sorted-set word
+# updates per input MB. The slow baselines (seed, PySpark) run on a quarter
+# of the corpus, which the table says. Results also go to bench/results/.
+# Timings are figures for people to read: nothing here asserts a time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 corpus=${1:-out/bench-corpus}
+repeat=${2:-3}
 wclab=target/release/wclab
 cargo build --release -q --bin wclab
 cargo build --release -q -p wclab-count --example files_throughput
 kernel=target/release/examples/files_throughput
-[ -d "$corpus" ] || $wclab gen text --out "$corpus" --files 64 --size 4700KiB --seed 2 2>/dev/null
+[ -d "$corpus" ] || $wclab gen text --out "$corpus" --files 64 --size 4700KiB --seed 2 --vocab 18500 2> /dev/null
 mapfile -t files < <(find "$corpus" -type f | sort)
 mapfile -t quarter < <(printf '%s\n' "${files[@]}" | head -n 16)
 bytes=$(cat "${files[@]}" | wc -c)
 qbytes=$(cat "${quarter[@]}" | wc -c)
+mkdir -p out/bench
+threads=$(nproc)
 
 now() { date +%s.%N; }
+since() { awk -v a="$(now)" -v b="$1" 'BEGIN { print a - b }'; }
 mbps() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.1f", b / 1e6 / s }'; }
 field() { grep -o "\"$1\": *[0-9.e+-]*" | head -1 | sed 's/.*: *//'; }
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 rows=()
 row() { rows+=("$1"$'\t'"$2"$'\t'"$3"); }
+echo "bench: corpus $corpus (${#files[@]} files, $(mbps "$bytes" 1) MB), median of $repeat" >&2
 
-# Warm the page cache, and measure the ceiling.
+# Python dependencies of the baselines, installed once under out/.
+pydeps=out/pydeps
+if ! PYTHONPATH=$pydeps python3 -c 'import redis, pyspark' 2> /dev/null; then
+  echo "bench: installing redis-py and pyspark into $pydeps (pip)" >&2
+  python3 -m pip install -q --target "$pydeps" redis pyspark 2>&1 | grep -v WARNING >&2 || true
+fi
+command -v java > /dev/null || echo "bench: no java: PySpark is left out (apt-get install default-jre-headless)" >&2
+
+# The ceiling; this also warms the page cache.
 cat "${files[@]}" > /dev/null
-t0=$(now); cat "${files[@]}" > /dev/null; t1=$(now)
-row "cat > /dev/null" "$(mbps "$bytes" "$(awk -v a="$t1" -v b="$t0" 'BEGIN { print a - b }')")" "reading page-cached bytes"
+v=$(for i in $(seq "$repeat"); do t0=$(now); cat "${files[@]}" > /dev/null; mbps "$bytes" "$(since "$t0")"; echo; done | median)
+row "cat > /dev/null" "$v" "reading page-cached bytes"
 
-for t in 1 2; do
-  t0=$(now); out=$($kernel "$t" "${files[@]}"); t1=$(now)
-  row "kernel, $t thread(s)" "$(echo "$out" | field mb_per_s)" "counting phase; whole process $(mbps "$bytes" "$(awk -v a="$t1" -v b="$t0" 'BEGIN { print a - b }')") MB/s"
+for t in 1 "$threads"; do
+  runs=$(for i in $(seq "$repeat"); do $kernel "$t" "${files[@]}"; done)
+  isa=$(echo "$runs" | grep -o '"isa": *"[a-z0-9]*"' | head -1 | sed 's/.*"\([a-z0-9]*\)"$/\1/')
+  row "kernel, $t thread(s)" "$(echo "$runs" | field mb_per_s | median)" "counting phase, files mmap'ed${isa:+, $isa}"
 done
+
+echo "bench: coreutils oracle (also the tr | sort | uniq baseline)" >&2
+t0=$(now)
+scripts/oracle-coreutils "$corpus" > out/bench/oracle.tsv
+row "tr | sort | uniq -c" "$(mbps "$bytes" "$(since "$t0")")" "LC_ALL=C, whole corpus, once (scripts/oracle-coreutils)"
 
 for w in 1 2; do
-  t0=$(now); out=$($wclab run --input "$corpus" --workers "$w" --json -k 0 2>/dev/null); t1=$(now)
-  rcpu=$(echo "$out" | field redis_cpu_seconds); zin=$(echo "$out" | field redis_zincrby_calls)
-  row "wclab run, $w worker(s)" "$(mbps "$bytes" "$(awk -v a="$t1" -v b="$t0" 'BEGIN { print a - b }')")" \
-      "incl. Redis and process start; Redis CPU ${rcpu}s, $(awk -v z="$zin" -v b="$bytes" 'BEGIN{printf "%.0f", z/(b/1e6)}') ZINCRBY/MB"
+  walls=() rcpu=() upd=()
+  for i in $(seq "$repeat"); do
+    t0=$(now)
+    out=$($wclab run --input "$corpus" --workers "$w" --json -k 0 -o out/bench/wclab.tsv 2> /dev/null)
+    walls+=("$(since "$t0")")
+    cmp -s out/bench/wclab.tsv out/bench/oracle.tsv || { echo "bench: wclab's output differs from the oracle" >&2; exit 1; }
+    rcpu+=("$(echo "$out" | field redis_cpu_seconds)")
+    upd+=("$(echo "$out" | field word_updates)")
+  done
+  wall=$(printf '%s\n' "${walls[@]}" | median)
+  row "wclab run, $w worker(s)" "$(mbps "$bytes" "$wall")" \
+    "whole process: Redis and workers started, exact (= oracle); Redis CPU $(printf '%.2f' "$(printf '%s\n' "${rcpu[@]}" | median)") s, $(awk -v z="$(printf '%s\n' "${upd[@]}" | median)" -v b="$bytes" 'BEGIN { printf "%.0f", z / (b / 1e6) }') word updates/MB"
 done
 
-t0=$(now)
-for f in "${quarter[@]}"; do cat "$f"; printf '\n'; done | LC_ALL=C tr -s '[:space:]' '\n' | LC_ALL=C sort | uniq -c > /dev/null
-t1=$(now)
-row "tr | sort | uniq -c" "$(mbps "$qbytes" "$(awk -v a="$t1" -v b="$t0" 'BEGIN { print a - b }')")" "LC_ALL=C, quarter of the corpus"
-
-pydeps=out/pydeps
-[ -d "$pydeps/redis" ] || pip install -q --target "$pydeps" redis >/dev/null 2>&1 || pip3 install -q --target "$pydeps" redis >/dev/null
-rdir=$(mktemp -d); port=$((20000 + RANDOM % 20000)); pw=bench$RANDOM
-redis-server --port "$port" --requirepass "$pw" --save '' --appendonly no --dir "$rdir" --daemonize yes --logfile "$rdir/log" >/dev/null
-trap 'redis-cli -p "$port" -a "$pw" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$rdir"' EXIT
-until redis-cli -p "$port" -a "$pw" ping >/dev/null 2>&1; do sleep 0.05; done
+rdir=$(mktemp -d)
+port=$((20000 + RANDOM % 20000))
+pw=bench$RANDOM
+redis-server --port "$port" --requirepass "$pw" --save '' --appendonly no --dir "$rdir" --daemonize yes --logfile "$rdir/log" > /dev/null
+trap 'redis-cli -p "$port" -a "$pw" shutdown nosave > /dev/null 2>&1 || true; rm -rf "$rdir"' EXIT
+until redis-cli -p "$port" -a "$pw" --no-auth-warning ping > /dev/null 2>&1; do sleep 0.05; done
 seed2=""
 for w in 1 2 4; do
+  redis-cli -p "$port" -a "$pw" --no-auth-warning config resetstat > /dev/null
+  cpu0=$(redis-cli -p "$port" -a "$pw" --no-auth-warning info cpu | awk -F: '/used_cpu_(user|sys):/ { s += $2 } END { print s }')
   out=$(PYTHONPATH=$pydeps python3 bench/seed/wordcount.py --redis-port "$port" --password "$pw" --workers "$w" "${quarter[@]}")
-  v=$(echo "$out" | field mb_per_s); [ "$w" = 2 ] && seed2=$v
-  row "seed design in Python, $w worker(s)" "$(printf '%.1f' "$v")" "redis-py, XREADGROUP, one FCALL per file; quarter of the corpus"
+  cpu1=$(redis-cli -p "$port" -a "$pw" --no-auth-warning info cpu | awk -F: '/used_cpu_(user|sys):/ { s += $2 } END { print s }')
+  zincr=$(redis-cli -p "$port" -a "$pw" --no-auth-warning info commandstats | grep -o 'cmdstat_zincrby:calls=[0-9]*' | cut -d= -f2)
+  v=$(echo "$out" | field mb_per_s)
+  [ "$w" = 2 ] && seed2=$v
+  row "seed design in Python, $w worker(s)" "$(printf '%.1f' "$v")" \
+    "redis-py, XREADGROUP, one FCALL per file, quarter of the corpus; Redis CPU $(awk -v a="$cpu1" -v b="$cpu0" 'BEGIN { printf "%.2f", a - b }') s, $(awk -v z="${zincr:-0}" -v b="$qbytes" 'BEGIN { printf "%.0f", z / (b / 1e6) }') word updates/MB"
 done
 
-host="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(redis-server --version | awk '{print $3}')"
+if command -v java > /dev/null && PYTHONPATH=$pydeps python3 -c 'import pyspark' 2> /dev/null; then
+  echo "bench: PySpark local[$threads] (about a minute)" >&2
+  out=$(PYTHONPATH=$pydeps python3 bench/pyspark/wordcount.py --threads "$threads" "${quarter[@]}" 2> /dev/null)
+  row "PySpark local[$threads], warm" "$(printf '%.1f' "$(echo "$out" | field warm_mb_per_s)")" "DataFrame API, second run in one session, quarter of the corpus"
+  row "PySpark local[$threads], with JVM start" "$(printf '%.1f' "$(echo "$out" | field cold_mb_per_s)")" "first run, from process start"
+fi
+
+host="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), Redis $(redis-server --version | awk '{print $3}' | cut -d= -f2), $(rustc -V | cut -d' ' -f1-2), Linux $(uname -r), wclab $(git rev-parse --short HEAD 2> /dev/null || echo '?')"
 {
-  echo "corpus: ${#files[@]} files, $(mbps "$bytes" 1) MB ($corpus); machine: $host; $(date -u +%Y-%m-%d)"
+  echo "corpus: ${#files[@]} files, $(mbps "$bytes" 1) MB, $(wc -l < out/bench/oracle.tsv) distinct words ($corpus); machine: $host; $(date -u +%Y-%m-%d); median of $repeat"
   echo
-  echo "| what | MB/s | x seed (Python, 2 workers) | notes |"
+  echo "| what | MB/s | × seed (Python, 2 workers) | notes |"
   echo "|---|---:|---:|---|"
   for r in "${rows[@]}"; do
-    IFS=$'\t' read -r what v note <<<"$r"
-    echo "| $what | $v | $(awk -v a="$v" -v b="$seed2" 'BEGIN{printf "%.1f", a/b}') | $note |"
+    IFS=$'\t' read -r what v note <<< "$r"
+    echo "| ${what//|/\\|} | $v | $(awk -v a="$v" -v b="$seed2" 'BEGIN { printf "%.1f", a / b }') | $note |"
   done
 } | tee "bench/results/$(date -u +%Y-%m-%d)-$(hostname).md"

@@ -33,7 +33,8 @@ fn main() {
     let total = pool.install(|| counter.count_files(&files).expect("count files"));
     let secs = start.elapsed().as_secs_f64();
     println!(
-        "{{\"threads\": {threads}, \"bytes\": {bytes}, \"words\": {}, \"distinct\": {}, \"seconds\": {secs:.4}, \"mb_per_s\": {:.1}}}",
+        "{{\"threads\": {threads}, \"isa\": \"{}\", \"bytes\": {bytes}, \"words\": {}, \"distinct\": {}, \"seconds\": {secs:.4}, \"mb_per_s\": {:.1}}}",
+        format!("{:?}", wclab_count::testing::Isa::detect()).to_lowercase(),
         total.total(),
         total.distinct(),
         bytes as f64 / 1e6 / secs
