@@ -137,19 +137,19 @@ pub(crate) fn count_file_into(
     path: &Path,
     range: Option<Range<u64>>,
 ) -> Result<(), CountError> {
-    if counter.threads == Some(1) && counter.format == Format::Text {
+    if counter.format == Format::Text {
         let input = open(path)?;
         if let Some(map) = map(&input) {
             let r = clamp(range, input.len);
             let r = r.start as usize..r.end as usize;
             prepare_map(&map, &r);
             // Nothing past this point can fail: the words go straight in.
-            text::count_into(Isa::detect(), &map, r, counts, &mut Scratch::new());
+            text::count_range_into(&map, r, counter.threads, counts);
             return Ok(());
         }
     }
-    // Paths that can fail half-way (a read error, malformed CSV) or that
-    // use several threads count on their own, then merge: all or nothing.
+    // Paths that can fail half-way (a read error, malformed CSV) count on
+    // their own, then merge: all or nothing.
     let c = count_file(counter, path, range)?;
     counts.merge(c);
     Ok(())

@@ -62,6 +62,37 @@ pub(crate) fn count_range_with(
 }
 
 /// Adds the words of `data` whose first byte lies in `range` to `counts`,
+/// on up to `threads` threads: this one counts the first part straight
+/// into `counts`, the others count theirs into tables of their own, merged
+/// in at the end.
+pub(crate) fn count_range_into(
+    data: &[u8],
+    range: Range<usize>,
+    threads: Option<usize>,
+    counts: &mut Counts,
+) {
+    let isa = Isa::detect();
+    let end = range.end.min(data.len());
+    let start = range.start.min(end);
+    let len = end - start;
+    let parts = threads.unwrap_or_else(rayon::current_num_threads).max(1);
+    if len < PARALLEL_THRESHOLD || parts == 1 {
+        count_into(isa, data, start..end, counts, &mut Scratch::new());
+        return;
+    }
+    let step = len.div_ceil(parts);
+    let part = |i: usize| {
+        let s = (start + i * step).min(end);
+        s..(s + step).min(end)
+    };
+    let (_, others) = rayon::join(
+        || count_into(isa, data, part(0), counts, &mut Scratch::new()),
+        || count_range_with(isa, data, part(1).start..end, Some(parts - 1)),
+    );
+    counts.merge(others);
+}
+
+/// Adds the words of `data` whose first byte lies in `range` to `counts`,
 /// on this thread. `scratch` is reused across calls by callers that count
 /// many ranges.
 pub(crate) fn count_into(
