@@ -180,7 +180,14 @@ impl Chaos {
         if self.worker_kill_at.is_empty() && self.redis_plan.is_empty() {
             return Ok(());
         }
-        let delivered = job::delivered(store, keys).await?;
+        // Tasks handed out: the group's own count, unless a restore (from
+        // an AOF, say) left it behind what is committed or held right now.
+        let held: u64 = job::holders(store, keys)
+            .await?
+            .iter()
+            .map(|(_, n)| n)
+            .sum();
+        let delivered = job::delivered(store, keys).await?.max(committed + held);
         if self
             .worker_kill_at
             .front()

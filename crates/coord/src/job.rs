@@ -226,7 +226,14 @@ pub async fn holders(store: &mut Store, keys: &JobKeys) -> Result<Vec<(String, u
             "read the pending tasks",
             redis::cmd("XPENDING").arg(&keys.tasks).arg(crate::GROUP),
         )
-        .await?;
+        .await
+        .or_else(|e| match e {
+            // No stream or group (yet, or any more after a restore).
+            CoordError::Redis { ref source, .. } if source.to_string().contains("NOGROUP") => {
+                Ok(redis::Value::Nil)
+            }
+            e => Err(e),
+        })?;
     let redis::Value::Array(parts) = summary else {
         return Ok(Vec::new());
     };
