@@ -1,6 +1,6 @@
 //! `wclab_claim`: take a new task, or steal one whose lease has expired.
 
-use crate::{CoordError, JobKeys, Store, GROUP};
+use crate::{CoordError, JobKeys, Store};
 use redis::Value;
 use std::time::Duration;
 
@@ -48,19 +48,20 @@ pub async fn claim(
     consumer: &str,
     rules: ClaimRules,
 ) -> Result<Claim, CoordError> {
-    let mut cmd = redis::cmd("FCALL");
-    cmd.arg("wclab_claim")
-        .arg(6)
-        .arg(&keys.tasks)
-        .arg(&keys.dead)
-        .arg(&keys.job)
-        .arg(&keys.leases)
-        .arg(&keys.submitted)
-        // Where the hand-out time goes, for speculation's run times.
-        .arg(&keys.spec)
-        .arg(store.now_arg())
-        .arg(GROUP)
-        .arg(consumer)
+    let mut cmd = crate::function_call(
+        store,
+        "wclab_claim",
+        &[
+            &keys.tasks,
+            &keys.dead,
+            &keys.job,
+            &keys.leases,
+            &keys.submitted,
+            // Where the hand-out time goes, for speculation's run times.
+            &keys.spec,
+        ],
+    );
+    cmd.arg(consumer)
         .arg(rules.lease.as_millis() as u64)
         .arg(rules.max_deliveries);
     let reply: Value = store.call("claim a task", &cmd).await?;

@@ -1,6 +1,6 @@
 //! `wclab_commit`: acknowledge tasks and add their counts, atomically.
 
-use crate::{CoordError, JobKeys, Store, GROUP};
+use crate::{CoordError, JobKeys, Store};
 use redis::Value;
 
 /// A task being committed: its ID and the bytes it covered.
@@ -36,19 +36,19 @@ pub async fn commit<'w>(
 ) -> Result<CommitOutcome, CoordError> {
     let words: Vec<(&[u8], u64)> = words.into_iter().collect();
     let total: u64 = words.iter().map(|w| w.1).sum();
-    let mut cmd = redis::cmd("FCALL");
-    cmd.arg("wclab_commit")
-        .arg(6)
-        .arg(&keys.tasks)
-        .arg(&keys.counts)
-        .arg(&keys.done)
-        .arg(&keys.job)
-        .arg(&keys.leases)
-        .arg(&keys.merging)
-        .arg(store.now_arg())
-        .arg(GROUP)
-        .arg(consumer)
-        .arg(tasks.len());
+    let mut cmd = crate::function_call(
+        store,
+        "wclab_commit",
+        &[
+            &keys.tasks,
+            &keys.counts,
+            &keys.done,
+            &keys.job,
+            &keys.leases,
+            &keys.merging,
+        ],
+    );
+    cmd.arg(consumer).arg(tasks.len());
     for t in tasks {
         cmd.arg(t.id).arg(t.bytes);
     }

@@ -1,6 +1,6 @@
 //! `wclab_dead`: give up on a task that can never be counted, with a reason.
 
-use crate::{CoordError, JobKeys, Store, GROUP};
+use crate::{CoordError, JobKeys, Store};
 
 /// Moves task `id` to the dead-letter stream with `reason`. Returns `false`
 /// if it was no longer pending (committed or buried by someone else).
@@ -11,17 +11,11 @@ pub async fn dead_letter(
     id: &str,
     reason: &str,
 ) -> Result<bool, CoordError> {
-    let mut cmd = redis::cmd("FCALL");
-    cmd.arg("wclab_dead")
-        .arg(4)
-        .arg(&keys.tasks)
-        .arg(&keys.dead)
-        .arg(&keys.job)
-        .arg(&keys.leases)
-        .arg(store.now_arg())
-        .arg(GROUP)
-        .arg(consumer)
-        .arg(id)
-        .arg(reason);
+    let mut cmd = crate::function_call(
+        store,
+        "wclab_dead",
+        &[&keys.tasks, &keys.dead, &keys.job, &keys.leases],
+    );
+    cmd.arg(consumer).arg(id).arg(reason);
     Ok(store.call::<i64>("dead-letter a task", &cmd).await? == 1)
 }

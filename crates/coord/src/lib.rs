@@ -46,3 +46,16 @@ pub const FUNCTION_LIBRARY: &str = include_str!("../../../lua/wclab.lua");
 
 /// Name of the consumer group that hands out tasks.
 pub const GROUP: &str = "workers";
+
+/// `FCALL name numkeys keys... now_ms group`: the head that every call of
+/// the protocol shares (every function takes the time, then the group, as
+/// its first arguments); the caller adds the rest.
+pub(crate) fn function_call(store: &Store, name: &str, keys: &[&str]) -> redis::Cmd {
+    let mut cmd = redis::cmd("FCALL");
+    cmd.arg(name)
+        .arg(keys.len())
+        .arg(keys)
+        .arg(store.now_arg())
+        .arg(GROUP);
+    cmd
+}

@@ -1,6 +1,6 @@
 //! `wclab_renew`: a live worker keeps its lease on the task it counts.
 
-use crate::{CoordError, JobKeys, Store, GROUP};
+use crate::{CoordError, JobKeys, Store};
 
 /// Renews `consumer`'s lease on task `id`. Returns `false` if the task is
 /// no longer ours (stolen while we were paused, or finished): the worker
@@ -11,14 +11,7 @@ pub async fn renew(
     consumer: &str,
     id: &str,
 ) -> Result<bool, CoordError> {
-    let mut cmd = redis::cmd("FCALL");
-    cmd.arg("wclab_renew")
-        .arg(2)
-        .arg(&keys.tasks)
-        .arg(&keys.leases)
-        .arg(store.now_arg())
-        .arg(GROUP)
-        .arg(consumer)
-        .arg(id);
+    let mut cmd = crate::function_call(store, "wclab_renew", &[&keys.tasks, &keys.leases]);
+    cmd.arg(consumer).arg(id);
     Ok(store.call::<i64>("renew a lease", &cmd).await? == 1)
 }

@@ -11,7 +11,7 @@
 //! The rule ("much longer") and the bookkeeping are in `lua/wclab.lua`.
 
 use crate::claim::{Claim, Task};
-use crate::{CoordError, JobKeys, Store, GROUP};
+use crate::{CoordError, JobKeys, Store};
 use redis::Value;
 use std::time::Duration;
 
@@ -53,15 +53,9 @@ pub async fn speculate(
     consumer: &str,
     rules: SpeculationRules,
 ) -> Result<Option<Task>, CoordError> {
-    let mut cmd = redis::cmd("FCALL");
-    cmd.arg("wclab_speculate")
-        .arg(3)
-        .arg(&keys.tasks)
-        .arg(&keys.done)
-        .arg(spec_key(keys))
-        .arg(store.now_arg())
-        .arg(GROUP)
-        .arg(consumer)
+    let spec = spec_key(keys);
+    let mut cmd = crate::function_call(store, "wclab_speculate", &[&keys.tasks, &keys.done, &spec]);
+    cmd.arg(consumer)
         .arg(rules.min_age.as_millis() as u64)
         .arg(rules.factor)
         .arg(rules.sample);

@@ -1,6 +1,6 @@
 //! `wclab_submit`: put a job's tasks on its stream.
 
-use crate::{CoordError, JobKeys, Store, GROUP};
+use crate::{CoordError, JobKeys, Store};
 
 /// One unit of work: a file, or the byte range of a file that it owns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,14 +35,11 @@ pub async fn submit(
 ) -> Result<u64, CoordError> {
     let mut added = 0;
     for chunk in tasks.chunks(BATCH) {
-        let mut cmd = redis::cmd("FCALL");
-        cmd.arg("wclab_submit")
-            .arg(3)
-            .arg(&keys.tasks)
-            .arg(&keys.job)
-            .arg(&keys.submitted)
-            .arg(store.now_arg())
-            .arg(GROUP);
+        let mut cmd = crate::function_call(
+            store,
+            "wclab_submit",
+            &[&keys.tasks, &keys.job, &keys.submitted],
+        );
         for t in chunk {
             cmd.arg(&t.id).arg(&t.path).arg(t.start).arg(t.end);
         }
