@@ -38,6 +38,8 @@ fn unreadable_files_are_reported_and_the_rest_is_counted() {
         cmd = std::process::Command::new("setpriv");
         cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
             .arg(program)
+            .env_remove("WCLAB_REDIS_URL")
+            .env_remove("WCLAB_TEST_PAUSE")
             .env("NO_COLOR", "1");
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     }
@@ -71,24 +73,28 @@ fn a_wrong_password_is_a_configuration_error_without_leaking_the_password() {
     let server = redis();
     let dir = tempfile::tempdir().unwrap();
     let url = format!("redis://:not-the-password@127.0.0.1:{}", server.port());
-    let o = output(
-        wclab()
-            .args(["run", "--redis", &url, "--input"])
-            .arg(dir.path()),
-    );
-    // An empty input is itself an error; give one file so Redis is reached.
-    let _ = o;
     std::fs::write(dir.path().join("a.txt"), "a").unwrap();
-    let o = output(
-        wclab()
-            .args(["run", "--input"])
-            .arg(dir.path())
-            .env("WCLAB_REDIS_URL", &url),
-    );
-    assert_status(&o, 2);
-    let e = stderr(&o);
-    assert!(e.contains("rejected the password"), "{e}");
-    assert!(!e.contains("not-the-password"), "password leaked: {e}");
+    // Through the environment (as advised), and on the command line (which
+    // gets a warning that `ps` shows it).
+    for on_command_line in [false, true] {
+        let mut cmd = wclab();
+        cmd.arg("run");
+        if on_command_line {
+            cmd.args(["--redis", &url]);
+        } else {
+            cmd.env("WCLAB_REDIS_URL", &url);
+        }
+        let o = output(cmd.arg("--input").arg(dir.path()));
+        assert_status(&o, 2);
+        let e = stderr(&o);
+        assert!(e.contains("rejected the password"), "{e}");
+        assert!(!e.contains("not-the-password"), "password leaked: {e}");
+        assert_eq!(
+            e.contains("visible to every user in `ps`"),
+            on_command_line,
+            "{e}"
+        );
+    }
 }
 
 #[test]
@@ -338,4 +344,45 @@ fn a_run_killed_with_sigkill_leaves_no_redis_server_or_worker_behind() {
                 .then_some(())
         },
     );
+}
+
+#[test]
+fn the_private_redis_password_is_on_no_command_line_either() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = corpus::english(&dir.path().join("in"), 4, 5_000, 2);
+    let mut run = wclab()
+        .args(["run", "-w", "2", "--input"])
+        .arg(&root)
+        .env("WCLAB_TEST_PAUSE", "while_counting:300")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let workers =
+        wclab_testkit::procs::wait_for("workers", std::time::Duration::from_secs(20), || {
+            let w = wclab_testkit::procs::workers_of(run.id());
+            (w.len() == 2).then_some(w)
+        });
+    // The random password, as the workers got it: in their environment.
+    let environ = std::fs::read(format!("/proc/{}/environ", workers[0])).unwrap();
+    let url = environ
+        .split(|&b| b == 0)
+        .find_map(|v| v.strip_prefix(b"WCLAB_REDIS_URL="))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .expect("the URL reaches the workers through their environment");
+    let password = url
+        .split_once("://:")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .map(|(pw, _)| pw.to_owned())
+        .expect("a password in the URL");
+    assert!(password.len() >= 16, "a random password: {password}");
+    let everyone = wclab_testkit::procs::children(run.id());
+    assert!(
+        everyone.len() >= 3,
+        "redis-server and two workers: {everyone:?}"
+    );
+    for pid in everyone.iter().chain([&run.id()]) {
+        let cmdline = wclab_testkit::procs::cmdline(*pid);
+        assert!(!cmdline.contains(&password), "password in `ps`: {cmdline}");
+    }
+    assert!(run.wait().unwrap().success());
 }

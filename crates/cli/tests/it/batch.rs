@@ -96,7 +96,59 @@ fn submit_then_remote_style_workers_then_top() {
             .env("WCLAB_REDIS_URL", server.url()),
     );
     assert_status(&o, 0);
-    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 3);
+    // The three most frequent words, most frequent first, ties by bytes.
+    let mut want: Vec<(Vec<u8>, u64)> = oracle::count_tree(&root).into_iter().collect();
+    want.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let want: Vec<String> = want[..3]
+        .iter()
+        .map(|(w, n)| format!("{}\t{n}", String::from_utf8_lossy(w)))
+        .collect();
+    let got: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(got, want);
+    // A job that does not exist is an error that says so, not an empty list.
+    let o = output(
+        wclab()
+            .args(["top", "--job", "no-such-job"])
+            .env("WCLAB_REDIS_URL", server.url()),
+    );
+    assert_status(&o, 2);
+    assert!(
+        stderr(&o).contains("no job \"no-such-job\""),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn globs_several_paths_and_the_long_flags_are_one_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = corpus::english(&dir.path().join("a"), 3, 5_000, 40);
+    let b = corpus::english(&dir.path().join("b"), 2, 5_000, 41);
+    std::fs::write(a.join("notes.md"), "not matched by the glob").unwrap();
+    let out = dir.path().join("counts.tsv");
+    let glob = format!("{}/*.txt", a.display());
+    let o = output(
+        wclab()
+            .args(["run", "--workers", "2", "--top", "4", "--json", "--output"])
+            .arg(&out)
+            .args(["--input", &glob])
+            .arg(&b),
+    );
+    assert_status(&o, 0);
+    let mut want = oracle::count_tree(&b);
+    for f in std::fs::read_dir(&a).unwrap() {
+        let p = f.unwrap().path();
+        if p.extension().is_some_and(|e| e == "txt") {
+            oracle::count(&std::fs::read(p).unwrap(), &mut want);
+        }
+    }
+    oracle::assert_same(&read_output(&out), &want);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["files"], 5, "{v}");
+    assert_eq!(v["top"].as_array().unwrap().len(), 4, "{v}");
 }
 
 #[test]
