@@ -164,7 +164,16 @@ local function submit(keys, args)
     end
   end
   redis.call('HSET', job, 'submitted_ms', tostring(ms))
+  redis.call('HINCRBY', job, 'submissions', 1)
   return added
+end
+
+-- What changes whenever the job is submitted (again): workers cache the
+-- job's description under it, instead of reading it for every task.
+local function job_stamp(job)
+  local ms = redis.call('HGET', job, 'submitted_ms') or ''
+  local n = redis.call('HGET', job, 'submissions') or ''
+  return ms .. '/' .. n
 end
 
 --[[
@@ -180,7 +189,9 @@ With a `spec` key, the time of the hand-out is written to it as
 claimed:<id> (a renewal leaves it alone), so that wclab_speculate can tell
 how long a task has been running rather than how long it has existed.
 Returns nil when there is nothing to do, otherwise
-  {'task', id, path, start, end, injected, deliveries}  or  {'dead', id}
+  {'task', id, path, start, end, injected, deliveries, job_stamp}  or  {'dead', id}
+where job_stamp changes whenever the job is submitted again (its
+description may have changed).
 ]]
 local function claim(keys, args)
   local tasks, dead, job, leases, submitted = keys[1], keys[2], keys[3], keys[4], keys[5]
@@ -245,7 +256,7 @@ local function claim(keys, args)
   end
   local f = entry_fields(entry)
   return {'task', entry[1], f.path or '', f.start or '0', f['end'] or '0',
-          f.injected or '0', deliveries}
+          f.injected or '0', deliveries, job_stamp(job)}
 end
 
 --[[

@@ -180,21 +180,16 @@ impl Chaos {
         if self.worker_kill_at.is_empty() && self.redis_plan.is_empty() {
             return Ok(());
         }
-        // Tasks handed out: the group's own count, unless a restore (from
-        // an AOF, say) left it behind what is committed or held right now.
-        let held: u64 = job::holders(store, keys)
-            .await?
-            .iter()
-            .map(|(_, n)| n)
-            .sum();
-        let delivered = job::delivered(store, keys).await?.max(committed + held);
+        // Tasks handed out: committed, or held (being counted, or counted
+        // and waiting for a merged commit: a task is pending until then).
+        let holders = job::holders(store, keys).await?;
+        let delivered = committed + holders.iter().map(|(_, n)| n).sum::<u64>();
         if self
             .worker_kill_at
             .front()
             .is_some_and(|&at| delivered >= at)
         {
-            self.kill_a_worker(store, keys, supervisor, delivered, say)
-                .await?;
+            self.kill_a_worker(&holders, supervisor, delivered, say);
         }
         let Some(server) = server else {
             return Ok(());
@@ -220,26 +215,25 @@ impl Chaos {
         Ok(())
     }
 
-    async fn kill_a_worker(
+    /// Kills one of our workers among `holders` (consumers and the tasks
+    /// they hold): killing an idle one shows nothing.
+    fn kill_a_worker(
         &mut self,
-        store: &mut Store,
-        keys: &JobKeys,
+        holders: &[(String, u64)],
         supervisor: &mut Supervisor,
         delivered: u64,
         say: &dyn Fn(String),
-    ) -> Result<()> {
-        // Only a worker that holds a task: killing an idle one shows nothing.
+    ) {
         let ours = supervisor.pids();
-        let mut holding: Vec<u32> = job::holders(store, keys)
-            .await?
-            .into_iter()
+        let mut holding: Vec<u32> = holders
+            .iter()
             .filter(|(_, n)| *n > 0)
-            .filter_map(|(consumer, _)| consumer_pid(&consumer))
+            .filter_map(|(consumer, _)| consumer_pid(consumer))
             .filter(|pid| ours.contains(pid))
             .collect();
         holding.sort_unstable();
         if holding.is_empty() {
-            return Ok(()); // next round
+            return; // next round
         }
         let pid = holding[self.rng.random_range(0..holding.len())];
         if supervisor.kill_pid(pid) {
@@ -250,7 +244,6 @@ impl Chaos {
                 self.workers_killed, self.plan.worker_kills
             ));
         }
-        Ok(())
     }
 
     async fn checkpoint_step(&mut self, store: &mut Store, keys: &JobKeys) -> Result<()> {

@@ -267,11 +267,18 @@ pub fn print(summary: &Summary, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// Creates (or empties) the `--output` file. Commands do it once before
+/// the job too, so that a path that cannot be written is found out before
+/// the work rather than after it.
+pub fn create_output(path: &Path) -> Result<std::fs::File> {
+    std::fs::File::create(path)
+        .with_context(|| format!("cannot create the --output file {}", path.display()))
+}
+
 /// Writes every word as `word<TAB>count`, count descending then bytes.
 pub async fn write_output(store: &mut Store, keys: &JobKeys, path: &Path) -> Result<()> {
     let words = results::all(store, keys).await?;
-    let file =
-        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let file = create_output(path)?;
     let mut w = std::io::BufWriter::new(file);
     for wc in &words {
         w.write_all(&wc.word)?;

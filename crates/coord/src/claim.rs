@@ -19,6 +19,9 @@ pub struct Task {
     pub injected_ms: u64,
     /// How many times the task has been handed out, this time included.
     pub deliveries: u64,
+    /// Changes whenever the job is submitted (again), so that a worker can
+    /// keep the job's description until then; `None`: read it anew.
+    pub job_stamp: Option<String>,
 }
 
 /// What a claim gave.
@@ -90,13 +93,15 @@ pub(crate) fn parse(reply: Value) -> Option<Claim> {
     };
     match text(items.first()?)?.as_str() {
         "dead" => Some(Claim::Buried(text(items.get(1)?)?)),
-        "task" if items.len() == 7 => Some(Claim::Task(Task {
+        // wclab_claim adds the job's stamp; wclab_speculate does not.
+        "task" if matches!(items.len(), 7 | 8) => Some(Claim::Task(Task {
             id: text(&items[1])?,
             path: text(&items[2])?,
             start: text(&items[3])?.parse().ok()?,
             end: text(&items[4])?.parse().ok()?,
             injected_ms: text(&items[5])?.parse().ok()?,
             deliveries: text(&items[6])?.parse().ok()?,
+            job_stamp: items.get(7).and_then(text),
         })),
         _ => None,
     }

@@ -179,46 +179,6 @@ impl JobPlan {
     }
 }
 
-/// How many tasks the consumer group has handed out for the first time
-/// (`entries-read` of XINFO GROUPS; steals are not counted). The labs
-/// schedule their faults on it: it advances with the job, whatever the
-/// speed of the machine.
-pub async fn delivered(store: &mut Store, keys: &JobKeys) -> Result<u64, CoordError> {
-    let groups: redis::Value = store
-        .call(
-            "read the consumer group",
-            redis::cmd("XINFO").arg("GROUPS").arg(&keys.tasks),
-        )
-        .await
-        .or_else(|e| match e {
-            // No stream yet (or a restored Redis that lost it).
-            CoordError::Redis { ref source, .. } if source.to_string().contains("no such key") => {
-                Ok(redis::Value::Array(Vec::new()))
-            }
-            e => Err(e),
-        })?;
-    let redis::Value::Array(groups) = groups else {
-        return Ok(0);
-    };
-    for g in groups {
-        let fields: HashMap<String, redis::Value> = match redis::from_redis_value(g) {
-            Ok(f) => f,
-            Err(_) => continue,
-        };
-        let is_ours = fields
-            .get("name")
-            .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
-            .is_some_and(|n| n == crate::GROUP);
-        if is_ours {
-            return Ok(fields
-                .get("entries-read")
-                .and_then(|v| redis::from_redis_value::<u64>(v.clone()).ok())
-                .unwrap_or(0));
-        }
-    }
-    Ok(0)
-}
-
 /// The consumers that hold tasks right now, with how many each holds.
 pub async fn holders(store: &mut Store, keys: &JobKeys) -> Result<Vec<(String, u64)>, CoordError> {
     let summary: redis::Value = store

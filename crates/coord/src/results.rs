@@ -176,8 +176,6 @@ pub async fn done(store: &mut Store, keys: &JobKeys) -> Result<Vec<DoneRecord>, 
 pub struct ServerWork {
     /// CPU seconds used by the server process (user + system).
     pub cpu_seconds: f64,
-    /// ZINCRBY calls executed (inside functions included).
-    pub zincrby_calls: u64,
     /// FCALL calls executed.
     pub fcall_calls: u64,
 }
@@ -205,8 +203,6 @@ pub async fn server_work(store: &mut Store) -> Result<ServerWork, CoordError> {
             .or_else(|| line.strip_prefix("used_cpu_user:"))
         {
             work.cpu_seconds += v.trim().parse::<f64>().unwrap_or(0.0);
-        } else if line.starts_with("cmdstat_zincrby:") {
-            work.zincrby_calls = calls(line);
         } else if line.starts_with("cmdstat_fcall:") {
             work.fcall_calls = calls(line);
         }

@@ -144,7 +144,7 @@ pub(crate) fn count_file_into(
             let r = r.start as usize..r.end as usize;
             prepare_map(&map, &r);
             // Nothing past this point can fail: the words go straight in.
-            text::count_range_into(&map, r, counter.threads, counts);
+            text::count_range_into(Isa::detect(), &map, r, counter.threads, counts);
             return Ok(());
         }
     }

@@ -5,7 +5,6 @@ use crate::scan::{scan_words, Isa, WordSink, POSITIONS};
 use crate::simd::Simd;
 use crate::table::{first_bytes, hash16, load8, LongTable, INLINE};
 use crate::Counts;
-use rayon::prelude::*;
 use std::ops::Range;
 
 /// Below this many bytes a range is counted on the calling thread: a
@@ -33,45 +32,22 @@ pub(crate) fn count_range_with(
     range: Range<usize>,
     threads: Option<usize>,
 ) -> Counts {
-    let end = range.end.min(data.len());
-    let start = range.start.min(end);
-    let len = end - start;
-    let parts = threads.unwrap_or_else(rayon::current_num_threads).max(1);
-    let count = |r: Range<usize>| {
-        let mut counts = Counts::with_capacity(INITIAL_WORDS);
-        count_into(isa, data, r, &mut counts, &mut Scratch::new());
-        counts
-    };
-    if len < PARALLEL_THRESHOLD || parts == 1 {
-        return count(start..end);
-    }
-    // Each part owns the words starting in it (see `Counter`), so the parts
-    // can be cut anywhere and their counts simply added.
-    let step = len.div_ceil(parts);
-    (0..parts)
-        .into_par_iter()
-        .map(|i| {
-            let s = (start + i * step).min(end);
-            count(s..(s + step).min(end))
-        })
-        .reduce_with(|mut a, b| {
-            a.merge(b);
-            a
-        })
-        .unwrap_or_default()
+    let mut counts = Counts::with_capacity(INITIAL_WORDS);
+    count_range_into(isa, data, range, threads, &mut counts);
+    counts
 }
 
 /// Adds the words of `data` whose first byte lies in `range` to `counts`,
 /// on up to `threads` threads: this one counts the first part straight
-/// into `counts`, the others count theirs into tables of their own, merged
-/// in at the end.
+/// into `counts`, the others count the rest into a table of their own,
+/// merged in at the end.
 pub(crate) fn count_range_into(
+    isa: Isa,
     data: &[u8],
     range: Range<usize>,
     threads: Option<usize>,
     counts: &mut Counts,
 ) {
-    let isa = Isa::detect();
     let end = range.end.min(data.len());
     let start = range.start.min(end);
     let len = end - start;
@@ -80,16 +56,14 @@ pub(crate) fn count_range_into(
         count_into(isa, data, start..end, counts, &mut Scratch::new());
         return;
     }
-    let step = len.div_ceil(parts);
-    let part = |i: usize| {
-        let s = (start + i * step).min(end);
-        s..(s + step).min(end)
-    };
-    let (_, others) = rayon::join(
-        || count_into(isa, data, part(0), counts, &mut Scratch::new()),
-        || count_range_with(isa, data, part(1).start..end, Some(parts - 1)),
+    // Each part owns the words starting in it (see `Counter`), so the parts
+    // can be cut anywhere and their counts simply added.
+    let split = start + len.div_ceil(parts);
+    let (_, rest) = rayon::join(
+        || count_into(isa, data, start..split, counts, &mut Scratch::new()),
+        || count_range_with(isa, data, split..end, Some(parts - 1)),
     );
-    counts.merge(others);
+    counts.merge(rest);
 }
 
 /// Adds the words of `data` whose first byte lies in `range` to `counts`,

@@ -314,14 +314,18 @@ impl Session {
         self.shared.raft.metrics().borrow().current_leader
     }
 
-    fn addr_of(&self, id: NodeId) -> Option<String> {
-        let m = self
-            .shared
+    /// The membership this node knows (the last one in its log).
+    fn membership(&self) -> Arc<openraft::StoredMembership<NodeId, Node>> {
+        self.shared
             .raft
             .metrics()
             .borrow()
             .membership_config
-            .clone();
+            .clone()
+    }
+
+    fn addr_of(&self, id: NodeId) -> Option<String> {
+        let m = self.membership();
         m.membership().get_node(&id).map(|n| n.addr.clone())
     }
 
@@ -505,13 +509,7 @@ impl Session {
                 {
                     return Frame::err(format!("ERR add learner: {e}"));
                 }
-                let m = self
-                    .shared
-                    .raft
-                    .metrics()
-                    .borrow()
-                    .membership_config
-                    .clone();
+                let m = self.membership();
                 let mut voters: BTreeSet<NodeId> = m.membership().voter_ids().collect();
                 voters.insert(id);
                 match self.shared.raft.change_membership(voters, false).await {

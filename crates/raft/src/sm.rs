@@ -99,28 +99,9 @@ async fn must(redis: &mut Conn, args: &[&[u8]]) -> io::Result<Frame> {
 impl Inner {
     async fn dump(&mut self) -> io::Result<Dataset> {
         let mut ds = Dataset::default();
-        let mut cursor = b"0".to_vec();
-        loop {
-            let reply = must(&mut self.redis, &[b"SCAN", &cursor, b"COUNT", b"1000"]).await?;
-            let Frame::Array(Some(parts)) = reply else {
-                return Err(io::Error::other("bad SCAN reply"));
-            };
-            cursor = parts
-                .first()
-                .and_then(Frame::as_bytes)
-                .unwrap_or(b"0")
-                .to_vec();
-            if let Some(Frame::Array(Some(keys))) = parts.get(1) {
-                for k in keys {
-                    let Some(k) = k.as_bytes() else { continue };
-                    if let Frame::Bulk(Some(payload)) = must(&mut self.redis, &[b"DUMP", k]).await?
-                    {
-                        ds.keys.push((k.to_vec(), payload));
-                    }
-                }
-            }
-            if cursor == b"0" {
-                break;
+        for k in all_keys(&mut self.redis).await? {
+            if let Frame::Bulk(Some(payload)) = must(&mut self.redis, &[b"DUMP", &k]).await? {
+                ds.keys.push((k, payload));
             }
         }
         if let Frame::Bulk(Some(f)) = must(&mut self.redis, &[b"FUNCTION", b"DUMP"]).await? {
@@ -339,8 +320,8 @@ fn push(out: &mut Vec<u8>, f: &Frame) {
     f.encode(out);
 }
 
-/// The canonical logical form of the whole dataset: (number of keys, bytes).
-pub(crate) async fn canonical(redis: &mut Conn) -> io::Result<(usize, Vec<u8>)> {
+/// Every key of the dataset, sorted (SCAN may return a key twice).
+async fn all_keys(redis: &mut Conn) -> io::Result<Vec<Vec<u8>>> {
     let mut keys: Vec<Vec<u8>> = Vec::new();
     let mut cursor = b"0".to_vec();
     loop {
@@ -362,6 +343,12 @@ pub(crate) async fn canonical(redis: &mut Conn) -> io::Result<(usize, Vec<u8>)> 
     }
     keys.sort();
     keys.dedup();
+    Ok(keys)
+}
+
+/// The canonical logical form of the whole dataset: (number of keys, bytes).
+pub(crate) async fn canonical(redis: &mut Conn) -> io::Result<(usize, Vec<u8>)> {
+    let keys = all_keys(redis).await?;
     let mut out = Vec::new();
     for k in &keys {
         out.extend_from_slice(k);

@@ -47,6 +47,12 @@ pub fn workers_of(parent: u32) -> Vec<u32> {
         .collect()
 }
 
+/// True when `pid` no longer runs: gone, or a zombie waiting for its
+/// parent to reap it.
+pub fn is_dead(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
+}
+
 /// SIGKILL, as a crash.
 pub fn kill9(pid: u32) {
     let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);

@@ -180,7 +180,8 @@ pub struct Worker {
     store: Store,
     keys: JobKeys,
     config: WorkerConfig,
-    spec: Option<Arc<JobSpec>>,
+    /// The job's description, with the job stamp it was read under.
+    spec: Option<(String, Arc<JobSpec>)>,
     report: WorkerReport,
     /// Counted tasks waiting for the next merged commit.
     uncommitted: Uncommitted,
@@ -400,15 +401,22 @@ impl Worker {
         Ok(task)
     }
 
-    /// The job's description, read for every task: a long-running worker
-    /// outlives jobs, and a job submitted again under the same name may
-    /// have other roots or another format.
-    async fn job_spec(&mut self) -> Result<Option<Arc<JobSpec>>, CoordError> {
-        let spec = job::spec(&mut self.store, &self.keys).await?;
-        if spec.as_ref() != self.spec.as_deref() {
-            self.spec = spec.map(Arc::new);
+    /// The job's description for `task`. A long-running worker outlives
+    /// jobs, and a job submitted again under the same name may have other
+    /// roots or another format: the description is read again whenever
+    /// the job's stamp in the claim differs from the one it was read under.
+    async fn job_spec(&mut self, task: &Task) -> Result<Option<Arc<JobSpec>>, CoordError> {
+        if let (Some(stamp), Some((read_under, spec))) = (&task.job_stamp, &self.spec) {
+            if stamp == read_under {
+                return Ok(Some(spec.clone()));
+            }
         }
-        Ok(self.spec.clone())
+        let spec = job::spec(&mut self.store, &self.keys).await?.map(Arc::new);
+        self.spec = match (&task.job_stamp, &spec) {
+            (Some(stamp), Some(spec)) => Some((stamp.clone(), spec.clone())),
+            _ => None,
+        };
+        Ok(spec)
     }
 
     async fn handle(
@@ -420,7 +428,7 @@ impl Worker {
         let _enter = span.enter();
         testing::pause_at(testing::Point::AfterClaim);
 
-        let Some(spec) = self.job_spec().await? else {
+        let Some(spec) = self.job_spec(&task).await? else {
             return self
                 .bury(
                     &task,

@@ -71,8 +71,7 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
 
     // An output that cannot be written is found out now, not after the job.
     if let Some(path) = &args.output.output {
-        std::fs::File::create(path)
-            .with_context(|| format!("cannot create the --output file {}", path.display()))?;
+        report::create_output(path)?;
     }
     let chaos_plan = ChaosPlan {
         worker_kills: args.chaos_kills,

@@ -1,6 +1,6 @@
 use super::Outcome;
 use crate::cli::SubmitArgs;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::time::Instant;
 use wclab_coord::{job, JobKeys};
 
@@ -21,8 +21,7 @@ pub async fn submit(args: SubmitArgs) -> Result<Outcome> {
         }
     }
     if let Some(path) = args.output.output.as_ref().filter(|_| args.wait) {
-        std::fs::File::create(path)
-            .with_context(|| format!("cannot create the --output file {}", path.display()))?;
+        crate::report::create_output(path)?;
     }
     let started = Instant::now();
     let plan = super::run::plan(&inputs, &args.input);

@@ -337,10 +337,7 @@ fn a_run_killed_with_sigkill_leaves_no_redis_server_or_worker_behind() {
         std::time::Duration::from_secs(30),
         || {
             kids.iter()
-                .all(|p| {
-                    std::fs::read_to_string(format!("/proc/{p}/stat"))
-                        .map_or(true, |s| s.contains(") Z "))
-                })
+                .all(|&p| wclab_testkit::procs::is_dead(p))
                 .then_some(())
         },
     );

@@ -444,9 +444,7 @@ fn a_follower_killed_and_a_node_restarted_with_an_empty_directory_catch_up() {
     let orphan = cluster.nodes[f].kill_sidecar();
     cluster.nodes[f].start();
     assert!(
-        !Path::new(&format!("/proc/{orphan}")).exists()
-            || std::fs::read_to_string(format!("/proc/{orphan}/stat"))
-                .is_ok_and(|s| s.contains(") Z ")),
+        procs::is_dead(orphan),
         "the redis-server of the crashed sidecar is still running"
     );
     wait_progress(&cluster, "follower", &mut seen, 20, 50);
