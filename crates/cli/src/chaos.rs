@@ -228,7 +228,7 @@ impl Chaos {
         let mut holding: Vec<u32> = holders
             .iter()
             .filter(|(_, n)| *n > 0)
-            .filter_map(|(consumer, _)| consumer_pid(consumer))
+            .filter_map(|(consumer, _)| wclab_worker::consumer_pid(consumer))
             .filter(|pid| ours.contains(pid))
             .collect();
         holding.sort_unstable();
@@ -365,23 +365,9 @@ impl Chaos {
     }
 }
 
-/// The PID in a consumer name `host-pid-xxxx` (see `consumer_name`).
-fn consumer_pid(consumer: &str) -> Option<u32> {
-    let mut parts = consumer.rsplit('-');
-    parts.next()?;
-    parts.next()?.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_consumer_name_gives_its_pid() {
-        assert_eq!(consumer_pid("vm-12692-bf86"), Some(12692));
-        assert_eq!(consumer_pid("my-host-7-0001"), Some(7));
-        assert_eq!(consumer_pid("nopid"), None);
-    }
 
     #[test]
     fn the_plan_has_every_kind_of_crash_and_is_seeded() {

@@ -161,6 +161,14 @@ pub fn consumer_name() -> String {
     )
 }
 
+/// The PID in a consumer name made by [`consumer_name`]; supervisors use it
+/// to find which of their workers hold tasks.
+pub fn consumer_pid(consumer: &str) -> Option<u32> {
+    let mut parts = consumer.rsplit('-');
+    parts.next()?;
+    parts.next()?.parse().ok()
+}
+
 /// What a worker did before it stopped.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WorkerReport {
@@ -553,5 +561,22 @@ impl Worker {
         )
         .await?;
         Ok(Handled::DeadLettered)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_consumer_name_gives_its_pid() {
+        assert_eq!(consumer_pid("vm-12692-bf86"), Some(12692));
+        assert_eq!(consumer_pid("my-host-7-0001"), Some(7));
+        assert_eq!(consumer_pid("nopid"), None);
+        assert_eq!(
+            consumer_pid(&consumer_name()),
+            Some(std::process::id()),
+            "the two agree"
+        );
     }
 }

@@ -357,20 +357,11 @@ async fn event(
 /// PIDs of the workers that hold a task now, from the consumer names in
 /// the pending list (`host-pid-xxxx`, see `wclab_worker::consumer_name`).
 async fn busy_pids(store: &mut Store, keys: &JobKeys) -> Result<Vec<u32>> {
-    let pending: Vec<(String, String, u64, u64)> = store
-        .call(
-            "list the tasks in flight",
-            redis::cmd("XPENDING")
-                .arg(&keys.tasks)
-                .arg(GROUP)
-                .arg("-")
-                .arg("+")
-                .arg(100),
-        )
-        .await?;
-    Ok(pending
+    Ok(job::holders(store, keys)
+        .await?
         .iter()
-        .filter_map(|(_, consumer, _, _)| consumer.rsplit('-').nth(1)?.parse().ok())
+        .filter(|(_, n)| *n > 0)
+        .filter_map(|(consumer, _)| wclab_worker::consumer_pid(consumer))
         .collect())
 }
 
