@@ -308,13 +308,44 @@ with one ZUNIONSTORE, which is faster per word than that many ZINCRBYs;
 `merging` is gone again when the function returns. Smaller commits (a
 stream's tweets) use ZINCRBY, which costs nothing per word already there.
 Returns {1, n} or {0, id, id, ...}.
+
+wclab_commit_staged KEYS: the same
+                    ARGV: now_ms, group, consumer, n, id_1, bytes_1, ... id_n, bytes_n,
+                          words, distinct
+
+The same commit, for words already in `merging` (score = count): the
+caller ZADDs them there and calls this in one MULTI/EXEC, so that Redis
+takes the words in its native argument parsing, not as Lua strings (which
+costs more than the sorted set itself for a commit of most of the
+vocabulary). `distinct` must be the number of members staged; anything
+else is an error and changes nothing (say a ZADD of the same MULTI failed).
+`merging` is always gone when the function returns. Not for a Raft
+cluster, which has no MULTI.
 ]]
 local UNION_MIN_WORDS = 1000
 -- Arguments per multi-member ZADD: below Lua's unpack limit (8000), even.
 local ZADD_CHUNK = 7000
 
+-- Sums the sorted set `merging` (npairs members) into `counts` and removes
+-- it: renamed into an empty `counts`, one ZUNIONSTORE when it is big next to
+-- `counts`, ZINCRBYs when it is small (a union would rebuild all of `counts`).
+local function fold_merging(counts, merging, npairs, existing)
+  if existing == 0 then
+    redis.call('RENAME', merging, counts)
+  elseif npairs * 4 < existing then
+    local flat = redis.call('ZRANGE', merging, 0, -1, 'WITHSCORES')
+    for i = 1, #flat, 2 do
+      redis.call('ZINCRBY', counts, flat[i + 1], flat[i])
+    end
+    redis.call('UNLINK', merging)
+  else
+    redis.call('ZUNIONSTORE', counts, 2, counts, merging)
+    redis.call('UNLINK', merging)
+  end
+end
+
 -- Adds the (count, word) pairs of args[first..]; returns how many.
-local function add_counts(counts, merging, args, first)
+local function add_pairs(counts, merging, args, first)
   local npairs = (#args - first + 1) / 2
   if npairs <= 0 then
     return 0
@@ -326,30 +357,31 @@ local function add_counts(counts, merging, args, first)
     end
     return npairs
   end
-  -- Into an empty `counts` the words go straight in.
-  local target = existing == 0 and counts or merging
   for i = first, #args, ZADD_CHUNK do
-    redis.call('ZADD', target, unpack(args, i, math.min(#args, i + ZADD_CHUNK - 1)))
+    redis.call('ZADD', merging, unpack(args, i, math.min(#args, i + ZADD_CHUNK - 1)))
   end
-  if target == merging then
-    redis.call('ZUNIONSTORE', counts, 2, counts, merging)
-    redis.call('UNLINK', merging)
-  end
+  fold_merging(counts, merging, npairs, existing)
   return npairs
 end
 
-local function commit(keys, args)
+local function commit_with(keys, args, staged)
   local tasks, counts, done, job, leases, merging = keys[1], keys[2], keys[3], keys[4], keys[5], keys[6]
   local ms = now_ms(args[1])
   local group, consumer = args[2], args[3]
   local n = tonumber(args[4])
+  local function refuse(reply)
+    if staged then
+      redis.call('UNLINK', merging)
+    end
+    return reply
+  end
 
   local records, gone, seen = {}, {0}, {}
   for i = 0, n - 1 do
     local id = args[5 + 2 * i]
     if seen[id] then
       -- Its counts would be in the merged words twice, its XACK once.
-      return redis.error_reply('ERR wclab_commit: task ' .. id .. ' given twice in one commit')
+      return refuse(redis.error_reply('ERR wclab_commit: task ' .. id .. ' given twice in one commit'))
     end
     seen[id] = true
     local p = pending(tasks, group, id)
@@ -360,12 +392,27 @@ local function commit(keys, args)
     end
   end
   if #gone > 1 then
-    return gone
+    return refuse(gone)
   end
 
   local words = tonumber(args[5 + 2 * n])
+  local updates
+  if staged then
+    local distinct = tonumber(args[6 + 2 * n])
+    local present = redis.call('ZCARD', merging)
+    if present ~= distinct then
+      return refuse(redis.error_reply('ERR wclab_commit_staged: ' .. present .. ' words staged in ' ..
+                                      merging .. ', ' .. tostring(distinct) .. ' expected'))
+    end
+    if distinct > 0 then
+      fold_merging(counts, merging, distinct, redis.call('ZCARD', counts))
+    end
+    updates = distinct
+  else
+    updates = add_pairs(counts, merging, args, 6 + 2 * n)
+  end
   -- Sorted-set updates: the Redis work of the job, reported per input MB.
-  redis.call('HINCRBY', job, 'word_updates', add_counts(counts, merging, args, 6 + 2 * n))
+  redis.call('HINCRBY', job, 'word_updates', updates)
   local bytes = 0
   for _, r in ipairs(records) do
     local id = r[1]
@@ -384,6 +431,14 @@ local function commit(keys, args)
   redis.call('HINCRBY', job, 'bytes_done', bytes)
   redis.call('HINCRBY', job, 'words_done', words)
   return {1, n}
+end
+
+local function commit(keys, args)
+  return commit_with(keys, args, false)
+end
+
+local function commit_staged(keys, args)
+  return commit_with(keys, args, true)
 end
 
 --[[
@@ -433,6 +488,7 @@ redis.register_function('wclab_submit', submit)
 redis.register_function('wclab_claim', claim)
 redis.register_function('wclab_renew', renew)
 redis.register_function('wclab_commit', commit)
+redis.register_function('wclab_commit_staged', commit_staged)
 redis.register_function('wclab_dead', dead_letter)
 redis.register_function('wclab_release', release)
 

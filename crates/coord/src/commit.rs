@@ -25,8 +25,25 @@ pub enum CommitOutcome {
     NotPending(Vec<String>),
 }
 
-/// Commits `tasks` with the merged `words` of all of them, in one FCALL.
+/// Commits with at least this many distinct words are staged: a native
+/// ZADD and `wclab_commit_staged` in one MULTI/EXEC. Smaller ones travel
+/// as FCALL arguments and are added with ZINCRBY, which is cheapest when
+/// few words are new.
+const STAGED_MIN_WORDS: usize = 1000;
+
+/// Members per staging ZADD (one command stays well inside Redis's limits
+/// on arguments and query buffers).
+const ZADD_MEMBERS: usize = 100_000;
+
+/// Commits `tasks` with the merged `words` of all of them, atomically.
 /// Every word must appear once.
+///
+/// A big batch's words are staged with a native ZADD in the same
+/// transaction as the commit's function: Redis then parses them once, into
+/// its own strings, instead of handing Lua hundreds of thousands of
+/// arguments (on a 2-core machine, with 83 k words, 38 ms of Redis time
+/// against 85 ms; see bench/). On a Raft cluster, which has no MULTI, they
+/// are FCALL arguments.
 pub async fn commit<'w>(
     store: &mut Store,
     keys: &JobKeys,
@@ -34,11 +51,56 @@ pub async fn commit<'w>(
     tasks: &[Committed<'_>],
     words: impl IntoIterator<Item = (&'w [u8], u64)>,
 ) -> Result<CommitOutcome, CoordError> {
-    let words: Vec<(&[u8], u64)> = words.into_iter().collect();
-    let total: u64 = words.iter().map(|w| w.1).sum();
+    let mut words: Vec<(&[u8], u64)> = words.into_iter().collect();
+    if words.len() >= STAGED_MIN_WORDS && store.transactions() {
+        sort_for_insertion(&mut words);
+        match staged(store, keys, consumer, tasks, &words).await {
+            Err(e) if refuses_transactions(&e) => store.no_transactions(),
+            outcome => return outcome,
+        }
+    }
+    as_arguments(store, keys, consumer, tasks, &words).await
+}
+
+/// Sorts words into the reverse of the sorted set's order (count, then
+/// word, descending), the order in which Redis inserts them fastest: each
+/// new member is the smallest so far, so the skip list's search for its
+/// place ends at the head at once. Measured with the bench corpus's 83 k
+/// words: ZADD 30 ms against 96 ms in hash order and 44 ms ascending.
+///
+/// Only speed depends on the order, so it need not be exact: a radix sort
+/// on the count and the word's first eight bytes, 2 ms for those words
+/// against 6 ms for a comparison sort of whole words (it is on the
+/// worker's critical path too).
+fn sort_for_insertion(words: &mut Vec<(&[u8], u64)>) {
+    fn prefix(word: &[u8]) -> u64 {
+        let mut b = [0u8; 8];
+        let n = word.len().min(8);
+        b[..n].copy_from_slice(&word[..n]);
+        u64::from_be_bytes(b)
+    }
+    // Descending: complements sort in reverse.
+    let mut keyed: Vec<(u32, u64, u32)> = words
+        .iter()
+        .enumerate()
+        .map(|(i, (w, n))| (!((*n).min(u32::MAX as u64) as u32), !prefix(w), i as u32))
+        .collect();
+    radsort::sort_by_key(&mut keyed, |k| (k.0, k.1));
+    *words = keyed.iter().map(|k| words[k.2 as usize]).collect();
+}
+
+/// The FCALL head of either commit function: keys, consumer, tasks, total.
+fn commit_call(
+    store: &Store,
+    function: &str,
+    keys: &JobKeys,
+    consumer: &str,
+    tasks: &[Committed<'_>],
+    words: &[(&[u8], u64)],
+) -> redis::Cmd {
     let mut cmd = crate::function_call(
         store,
-        "wclab_commit",
+        function,
         &[
             &keys.tasks,
             &keys.counts,
@@ -52,11 +114,56 @@ pub async fn commit<'w>(
     for t in tasks {
         cmd.arg(t.id).arg(t.bytes);
     }
-    cmd.arg(total);
+    cmd.arg(words.iter().map(|w| w.1).sum::<u64>());
+    cmd
+}
+
+async fn as_arguments(
+    store: &mut Store,
+    keys: &JobKeys,
+    consumer: &str,
+    tasks: &[Committed<'_>],
+    words: &[(&[u8], u64)],
+) -> Result<CommitOutcome, CoordError> {
+    let mut cmd = commit_call(store, "wclab_commit", keys, consumer, tasks, words);
     for (word, n) in words {
-        cmd.arg(n).arg(word);
+        cmd.arg(*n).arg(*word);
     }
     let reply: Value = store.call("commit counts", &cmd).await?;
+    outcome(store, reply)
+}
+
+async fn staged(
+    store: &mut Store,
+    keys: &JobKeys,
+    consumer: &str,
+    tasks: &[Committed<'_>],
+    words: &[(&[u8], u64)],
+) -> Result<CommitOutcome, CoordError> {
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    // Empty already, unless an earlier transaction failed half-way.
+    pipe.cmd("UNLINK").arg(&keys.merging).ignore();
+    for chunk in words.chunks(ZADD_MEMBERS) {
+        let zadd = pipe.cmd("ZADD").arg(&keys.merging);
+        for (word, n) in chunk {
+            zadd.arg(*n).arg(*word);
+        }
+        zadd.ignore();
+    }
+    let mut call = commit_call(store, "wclab_commit_staged", keys, consumer, tasks, words);
+    call.arg(words.len());
+    pipe.add_command(call);
+    let (reply,): (Value,) = store.call_pipe("commit counts (staged)", &pipe).await?;
+    outcome(store, reply)
+}
+
+/// A server that takes no MULTI: a Raft node's sidecar.
+fn refuses_transactions(e: &CoordError) -> bool {
+    matches!(e, CoordError::Redis { source, .. } if source.to_string().contains("MULTI is not supported"))
+}
+
+fn outcome(store: &Store, reply: Value) -> Result<CommitOutcome, CoordError> {
     match reply {
         Value::Array(items) if matches!(items.first(), Some(Value::Int(1))) => {
             Ok(CommitOutcome::Applied)

@@ -96,6 +96,9 @@ pub struct Store {
     conn: Option<MultiplexedConnection>,
     policy: RetryPolicy,
     library_checked_once: bool,
+    /// Whether MULTI/EXEC may be used: not on a Raft cluster, whose
+    /// sidecars replicate single commands only.
+    transactions: bool,
 }
 
 impl Store {
@@ -112,6 +115,7 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let transactions = !target.is_cluster();
         let mut store = Store {
             target,
             clients,
@@ -119,6 +123,7 @@ impl Store {
             conn: None,
             policy,
             library_checked_once: false,
+            transactions,
         };
         store.connection().await?;
         Ok(store)
@@ -127,6 +132,21 @@ impl Store {
     /// The server this store talks to.
     pub fn target(&self) -> &RedisTarget {
         &self.target
+    }
+
+    /// Whether this server takes MULTI/EXEC transactions (as far as is known:
+    /// false for several endpoints, and after a server refused one).
+    pub(crate) fn transactions(&self) -> bool {
+        self.transactions
+    }
+
+    /// Records that the server refused a transaction (a single node of a
+    /// Raft cluster, given as a plain URL).
+    pub(crate) fn no_transactions(&mut self) {
+        if self.transactions {
+            tracing::info!(target = %self.target, "the server takes no MULTI (a Raft node?): commits go as FCALL arguments");
+        }
+        self.transactions = false;
     }
 
     /// Changes how long calls keep retrying.

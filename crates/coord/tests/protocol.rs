@@ -247,63 +247,202 @@ async fn a_worker_before_its_job_is_simply_idle() {
     );
 }
 
-#[tokio::test]
-async fn big_and_small_commits_add_the_same_as_one_zincrby_per_word() {
-    // Big commits go through a ZADD + ZUNIONSTORE of the merged words,
-    // small ones through ZINCRBY: the sums must not differ.
-    let (_s, mut store, keys) = setup(4).await;
-    let mut want: std::collections::HashMap<Vec<u8>, u64> = Default::default();
-    let batches: [(usize, usize, u64); 4] = [
-        (0, 1500, 1),    // into an empty set: straight in
-        (500, 2500, 7),  // half new, half old: merged with ZUNIONSTORE
-        (2000, 2010, 3), // a few words: ZINCRBY
-        (0, 3000, 2),    // everything again
-    ];
-    for (i, (from, to, n)) in batches.iter().enumerate() {
-        let id = task(&mut store, &keys, "w", LONG).await;
-        let words: Vec<(Vec<u8>, u64)> = (*from..*to)
-            .map(|w| (format!("w{w}").into_bytes(), n + w as u64 % 5))
-            .collect();
-        for (w, c) in &words {
-            *want.entry(w.clone()).or_default() += c;
-        }
-        let done = [Committed { id: &id, bytes: 10 }];
-        let out = commit(
-            &mut store,
-            &keys,
-            "w",
-            &done,
-            words.iter().map(|(w, c)| (w.as_slice(), *c)),
-        )
+/// A store on `server` that sends big commits as FCALL arguments, as to a
+/// Raft cluster: the same server named twice is "several endpoints".
+async fn argument_store(server: &RedisServer) -> Store {
+    let url = format!("{},{}", server.url(), server.url());
+    Store::connect(RedisTarget::parse(&url).unwrap(), RetryPolicy::FAIL_FAST)
         .await
-        .unwrap();
-        assert_eq!(out, CommitOutcome::Applied, "batch {i}");
-    }
-    let got: std::collections::HashMap<Vec<u8>, u64> = results::all(&mut store, &keys)
+        .unwrap()
+}
+
+fn words(from: usize, to: usize, n: u64) -> Vec<(Vec<u8>, u64)> {
+    (from..to)
+        .map(|w| (format!("w{w}").into_bytes(), n + w as u64 % 5))
+        .collect()
+}
+
+async fn counts(store: &mut Store, keys: &JobKeys) -> std::collections::HashMap<Vec<u8>, u64> {
+    results::all(store, keys)
         .await
         .unwrap()
         .into_iter()
         .map(|w| (w.word, w.count))
-        .collect();
-    assert_eq!(got, want);
-    let st = job::status(&mut store, &keys).await.unwrap();
-    assert_eq!(st.words_done, want.values().sum::<u64>());
+        .collect()
+}
+
+async fn command_calls(store: &mut Store, cmd: &str) -> u64 {
+    let stats: String = store
+        .call("stats", redis::cmd("INFO").arg("commandstats"))
+        .await
+        .unwrap();
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{cmd}:calls=")))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn staging_is_gone(store: &mut Store, keys: &JobKeys) {
     let scratch: u64 = store
         .call("exists", redis::cmd("EXISTS").arg(&keys.merging))
         .await
         .unwrap();
     assert_eq!(scratch, 0, "the scratch set is gone after the commit");
-    let stats: String = store
-        .call("stats", redis::cmd("INFO").arg("commandstats"))
+}
+
+/// Every way words reach `counts`, by both routes (staged in a MULTI, and
+/// as FCALL arguments for a Raft cluster): the sums must not differ.
+#[tokio::test]
+async fn big_and_small_commits_add_the_same_as_one_zincrby_per_word() {
+    for staged in [true, false] {
+        let (server, store, keys) = setup(5).await;
+        let mut store = if staged {
+            store
+        } else {
+            argument_store(&server).await
+        };
+        let mut want: std::collections::HashMap<Vec<u8>, u64> = Default::default();
+        let batches: [(usize, usize, u64); 5] = [
+            (0, 1500, 1),    // into an empty set: renamed into place
+            (500, 2500, 7),  // half new, half old: merged with ZUNIONSTORE
+            (2000, 2010, 3), // a few words: ZINCRBY
+            (0, 5000, 2),    // everything again, and more
+            (6000, 7100, 1), // 1100 words beside 5000: ZINCRBY
+        ];
+        for (i, (from, to, n)) in batches.iter().enumerate() {
+            let id = task(&mut store, &keys, "w", LONG).await;
+            let words = words(*from, *to, *n);
+            for (w, c) in &words {
+                *want.entry(w.clone()).or_default() += c;
+            }
+            let done = [Committed { id: &id, bytes: 10 }];
+            let out = commit(
+                &mut store,
+                &keys,
+                "w",
+                &done,
+                words.iter().map(|(w, c)| (w.as_slice(), *c)),
+            )
+            .await
+            .unwrap();
+            assert_eq!(out, CommitOutcome::Applied, "batch {i}, staged {staged}");
+        }
+        assert_eq!(counts(&mut store, &keys).await, want, "staged {staged}");
+        let st = job::status(&mut store, &keys).await.unwrap();
+        assert_eq!(st.words_done, want.values().sum::<u64>());
+        assert_eq!(st.word_updates, 1500 + 2000 + 10 + 5000 + 1100);
+        staging_is_gone(&mut store, &keys).await;
+        assert_eq!(command_calls(&mut store, "zunionstore").await, 2);
+        assert_eq!(command_calls(&mut store, "zincrby").await, 10 + 1100);
+        assert_eq!(command_calls(&mut store, "rename").await, 1);
+        // One transaction per big commit, unless Redis has no MULTI.
+        assert_eq!(
+            command_calls(&mut store, "exec").await,
+            if staged { 4 } else { 0 }
+        );
+    }
+}
+
+/// A big commit whose tasks were committed meanwhile by a thief changes
+/// nothing, and leaves nothing staged that a later commit could pick up.
+#[tokio::test]
+async fn a_refused_big_commit_leaves_nothing_behind() {
+    let (_s, mut store, keys) = setup(2).await;
+    let a = task(&mut store, &keys, "w", LONG).await;
+    let b = task(&mut store, &keys, "w", LONG).await;
+    let only_b = [Committed { id: &b, bytes: 10 }];
+    let small = words(0, 10, 1);
+    commit(
+        &mut store,
+        &keys,
+        "thief",
+        &only_b,
+        small.iter().map(|(w, c)| (w.as_slice(), *c)),
+    )
+    .await
+    .unwrap();
+    let before = counts(&mut store, &keys).await;
+    let both = [
+        Committed { id: &a, bytes: 10 },
+        Committed { id: &b, bytes: 10 },
+    ];
+    let big = words(0, 5000, 3);
+    let out = commit(
+        &mut store,
+        &keys,
+        "w",
+        &both,
+        big.iter().map(|(w, c)| (w.as_slice(), *c)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out, CommitOutcome::NotPending(vec![b.clone()]));
+    assert_eq!(counts(&mut store, &keys).await, before);
+    staging_is_gone(&mut store, &keys).await;
+    assert_eq!(job::status(&mut store, &keys).await.unwrap().files_done, 1);
+}
+
+/// What a failed transaction might have left in the scratch set is thrown
+/// away, never added; and the function itself refuses a staging that does
+/// not hold the number of words the caller says it staged.
+#[tokio::test]
+async fn stale_or_missing_staged_words_are_never_counted() {
+    let (_s, mut store, keys) = setup(2).await;
+    let junk: Vec<String> = (0..2000)
+        .flat_map(|i| ["1000".to_string(), format!("junk{i}")])
+        .collect();
+    let _: u64 = store
+        .call(
+            "stage junk",
+            redis::cmd("ZADD").arg(&keys.merging).arg(&junk),
+        )
         .await
         .unwrap();
-    let calls = |cmd: &str| -> u64 {
-        stats
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("cmdstat_{cmd}:calls=")))
-            .and_then(|rest| rest.split(',').next()?.parse().ok())
-            .unwrap_or(0)
-    };
-    assert_eq!(calls("zunionstore"), 2, "{stats}");
-    assert_eq!(calls("zincrby"), 10, "{stats}");
+    let a = task(&mut store, &keys, "w", LONG).await;
+    let big = words(0, 1500, 2);
+    let done = [Committed { id: &a, bytes: 10 }];
+    let out = commit(
+        &mut store,
+        &keys,
+        "w",
+        &done,
+        big.iter().map(|(w, c)| (w.as_slice(), *c)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out, CommitOutcome::Applied);
+    let want: std::collections::HashMap<Vec<u8>, u64> = big.into_iter().collect();
+    assert_eq!(counts(&mut store, &keys).await, want);
+
+    // Called directly, with 3 words said to be staged and none there.
+    let b = task(&mut store, &keys, "w", LONG).await;
+    let mut call = redis::cmd("FCALL");
+    call.arg("wclab_commit_staged").arg(6);
+    for k in [
+        &keys.tasks,
+        &keys.counts,
+        &keys.done,
+        &keys.job,
+        &keys.leases,
+        &keys.merging,
+    ] {
+        call.arg(k);
+    }
+    call.arg("")
+        .arg(wclab_coord::GROUP)
+        .arg("w")
+        .arg(1)
+        .arg(&b)
+        .arg(10)
+        .arg(6)
+        .arg(3);
+    let err = store
+        .call::<redis::Value>("staged", &call)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("0 words staged"), "{err}");
+    assert_eq!(counts(&mut store, &keys).await, want);
+    let st = job::status(&mut store, &keys).await.unwrap();
+    assert_eq!(st.files_done, 1, "the task was not acknowledged");
 }

@@ -222,6 +222,10 @@ struct Session {
     authed: bool,
     redis: Option<Conn>,
     proxy: Option<(NodeId, Conn)>,
+    /// Inside a MULTI, which is refused: every command up to EXEC or
+    /// DISCARD is refused too, so that no part of the client's transaction
+    /// runs on its own.
+    refused_multi: bool,
 }
 
 async fn serve_conn(shared: Arc<Shared>, stream: TcpStream) -> std::io::Result<()> {
@@ -233,6 +237,7 @@ async fn serve_conn(shared: Arc<Shared>, stream: TcpStream) -> std::io::Result<(
         shared,
         redis: None,
         proxy: None,
+        refused_multi: false,
     };
     while let Some(frame) = read_frame(&mut rd).await? {
         let Some(args) = frame.into_args() else {
@@ -274,12 +279,41 @@ impl Session {
         if !self.authed && !matches!(name.as_str(), "AUTH" | "HELLO" | "QUIT") {
             return Frame::err("NOAUTH Authentication required.");
         }
+        if self.refused_multi || name == "MULTI" {
+            return self.refuse_transaction(&name);
+        }
         match kind {
             Kind::Local => self.local(&name, &args),
             Kind::Admin => self.admin(&name, args).await,
             Kind::Reject(msg) => Frame::err(msg),
             Kind::Write => self.write(args, proxied).await,
             Kind::Read => self.read(args, proxied).await,
+        }
+    }
+
+    /// MULTI and what follows it until EXEC or DISCARD. A transaction
+    /// cannot be one entry of the log, so it is refused the way Redis
+    /// refuses one with a bad command in it: MULTI is accepted, every
+    /// command after it is refused, and EXEC aborts. (An error reply to
+    /// MULTI itself trips the redis crate's pipeline bookkeeping.) Clients
+    /// fall back to single commands on this refusal.
+    fn refuse_transaction(&mut self, name: &str) -> Frame {
+        const WHY: &str = "MULTI is not supported on a Raft cluster (each command is one entry of the replicated log)";
+        match name {
+            "MULTI" if self.refused_multi => Frame::err("ERR MULTI calls can not be nested"),
+            "MULTI" => {
+                self.refused_multi = true;
+                Frame::Simple("OK".into())
+            }
+            "EXEC" => {
+                self.refused_multi = false;
+                Frame::err(format!("EXECABORT Transaction discarded: {WHY}"))
+            }
+            "DISCARD" => {
+                self.refused_multi = false;
+                Frame::Simple("OK".into())
+            }
+            _ => Frame::err(format!("ERR wclab-raft: {name} refused: {WHY}")),
         }
     }
 

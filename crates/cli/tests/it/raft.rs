@@ -853,3 +853,42 @@ fn replies_through_followers_reach_the_client_that_asked_and_reads_are_never_sta
     }
     cluster.assert_identical();
 }
+
+/// A node given as a plain `--redis` URL looks like any Redis, but takes
+/// no MULTI: the staged big commits of plain Redis are refused whole, and
+/// the workers send them as FCALL arguments instead. Counts stay exact.
+#[test]
+fn one_node_given_as_a_plain_redis_takes_big_commits_without_multi() {
+    let cluster = Cluster::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let root = corpus::english(&dir.path().join("in"), 24, 40_000, 5);
+    let out = dir.path().join("counts.tsv");
+    // A follower's address, even, so that the proxy path is taken too.
+    let leader = cluster.wait_leader();
+    let node = &cluster.nodes[(leader + 1) % 3];
+    let o = wait_output(
+        wclab()
+            .args(["run", "--workers", "2", "--threads", "1", "-k", "0"])
+            .arg("--redis")
+            .arg(format!("redis://{}", node.addr()))
+            .arg("--input")
+            .arg(&root)
+            .arg("-o")
+            .arg(&out)
+            .env("RUST_LOG", "wclab_coord=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn wclab run"),
+        DEADLINE,
+    );
+    assert_status(&o, 0);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("takes no MULTI"),
+        "the workers fell back to arguments: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    oracle::assert_same(&read_output(&out), &oracle::count_tree(&root));
+    cluster.assert_identical();
+}
