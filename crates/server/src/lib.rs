@@ -159,7 +159,8 @@ impl RedisServer {
                 reason: format!("cannot run {}: {e}", self.binary.display()),
                 log: log.clone(),
             })?;
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(30);
         loop {
             if let Ok(Some(status)) = child.try_wait() {
                 let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -180,7 +181,14 @@ impl RedisServer {
             match ping(self.port, &self.password) {
                 Ok(true) => break,
                 Ok(false) | Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
+                    // A fresh server answers within ~10 ms: poll finely at
+                    // first (it is on the critical path of every `run`).
+                    let step = if started.elapsed() < Duration::from_millis(200) {
+                        2
+                    } else {
+                        20
+                    };
+                    std::thread::sleep(Duration::from_millis(step))
                 }
                 _ => {
                     let _ = child.kill();
