@@ -18,7 +18,7 @@ corpus: build
     @[ -d {{corpus}} ] || {{wclab}} gen text --out {{corpus}} --files 32 --size 4MiB --seed 1
 
 # The whole test suite: Rust tests and lints, offline Nix checks, multi-host tests (root)
-test: cargo-test check-nix hosts-test
+test: cargo-test check-nix hosts-test test-aarch64
 
 # Formatting, lints, unit and integration tests (no root needed)
 cargo-test:
@@ -118,6 +118,10 @@ bench:
 # Offline checks of the Nix side: .nix parse and format, flake.lock, test scripts, stub evaluation
 check-nix:
     scripts/check-nix
+
+# The counting kernel's tests on aarch64 (NEON) under qemu-user, cross-compiled (installs the toolchain with apt)
+test-aarch64:
+    scripts/test-aarch64
 
 # The NixOS VM test scripts on network-namespace hosts (root); binary from $WCLAB_BIN_DIR or target/release
 hosts-test *TOPOLOGIES:

@@ -14,7 +14,8 @@
 //! [`Simd`](crate::simd::Simd) steps; the check that the CPU supports it is
 //! made once per call, not once per chunk. Tests force each one in turn,
 //! so the scalar fallback is exercised on machines that would never pick
-//! it. (Only x86_64 has SIMD paths; see `simd` for aarch64.)
+//! it. (SIMD paths exist for x86_64 and aarch64; elsewhere the scalar one
+//! runs.)
 
 use crate::simd::{Scalar, Simd};
 use std::ops::Range;
@@ -47,12 +48,16 @@ pub enum Isa {
     /// positions packed with `vpcompressd`; eight words hashed at a time.
     /// Detected at run time.
     Avx512,
+    /// NEON, part of the aarch64 baseline: 16 bytes per compare, the four
+    /// compares of a 64-byte block folded into its `u64` mask by pairwise
+    /// adds (NEON has no `movemask`).
+    Neon,
 }
 
 impl Isa {
     /// The fastest classifier this CPU supports.
     pub fn detect() -> Isa {
-        [Isa::Avx512, Isa::Avx2, Isa::Sse2]
+        [Isa::Avx512, Isa::Avx2, Isa::Sse2, Isa::Neon]
             .into_iter()
             .find(|isa| isa.is_available())
             .unwrap_or(Isa::Scalar)
@@ -60,7 +65,7 @@ impl Isa {
 
     /// Every classifier this CPU can run, slowest first.
     pub fn available() -> Vec<Isa> {
-        [Isa::Scalar, Isa::Sse2, Isa::Avx2, Isa::Avx512]
+        [Isa::Scalar, Isa::Sse2, Isa::Avx2, Isa::Avx512, Isa::Neon]
             .into_iter()
             .filter(|isa| isa.is_available())
             .collect()
@@ -87,7 +92,8 @@ impl Isa {
                     && is_x86_feature_detected!("avx512dq")
                     && is_x86_feature_detected!("avx512vl")
             }
-            #[cfg(not(target_arch = "x86_64"))]
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => std::arch::is_aarch64_feature_detected!("neon"),
             _ => false,
         }
     }
@@ -149,7 +155,8 @@ pub fn whitespace_masks(isa: Isa, chunk: &[u8], out: &mut [u64]) {
         Isa::Avx2 => unsafe { x86::masks_avx2(chunk, out) },
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => unsafe { x86::masks_avx512(chunk, out) },
-        #[cfg(not(target_arch = "x86_64"))]
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => unsafe { arm::masks_neon(chunk, out) },
         _ => unreachable!("checked by is_available"),
     }
 }
@@ -200,6 +207,40 @@ mod x86 {
         scan_avx512,
         masks_avx512
     );
+}
+
+/// The scanner's entry points for aarch64, as for x86_64.
+#[cfg(target_arch = "aarch64")]
+mod arm {
+    use super::{classify, scan, WordSink};
+    use crate::simd::arm::Neon;
+    use std::ops::Range;
+
+    /// [`super::scan`] compiled with NEON.
+    ///
+    /// # Safety
+    ///
+    /// The CPU supports NEON ([`super::Isa::is_available`]).
+    #[target_feature(enable = "neon")]
+    pub(super) unsafe fn scan_neon<S: WordSink>(
+        data: &[u8],
+        range: Range<usize>,
+        sink: &mut S,
+    ) -> usize {
+        // SAFETY: forwarded from the caller.
+        unsafe { scan::<Neon, S>(data, range, sink) }
+    }
+
+    /// [`super::classify`] compiled with NEON.
+    ///
+    /// # Safety
+    ///
+    /// As for [`super::classify`].
+    #[target_feature(enable = "neon")]
+    pub(super) unsafe fn masks_neon(chunk: &[u8], out: &mut [u64]) {
+        // SAFETY: forwarded from the caller.
+        unsafe { classify::<Neon>(chunk, out) }
+    }
 }
 
 /// Receives the words the scanner finds, in order.
@@ -301,7 +342,8 @@ pub(crate) fn scan_words<S: WordSink>(
         Isa::Avx2 => unsafe { x86::scan_avx2(data, range, sink) },
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => unsafe { x86::scan_avx512(data, range, sink) },
-        #[cfg(not(target_arch = "x86_64"))]
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => unsafe { arm::scan_neon(data, range, sink) },
         _ => unreachable!("checked by is_available"),
     }
 }
@@ -423,6 +465,14 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    #[cfg(target_arch = "aarch64")]
+    fn neon_is_what_aarch64_runs() {
+        assert!(Isa::Neon.is_available());
+        assert_eq!(Isa::detect(), Isa::Neon);
+        assert_eq!(Isa::available(), [Isa::Scalar, Isa::Neon]);
     }
 
     #[test]
