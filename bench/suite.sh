@@ -9,7 +9,8 @@
 # REPEAT runs, default 3, for everything that takes under a minute):
 #
 #   cat > /dev/null                     the ceiling: reading the bytes
-#   the kernel, 1 and N threads         counting only (no Redis), mmap'ed files
+#   the kernel, 1 and N threads         counting only (no Redis), mmap'ed files;
+#                                       the counting phase and the whole process
 #   wclab run, 1 and 2 workers          end to end, the whole process: Redis,
 #                                       workers, commits; its --output checked
 #                                       against coreutils in a run of its own
@@ -61,9 +62,15 @@ v=$(for i in $(seq "$repeat"); do t0=$(now); cat "${files[@]}" > /dev/null; mbps
 row "cat > /dev/null" "$v" "reading page-cached bytes"
 
 for t in 1 "$threads"; do
-  runs=$(for i in $(seq "$repeat"); do $kernel "$t" "${files[@]}"; done)
+  runs="" walls=()
+  for i in $(seq "$repeat"); do
+    t0=$(now)
+    runs+="$($kernel "$t" "${files[@]}")"$'\n'
+    walls+=("$(since "$t0")")
+  done
   isa=$(echo "$runs" | grep -o '"isa": *"[a-z0-9]*"' | head -1 | sed 's/.*"\([a-z0-9]*\)"$/\1/')
   row "kernel, $t thread(s)" "$(echo "$runs" | field mb_per_s | median)" "counting phase, files mmap'ed${isa:+, $isa}"
+  row "kernel, $t thread(s), whole process" "$(mbps "$bytes" "$(printf '%s\n' "${walls[@]}" | median)")" "from the process's start to its exit (threads started, files opened and mapped, tables freed)"
 done
 
 echo "bench: coreutils oracle (also the tr | sort | uniq baseline)" >&2
