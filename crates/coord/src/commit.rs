@@ -98,18 +98,7 @@ fn commit_call(
     tasks: &[Committed<'_>],
     words: &[(&[u8], u64)],
 ) -> redis::Cmd {
-    let mut cmd = crate::function_call(
-        store,
-        function,
-        &[
-            &keys.tasks,
-            &keys.counts,
-            &keys.done,
-            &keys.job,
-            &keys.leases,
-            &keys.merging,
-        ],
-    );
+    let mut cmd = crate::function_call(store, function, &keys.commit_keys());
     cmd.arg(consumer).arg(tasks.len());
     for t in tasks {
         cmd.arg(t.id).arg(t.bytes);

@@ -44,6 +44,18 @@ impl JobKeys {
         }
     }
 
+    /// The KEYS of `wclab_commit` and `wclab_commit_staged`, in order.
+    pub fn commit_keys(&self) -> [&str; 6] {
+        [
+            &self.tasks,
+            &self.counts,
+            &self.done,
+            &self.job,
+            &self.leases,
+            &self.merging,
+        ]
+    }
+
     /// Every key of the job, for deleting it.
     pub fn all(&self) -> [&str; 9] {
         [

@@ -38,14 +38,7 @@ fn renew(k: &JobKeys, now: u64, who: &str, id: &str) -> redis::Cmd {
 
 fn commit(k: &JobKeys, now: u64, who: &str, id: &str) -> redis::Cmd {
     let mut c = redis::cmd("FCALL");
-    c.arg("wclab_commit")
-        .arg(6)
-        .arg(&k.tasks)
-        .arg(&k.counts)
-        .arg(&k.done)
-        .arg(&k.job)
-        .arg(&k.leases)
-        .arg(&k.merging);
+    c.arg("wclab_commit").arg(6).arg(&k.commit_keys()[..]);
     c.arg(now)
         .arg("workers")
         .arg(who)

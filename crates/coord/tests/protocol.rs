@@ -419,16 +419,7 @@ async fn stale_or_missing_staged_words_are_never_counted() {
     let b = task(&mut store, &keys, "w", LONG).await;
     let mut call = redis::cmd("FCALL");
     call.arg("wclab_commit_staged").arg(6);
-    for k in [
-        &keys.tasks,
-        &keys.counts,
-        &keys.done,
-        &keys.job,
-        &keys.leases,
-        &keys.merging,
-    ] {
-        call.arg(k);
-    }
+    call.arg(&keys.commit_keys()[..]);
     call.arg("")
         .arg(wclab_coord::GROUP)
         .arg("w")

@@ -55,7 +55,7 @@ fn claim(k: &JobKeys, now: u64, who: &str) -> redis::Cmd {
 fn commit(k: &JobKeys, now: u64, who: &str, id: &str) -> redis::Cmd {
     fcall(
         "wclab_commit",
-        &[&k.tasks, &k.counts, &k.done, &k.job, &k.leases, &k.merging],
+        &k.commit_keys(),
         now,
         &[who, "1", id, "10", "1", "1", "word"],
     )
