@@ -53,12 +53,7 @@ pub async fn speculate(
     consumer: &str,
     rules: SpeculationRules,
 ) -> Result<Option<Task>, CoordError> {
-    let spec = spec_key(keys);
-    let mut cmd = crate::function_call(store, "wclab_speculate", &[&keys.tasks, &keys.done, &spec]);
-    cmd.arg(consumer)
-        .arg(rules.min_age.as_millis() as u64)
-        .arg(rules.factor)
-        .arg(rules.sample);
+    let cmd = call(keys, consumer, rules);
     let reply: Value = store.call("ask for a speculative task", &cmd).await?;
     match crate::claim::parse(reply) {
         Some(Claim::Idle) => Ok(None),
@@ -69,6 +64,16 @@ pub async fn speculate(
             detail: "reply is not nil or ['task', ...]".into(),
         }),
     }
+}
+
+/// The FCALL of `wclab_speculate`.
+pub(crate) fn call(keys: &JobKeys, consumer: &str, rules: SpeculationRules) -> redis::Cmd {
+    let mut cmd = crate::function_call("wclab_speculate", &[&keys.tasks, &keys.done, &keys.spec]);
+    cmd.arg(consumer)
+        .arg(rules.min_age.as_millis() as u64)
+        .arg(rules.factor)
+        .arg(rules.sample);
+    cmd
 }
 
 /// How many backup copies have been handed out in the job.
