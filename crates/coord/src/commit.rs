@@ -168,9 +168,17 @@ async fn staged(
     outcome(store, "commit counts (staged)", reply)
 }
 
-/// A server that takes no MULTI: a Raft node's sidecar.
+/// A server that takes no MULTI (a Raft node's sidecar): it refuses the
+/// commands of a transaction with the code `WCLABNOMULTI`, and EXEC aborts.
 fn refuses_transactions(e: &CoordError) -> bool {
-    matches!(e, CoordError::Redis { source, .. } if source.to_string().contains("MULTI is not supported"))
+    let CoordError::Redis { source, .. } = e else {
+        return false;
+    };
+    source.clone().into_server_errors().is_some_and(|errors| {
+        errors
+            .iter()
+            .any(|(_, e)| e.code() == crate::codes::NO_MULTI)
+    })
 }
 
 fn outcome(store: &Store, op: &'static str, reply: Value) -> Result<CommitOutcome, CoordError> {
