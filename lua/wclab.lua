@@ -186,8 +186,8 @@ local TYPES = {
   posint = {'an integer in 1..2^53-1', function(s)
     return int_in(s, 1, MAX_INT)
   end},
-  word = {'a non-empty string without ASCII whitespace (0x09-0x0D, 0x20)', function(s)
-    if s ~= '' and not string.find(s, '[\t-\r ]') then
+  word = {'a non-empty string', function(s)
+    if s ~= '' then
       return s
     end
   end},
@@ -249,9 +249,12 @@ local function signature(name)
     for _, s in ipairs(SIGNATURES) do
       local sig = {name = s[1], keys = words_of(s[2]), argv = parse_argv(s[3]), keys_text = s[2]}
       for _, item in ipairs(sig.argv) do
-        for _, arg in ipairs(item.names or {item.name}) do
-          assert(ARG_TYPES[arg] and TYPES[ARG_TYPES[arg]], 'no type for argument ' .. arg)
+        -- The type of each argument, looked up once.
+        item.types = {}
+        for j, arg in ipairs(item.names or {item.name}) do
+          item.types[j] = assert(TYPES[ARG_TYPES[arg]], 'no type for argument ' .. arg)
         end
+        item.pairs = item.times == '' and item.names[1] == 'count' and item.names[2] == 'word'
       end
       SIG[s[1]] = sig
     end
@@ -303,7 +306,7 @@ local function check_pairs(fname, args, first)
     if v > MAX_INT then
       refuse('WCLABARG', fname, 'ARGV[%d] count %s is not %s', i, show(c), TYPES.posint[1])
     end
-    if w == '' or find(w, '[\t-\r ]') then
+    if w == '' then
       refuse('WCLABARG', fname, 'ARGV[%d] word %s is not %s', i + 1, show(w), TYPES.word[1])
     end
     sum = sum + v
@@ -326,13 +329,15 @@ local function check_argv(sig, args)
   local fname = sig.name
   local a = {groups = {}}
   local pos = 1
-  for _, item in ipairs(sig.argv) do
+  local items = sig.argv
+  for k = 1, #items do
+    local item = items[k]
     if item.name then
       local s = args[pos]
       if s == nil then
         refuse('WCLABARG', fname, 'ARGV[%d] %s is missing (%d arguments given)', pos, item.name, #args)
       end
-      local t = TYPES[ARG_TYPES[item.name]]
+      local t = item.types[1]
       local v = t[2](s)
       if v == nil then
         refuse('WCLABARG', fname, 'ARGV[%d] %s %s is not %s', pos, item.name, show(s), t[1])
@@ -357,18 +362,18 @@ local function check_argv(sig, args)
         end
       end
       local group = {first = pos, reps = reps}
-      if item.times == '' and item.names[1] == 'count' and item.names[2] == 'word' then
+      if item.pairs then
         a.sum_count, a.max_count = check_pairs(fname, args, pos)
       else
         local values = {}
         for r = 1, reps do
           local row = {}
-          for j, name in ipairs(item.names) do
+          for j = 1, width do
             local at = pos + (r - 1) * width + j - 1
-            local t = TYPES[ARG_TYPES[name]]
+            local t = item.types[j]
             local v = t[2](args[at])
             if v == nil then
-              refuse('WCLABARG', fname, 'ARGV[%d] %s %s is not %s', at, name, show(args[at]), t[1])
+              refuse('WCLABARG', fname, 'ARGV[%d] %s %s is not %s', at, item.names[j], show(args[at]), t[1])
             end
             row[j] = v
           end
