@@ -34,6 +34,8 @@ mod keys;
 pub mod release;
 pub mod renew;
 pub mod results;
+#[cfg(test)]
+mod spec;
 pub mod speculate;
 mod store;
 pub mod submit;

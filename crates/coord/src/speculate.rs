@@ -8,7 +8,7 @@
 //! not count: a task that waited behind a burst is not a straggler. Whichever commit lands first
 //! counts; the commit gate turns the other into
 //! [`CommitOutcome::NotPending`](crate::commit::CommitOutcome::NotPending).
-//! The rule ("much longer") and the bookkeeping are in `lua/wclab.lua`.
+//! The rule ("much longer") and the bookkeeping are in `docs/protocol.md`.
 
 use crate::claim::{Claim, Task};
 use crate::{CoordError, JobKeys, Store};
