@@ -558,21 +558,10 @@ end
 -- again (after a restore lost its tail, say) adds exactly what is missing.
 
 local function check_submit(sig, keys, args)
-  local a = checked_call(sig, keys, args)
+  check_keys(sig, keys)
+  local a = check_argv(sig, args)
   local tasks = keys[1]
   local rows = a.groups[1].values
-  -- XADD takes only IDs above the stream's last one: each new ID must be
-  -- above it, and the call's IDs increasing (so no ID twice).
-  local last = nil
-  if redis.call('EXISTS', tasks) == 1 then
-    local info = redis.call('XINFO', 'STREAM', tasks)
-    for i = 1, #info, 2 do
-      if info[i] == 'last-generated-id' then
-        last = info[i + 1]
-      end
-    end
-  end
-  local new = {}
   for r, row in ipairs(rows) do
     local id, start, stop = row[1], row[3], row[4]
     local at = a.groups[1].first + (r - 1) * 4
@@ -584,6 +573,22 @@ local function check_submit(sig, keys, args)
       refuse('WCLABARG', sig.name, 'ARGV[%d] start %s is after ARGV[%d] end %s',
              at + 2, int_text(start), at + 3, int_text(stop))
     end
+  end
+  check_types(sig, keys)
+  -- XADD takes only IDs above the stream's last one: each new ID must be
+  -- above it (and the call's IDs increase, so no ID comes twice).
+  local last = nil
+  if redis.call('EXISTS', tasks) == 1 then
+    local info = redis.call('XINFO', 'STREAM', tasks)
+    for i = 1, #info, 2 do
+      if info[i] == 'last-generated-id' then
+        last = info[i + 1]
+      end
+    end
+  end
+  local new = {}
+  for r, row in ipairs(rows) do
+    local id = row[1]
     local exists = #redis.call('XRANGE', tasks, id, id) > 0
     if not exists and last and not id_less(last, id) then
       refuse('WCLABSTATE', sig.name, 'task %s is not in %s, whose last ID is %s: it cannot be added any more',
@@ -804,22 +809,30 @@ local function add_pairs(counts, merging, args, first)
   return npairs
 end
 
--- The checks both commits share, after KEYS, ARGV and types: the tasks
--- (no ID twice, `bytes` as the task says), the gate, the counters.
--- `adding` is the most any one count can grow by.
+-- No task twice in one commit: its counts would be in the merged words
+-- twice, its XACK once.
+local function check_distinct_tasks(sig, a)
+  local group, seen = a.groups[1], {}
+  for r, row in ipairs(group.values) do
+    if seen[row[1]] then
+      refuse('WCLABARG', sig.name, 'ARGV[%d] task %s is given twice in one commit',
+             group.first + (r - 1) * 2, row[1])
+    end
+    seen[row[1]] = true
+  end
+end
+
+-- The checks both commits share after KEYS, ARGV and the key types: `bytes`
+-- as each task says, the gate (which tasks are pending), the counts' and
+-- counters' exactness. `adding` is the most any one count can grow by.
 local function check_commit_state(sig, keys, args, a, updates, adding)
   local tasks, counts, job = keys[1], keys[2], keys[4]
   local group = a.groups[1]
-  local records, gone, seen = {}, {}, {}
+  local records, gone = {}, {}
   local bytes = 0
   for r, row in ipairs(group.values) do
     local id, nbytes = row[1], row[2]
     local at = group.first + (r - 1) * 2
-    if seen[id] then
-      -- Its counts would be in the merged words twice, its XACK once.
-      refuse('WCLABARG', sig.name, 'ARGV[%d] task %s is given twice in one commit', at, id)
-    end
-    seen[id] = true
     local entry = redis.call('XRANGE', tasks, id, id)[1]
     local f = entry and entry_fields(entry) or {}
     local start, stop = tonumber(f.start or ''), tonumber(f['end'] or '')
@@ -849,11 +862,14 @@ local function check_commit_state(sig, keys, args, a, updates, adding)
 end
 
 local function check_commit(sig, keys, args)
-  local a = checked_call(sig, keys, args)
+  check_keys(sig, keys)
+  local a = check_argv(sig, args)
   if a.sum_count ~= a.words then
     refuse('WCLABARG', sig.name, 'ARGV[%d] words %s is not the sum of the counts, %s',
            a.groups[1].first + 2 * a.n, int_text(a.words), int_text(a.sum_count))
   end
+  check_distinct_tasks(sig, a)
+  check_types(sig, keys)
   return check_commit_state(sig, keys, args, a, a.groups[2].reps, a.words)
 end
 
@@ -862,6 +878,7 @@ local function check_commit_staged(sig, keys, args)
   -- From here on `merging` is the call's own: refused or not, it goes.
   local ok, a = pcall(function()
     local a = check_argv(sig, args)
+    check_distinct_tasks(sig, a)
     check_types(sig, keys)
     local merging = keys[6]
     local t = redis.call('TYPE', merging).ok

@@ -174,11 +174,9 @@ fn refuses_transactions(e: &CoordError) -> bool {
     let CoordError::Redis { source, .. } = e else {
         return false;
     };
-    source.clone().into_server_errors().is_some_and(|errors| {
-        errors
-            .iter()
-            .any(|(_, e)| e.code() == crate::codes::NO_MULTI)
-    })
+    crate::store::error_codes(source)
+        .iter()
+        .any(|(code, _)| code == crate::codes::NO_MULTI)
 }
 
 fn outcome(store: &Store, op: &'static str, reply: Value) -> Result<CommitOutcome, CoordError> {

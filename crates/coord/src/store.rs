@@ -49,10 +49,26 @@ enum Disposition {
     Fatal,
 }
 
+/// The error codes of `e`: its own, or those of the commands of a failed
+/// pipeline or transaction (for which redis-rs gives no code of its own).
+pub(crate) fn error_codes(e: &RedisError) -> Vec<(String, Option<String>)> {
+    match e.clone().into_server_errors() {
+        Some(errors) => errors
+            .iter()
+            .map(|(_, s)| (s.code().to_owned(), s.details().map(str::to_owned)))
+            .collect(),
+        None => e
+            .code()
+            .map(|c| (c.to_owned(), e.detail().map(str::to_owned)))
+            .into_iter()
+            .collect(),
+    }
+}
+
 fn classify(e: &RedisError) -> Disposition {
-    if e.kind() == ErrorKind::AuthenticationFailed
-        || matches!(e.code(), Some("WRONGPASS" | "NOAUTH"))
-    {
+    let codes = error_codes(e);
+    let has = |code: &str| codes.iter().any(|(c, _)| c == code);
+    if e.kind() == ErrorKind::AuthenticationFailed || has("WRONGPASS") || has("NOAUTH") {
         return Disposition::Auth;
     }
     if e.is_io_error()
@@ -73,10 +89,10 @@ fn classify(e: &RedisError) -> Disposition {
     }
     // A long script (a big merged commit of another worker) is running:
     // Redis answers BUSY until it ends.
-    if e.code() == Some("BUSY") {
+    if has("BUSY") {
         return Disposition::Transient;
     }
-    if e.code() == Some("ERR") {
+    if has("ERR") {
         return Disposition::GenericErr;
     }
     Disposition::Fatal
@@ -254,16 +270,17 @@ impl Store {
     /// The error of a call that failed for good: a refusal of the
     /// protocol's functions (by its code), or anything else Redis said.
     pub(crate) fn failed(&self, op: &'static str, err: RedisError) -> CoordError {
-        match err.code() {
-            Some(code @ (crate::codes::REFUSED_ARGUMENT | crate::codes::REFUSED_STATE)) => {
-                CoordError::Refused {
-                    target: self.target.clone(),
-                    op,
-                    code: code.to_owned(),
-                    detail: err.detail().unwrap_or_default().to_owned(),
-                }
-            }
-            _ => CoordError::Redis {
+        let refusal = error_codes(&err)
+            .into_iter()
+            .find(|(c, _)| c == crate::codes::REFUSED_ARGUMENT || c == crate::codes::REFUSED_STATE);
+        match refusal {
+            Some((code, detail)) => CoordError::Refused {
+                target: self.target.clone(),
+                op,
+                code,
+                detail: detail.unwrap_or_default(),
+            },
+            None => CoordError::Redis {
                 target: self.target.clone(),
                 op,
                 source: err,
