@@ -447,3 +447,61 @@ async fn stale_or_missing_staged_words_are_never_counted() {
     let st = job::status(&mut store, &keys).await.unwrap();
     assert_eq!(st.files_done, 1, "the task was not acknowledged");
 }
+
+/// A refusal inside the staged commit's transaction reaches the caller as
+/// a refusal (by its code, which redis-rs keeps on the command, not on the
+/// failed transaction), and nothing was committed.
+#[tokio::test]
+async fn a_refused_staged_commit_is_a_refusal() {
+    let (_s, mut store, keys) = setup(1).await;
+    let a = task(&mut store, &keys, "w", LONG).await;
+    let big = words(0, 1500, 2);
+    // The task owns 10 bytes, not 11.
+    let wrong = [Committed { id: &a, bytes: 11 }];
+    let err = commit(
+        &mut store,
+        &keys,
+        "w",
+        &wrong,
+        big.iter().map(|(w, c)| (w.as_slice(), *c)),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, CoordError::Refused { code, detail, .. }
+            if code == "WCLABARG" && detail.contains("bytes 11 of task 0-1")),
+        "{err}"
+    );
+    assert!(results::all(&mut store, &keys).await.unwrap().is_empty());
+    staging_is_gone(&mut store, &keys).await;
+}
+
+/// Redis lost the function library (restarted empty, say): the staged
+/// commit's FCALL fails inside the transaction with Redis's generic ERR;
+/// the store finds the library missing, loads it and commits.
+#[tokio::test]
+async fn a_staged_commit_loads_a_lost_library_again() {
+    let (_s, mut store, keys) = setup(1).await;
+    let a = task(&mut store, &keys, "w", LONG).await;
+    store
+        .call::<String>(
+            "delete the library",
+            redis::cmd("FUNCTION").arg("DELETE").arg("wclab"),
+        )
+        .await
+        .unwrap();
+    let big = words(0, 1500, 2);
+    let done = [Committed { id: &a, bytes: 10 }];
+    let out = commit(
+        &mut store,
+        &keys,
+        "w",
+        &done,
+        big.iter().map(|(w, c)| (w.as_slice(), *c)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out, CommitOutcome::Applied);
+    let want: std::collections::HashMap<Vec<u8>, u64> = big.into_iter().collect();
+    assert_eq!(counts(&mut store, &keys).await, want);
+}
