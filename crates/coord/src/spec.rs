@@ -239,17 +239,14 @@ fn text(arg: &[u8]) -> String {
     String::from_utf8(arg.to_vec()).unwrap()
 }
 
+/// The value of each argument name, in the order the arguments use them.
+type Values = HashMap<&'static str, Vec<&'static str>>;
+
 /// The call this crate builds for each function, with the value of each
 /// argument name, in order of use.
-fn rust_calls(
-    keys: &JobKeys,
-) -> Vec<(
-    &'static str,
-    redis::Cmd,
-    HashMap<&'static str, Vec<&'static str>>,
-)> {
+fn rust_calls(keys: &JobKeys) -> Vec<(&'static str, redis::Cmd, Values)> {
     let common = |extra: &[(&'static str, Vec<&'static str>)]| {
-        let mut m: HashMap<&'static str, Vec<&'static str>> = HashMap::from([
+        let mut m: Values = HashMap::from([
             ("now_ms", vec![""]),
             ("group", vec!["workers"]),
             ("consumer", vec!["C"]),
