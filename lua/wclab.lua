@@ -210,7 +210,7 @@ local TYPES = {
 }
 
 ---------------------------------------------------------------------------
--- Signatures, parsed once when the library is loaded.
+-- Signatures, parsed once (at the first call: see above).
 
 local function words_of(s)
   local out = {}
