@@ -2,30 +2,26 @@
 --[[
 wclab's coordination protocol, as Redis Functions (Redis >= 7.0).
 
-Every change a job makes to Redis goes through one of these functions, so
-each change is atomic: Redis runs one function at a time, and a crash of the
-caller at any instant leaves either all of a function's effects or none.
+The contract is docs/protocol.md: the keys of a job, every function's KEYS,
+ARGV and reply, the error codes and the invariants. It is the only
+description of the protocol; this file implements it and keeps the *why* of
+the implementation. SIGNATURES and ARG_TYPES below are the machine-readable
+part of the contract: a test (crates/coord/src/spec.rs) fails when they, the
+blocks of docs/protocol.md and the Rust callers disagree.
 
-Keys of a job J (all share the hash tag {J}):
-  wclab:{J}:tasks   stream   one entry per task: path, start, end, injected
-                             consumer group "workers" hands them out
-  wclab:{J}:counts  zset     word -> count
-  wclab:{J}:done    stream   one entry per committed task (latency record)
-  wclab:{J}:dead    stream   one entry per dead-lettered task, with its reason
-  wclab:{J}:job     hash     the job's description and running totals
-  wclab:{J}:spec    hash     speculative execution's bookkeeping: claimed:<id> = when the
-                             task was last handed out (wclab_claim), backup:<id>,
-                             backup_at:<id>, backups (wclab_speculate)
-  wclab:{J}:merging zset     scratch of wclab_commit, empty between calls
-  wclab:{J}:leases  zset     task id -> time of its owner's last claim or renewal
-                             (ms, caller's clock); used when now_ms is given
-  wclab:{J}:submitted hash   task id -> path NUL start NUL end, as submitted:
-                             an entry not in it (written by hand) is never read
+Atomicity. Redis runs one function at a time, so a caller that crashes at
+any instant leaves all of a function's effects or none. Redis never rolls a
+function back, though: a write made before an error stays. So each function
+first checks its whole call (KEYS, ARGV) and the state it is going to write
+to (the types of the keys, the counters it adds to, the exactness of the
+counts) and only then writes; a refused call changes nothing. The checks
+before the first write may read, never write: XREADGROUP, which moves a task
+into the pending entries, counts as a write.
 
-Time. Every function takes `now_ms` as an argument. An empty string means
-"use this server's clock" (one Redis); a number is a timestamp chosen by the
-caller (with Raft, the leader's clock), so that a function applied on several
-replicas gives the same result on each. Nothing here is random.
+Time. Every function takes `now_ms`. Empty means "use this server's clock"
+(one Redis); a number is a timestamp chosen by the caller (with Raft, the
+leader's clock), so that a function applied on several replicas gives the
+same result on each. Nothing here is random.
 
 Leases. With the server's clock (now_ms empty, one Redis), a task's lease is
 its idle time in the consumer group: XAUTOCLAIM steals what has been idle for
@@ -36,13 +32,433 @@ of a task whose score is at least a lease old. The same log then makes the
 same decisions on every replica, whenever it is applied.
 ]]
 
-local function now_ms(arg)
-  if arg ~= nil and arg ~= '' then
-    return tonumber(arg)
+-- 2^53 - 1: the largest integer up to which every integer is exact in a Lua
+-- number and in a sorted-set score (both are doubles).
+local MAX_INT = 9007199254740991
+local GROUP = 'workers'
+-- (Redis 7.0 loads a library without the standard libraries: string,
+-- table, math, tonumber... exist only while a function runs, so nothing
+-- below uses them outside one.)
+
+-- The functions: name, KEYS, ARGV. `(a b)*n` is the group a b repeated n
+-- times, n being an earlier argument; `(a b)*` repeats to the end.
+-- docs/protocol.md has the same lines; the order of KEYS is JobKeys's.
+local SIGNATURES = {
+  {'wclab_submit', 'tasks job submitted', 'now_ms group (id path start end)*'},
+  {'wclab_claim', 'tasks dead job leases submitted spec', 'now_ms group consumer lease_ms max_deliveries'},
+  {'wclab_renew', 'tasks leases', 'now_ms group consumer id'},
+  {'wclab_commit', 'tasks counts done job leases merging', 'now_ms group consumer n (id bytes)*n words (count word)*'},
+  {'wclab_commit_staged', 'tasks counts done job leases merging', 'now_ms group consumer n (id bytes)*n words distinct'},
+  {'wclab_dead', 'tasks dead job leases', 'now_ms group consumer id reason'},
+  {'wclab_release', 'tasks leases', 'now_ms group consumer lease_ms id'},
+  {'wclab_speculate', 'tasks done spec', 'now_ms group consumer min_age_ms factor sample'},
+}
+
+-- The type of every argument name (docs/protocol.md, "Argument types").
+local ARG_TYPES = {
+  now_ms = 'now',
+  group = 'group',
+  consumer = 'consumer',
+  id = 'id',
+  path = 'path',
+  start = 'uint',
+  ['end'] = 'uint',
+  lease_ms = 'uint',
+  max_deliveries = 'posint',
+  n = 'posint',
+  bytes = 'uint',
+  words = 'uint',
+  distinct = 'uint',
+  count = 'posint',
+  word = 'word',
+  reason = 'text',
+  min_age_ms = 'uint',
+  factor = 'factor',
+  sample = 'sample',
+}
+
+-- The Redis type of each key of a job (a missing key is fine everywhere).
+local KEY_TYPES = {
+  tasks = 'stream', counts = 'zset', done = 'stream', dead = 'stream', job = 'hash',
+  leases = 'zset', submitted = 'hash', spec = 'hash', merging = 'zset',
+}
+
+---------------------------------------------------------------------------
+-- Refusals. A refusal is raised as a string starting with its error code
+-- (error(..., 0): no position prepended) and caught by the wrapper that
+-- register() puts around each function, which returns it as an error reply.
+
+local function refuse(code, fname, fmt, ...)
+  error(code .. ' ' .. fname .. ': ' .. string.format(fmt, ...), 0)
+end
+
+-- A value as shown in an error message: at most 40 bytes, quoted, with
+-- every byte outside printable ASCII escaped.
+local function show(s)
+  local cut = string.sub(s, 1, 40)
+  cut = string.gsub(cut, "[^ -&(-~]", function(c)
+    return string.format('\\x%02x', string.byte(c))
+  end)
+  return "'" .. cut .. (#s > 40 and "'..." or "'")
+end
+
+-- A whole number as Redis expects it: '%.0f' is exact up to 2^53, whereas
+-- tostring() and '..' switch to exponents from 10^14 on.
+local function int_text(v)
+  return string.format('%.0f', v)
+end
+
+---------------------------------------------------------------------------
+-- Argument types: each check returns the value the function works with,
+-- or nil when the argument does not have the type.
+
+-- A decimal integer in lo..hi, digits only, without sign or leading zero.
+local function int_in(s, lo, hi)
+  if s == '0' then
+    if lo <= 0 then
+      return 0
+    end
+    return nil
+  end
+  if not string.find(s, '^[1-9]%d*$') then
+    return nil
+  end
+  local v = tonumber(s)
+  if v < lo or v > hi then
+    return nil
+  end
+  return v
+end
+
+local U64_MAX = '18446744073709551615'
+
+local function u64_text(s)
+  if s ~= '0' and not string.find(s, '^[1-9]%d*$') then
+    return false
+  end
+  return #s < 20 or (#s == 20 and s <= U64_MAX)
+end
+
+local function check_id(s)
+  local ms, seq = string.match(s, '^(%d+)%-(%d+)$')
+  if ms and u64_text(ms) and u64_text(seq) and s ~= '0-0' then
+    return s
+  end
+  return nil
+end
+
+-- a < b, for two IDs that passed check_id.
+local function id_less(a, b)
+  local am, as = string.match(a, '^(%d+)%-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)%-(%d+)$')
+  if am ~= bm then
+    return #am < #bm or (#am == #bm and am < bm)
+  end
+  return #as < #bs or (#as == #bs and as < bs)
+end
+
+local TYPES = {
+  now = {'empty, or an integer in 0..2^53-1', function(s)
+    if s == '' then
+      return false -- the server's clock
+    end
+    return int_in(s, 0, MAX_INT)
+  end},
+  group = {"'" .. GROUP .. "'", function(s)
+    if s == GROUP then
+      return s
+    end
+  end},
+  consumer = {'a string of 1 to 256 bytes', function(s)
+    if #s >= 1 and #s <= 256 then
+      return s
+    end
+  end},
+  id = {'a stream ID <ms>-<seq> (decimal, 64-bit each, not 0-0)', check_id},
+  path = {'an absolute path (starting with /) of at most 4096 bytes, without NUL', function(s)
+    if string.byte(s, 1) == 47 and #s <= 4096 and not string.find(s, '%z') then
+      return s
+    end
+  end},
+  uint = {'an integer in 0..2^53-1', function(s)
+    return int_in(s, 0, MAX_INT)
+  end},
+  posint = {'an integer in 1..2^53-1', function(s)
+    return int_in(s, 1, MAX_INT)
+  end},
+  word = {'a non-empty string', function(s)
+    if s ~= '' then
+      return s
+    end
+  end},
+  text = {'a string of 1 to 65536 bytes', function(s)
+    if #s >= 1 and #s <= 65536 then
+      return s
+    end
+  end},
+  factor = {'a decimal number in 0..1000000', function(s)
+    if string.find(s, '^%d+%.?%d*$') or string.find(s, '^%d+%.?%d*[eE][-+]?%d+$') then
+      local v = tonumber(s)
+      if v and v >= 0 and v <= 1000000 then
+        return v
+      end
+    end
+  end},
+  sample = {'an integer in 1..10000', function(s)
+    return int_in(s, 1, 10000)
+  end},
+}
+
+---------------------------------------------------------------------------
+-- Signatures, parsed once (at the first call: see above).
+
+local function words_of(s)
+  local out = {}
+  for w in string.gmatch(s, '%S+') do
+    out[#out + 1] = w
+  end
+  return out
+end
+
+-- 'now_ms n (id bytes)*n' -> {{name='now_ms'}, {name='n'}, {names={'id','bytes'}, times='n'}}
+local function parse_argv(s)
+  local items, pos = {}, 1
+  while true do
+    local from = string.find(s, '%S', pos)
+    if not from then
+      return items
+    end
+    local inner, times, after = string.match(s, '^%(([^)]*)%)%*(%w*)()', from)
+    if inner then
+      items[#items + 1] = {names = words_of(inner), times = times}
+      pos = after
+    else
+      local name, next_pos = string.match(s, '^(%S+)()', from)
+      items[#items + 1] = {name = name}
+      pos = next_pos
+    end
+  end
+end
+
+-- Built at the first call (see above: no `string` while loading).
+local SIG = nil
+
+local function signature(name)
+  if not SIG then
+    SIG = {}
+    for _, s in ipairs(SIGNATURES) do
+      local sig = {name = s[1], keys = words_of(s[2]), argv = parse_argv(s[3]), keys_text = s[2]}
+      for _, item in ipairs(sig.argv) do
+        -- The type of each argument, looked up once.
+        item.types = {}
+        for j, arg in ipairs(item.names or {item.name}) do
+          item.types[j] = assert(TYPES[ARG_TYPES[arg]], 'no type for argument ' .. arg)
+        end
+        item.pairs = item.times == '' and item.names[1] == 'count' and item.names[2] == 'word'
+      end
+      SIG[s[1]] = sig
+    end
+  end
+  return SIG[name]
+end
+
+---------------------------------------------------------------------------
+-- Checking a call.
+
+-- KEYS must be the job's keys, in the signature's order: wclab:{J}:<role>,
+-- the same J in each. A call that names other keys (counts passed as
+-- tasks, another job's keys) would write where it must not.
+local function check_keys(sig, keys)
+  local fname = sig.name
+  if #keys ~= #sig.keys then
+    refuse('WCLABARG', fname, 'expects %d KEYS (%s), got %d', #sig.keys, sig.keys_text, #keys)
+  end
+  local prefix = 'wclab:{'
+  local first = keys[1]
+  local suffix = '}:' .. sig.keys[1]
+  if string.sub(first, 1, #prefix) ~= prefix or string.sub(first, -#suffix) ~= suffix or #first <= #prefix + #suffix then
+    refuse('WCLABARG', fname, 'KEYS[1] %s is not a job\'s %s key wclab:{<job>}:%s',
+           show(first), sig.keys[1], sig.keys[1])
+  end
+  local job = string.sub(first, #prefix + 1, -#suffix - 1)
+  for i = 2, #keys do
+    local want = prefix .. job .. '}:' .. sig.keys[i]
+    if keys[i] ~= want then
+      refuse('WCLABARG', fname, 'KEYS[%d] %s is not %s, the %s key of job %s',
+             i, show(keys[i]), show(want), sig.keys[i], show(job))
+    end
+  end
+end
+
+-- The hot loop of a commit: (count word)* from args[first] to the end, the
+-- same checks as the posint and word types, inline because a commit can
+-- carry hundreds of thousands of words. Returns the sum and the largest
+-- count.
+local function check_pairs(fname, args, first)
+  local find, tonumber = string.find, tonumber
+  local sum, max = 0, 0
+  for i = first, #args, 2 do
+    local c, w = args[i], args[i + 1]
+    if not find(c, '^[1-9]%d*$') then
+      refuse('WCLABARG', fname, 'ARGV[%d] count %s is not %s', i, show(c), TYPES.posint[1])
+    end
+    local v = tonumber(c)
+    if v > MAX_INT then
+      refuse('WCLABARG', fname, 'ARGV[%d] count %s is not %s', i, show(c), TYPES.posint[1])
+    end
+    if w == '' then
+      refuse('WCLABARG', fname, 'ARGV[%d] word %s is not %s', i + 1, show(w), TYPES.word[1])
+    end
+    sum = sum + v
+    if v > max then
+      max = v
+    end
+  end
+  if sum > MAX_INT then
+    refuse('WCLABARG', fname, 'the counts add up to more than 2^53-1')
+  end
+  return sum, max
+end
+
+-- Checks ARGV against the signature. Returns `a`: a[name] = the value of
+-- each single argument; a.groups[k] = {first = index of its first
+-- argument, reps = repetitions, values = {{...}, ...}} of the k-th repeated
+-- group (values only for groups other than (count word)*, for which
+-- a.sum_count and a.max_count are given instead).
+local function check_argv(sig, args)
+  local fname = sig.name
+  local a = {groups = {}}
+  local pos = 1
+  local items = sig.argv
+  for k = 1, #items do
+    local item = items[k]
+    if item.name then
+      local s = args[pos]
+      if s == nil then
+        refuse('WCLABARG', fname, 'ARGV[%d] %s is missing (%d arguments given)', pos, item.name, #args)
+      end
+      local t = item.types[1]
+      local v = t[2](s)
+      if v == nil then
+        refuse('WCLABARG', fname, 'ARGV[%d] %s %s is not %s', pos, item.name, show(s), t[1])
+      end
+      a[item.name] = v
+      pos = pos + 1
+    else
+      local width = #item.names
+      local reps
+      if item.times == '' then
+        local left = #args - pos + 1
+        if left % width ~= 0 then
+          refuse('WCLABARG', fname, 'ARGV[%d..%d] are not whole groups of (%s): %d arguments left',
+                 pos, #args, table.concat(item.names, ' '), left)
+        end
+        reps = left / width
+      else
+        reps = a[item.times]
+        if #args < pos + reps * width - 1 then
+          refuse('WCLABARG', fname, '%s = %d needs ARGV[%d..%d] for (%s), but the call has %d arguments',
+                 item.times, reps, pos, pos + reps * width - 1, table.concat(item.names, ' '), #args)
+        end
+      end
+      local group = {first = pos, reps = reps}
+      if item.pairs then
+        a.sum_count, a.max_count = check_pairs(fname, args, pos)
+      else
+        local values = {}
+        for r = 1, reps do
+          local row = {}
+          for j = 1, width do
+            local at = pos + (r - 1) * width + j - 1
+            local t = item.types[j]
+            local v = t[2](args[at])
+            if v == nil then
+              refuse('WCLABARG', fname, 'ARGV[%d] %s %s is not %s', at, item.names[j], show(args[at]), t[1])
+            end
+            row[j] = v
+          end
+          values[r] = row
+        end
+        group.values = values
+      end
+      a.groups[#a.groups + 1] = group
+      pos = pos + reps * width
+    end
+  end
+  if pos <= #args then
+    refuse('WCLABARG', fname, 'takes %d arguments, got %d (ARGV[%d] %s and after are extra)',
+           pos - 1, #args, pos, show(args[pos]))
+  end
+  return a
+end
+
+-- Every key must hold its type, or nothing. `merging` is scratch: whatever
+-- it holds is replaced (wclab_commit) or checked as the staged words
+-- (wclab_commit_staged).
+local function check_types(sig, keys)
+  for i, key in ipairs(keys) do
+    local want = KEY_TYPES[sig.keys[i]]
+    if sig.keys[i] ~= 'merging' then
+      local t = redis.call('TYPE', key).ok
+      if t ~= 'none' and t ~= want then
+        refuse('WCLABSTATE', sig.name, '%s is a %s, not a %s', show(key), t, want)
+      end
+    end
+  end
+end
+
+-- The hash fields that HINCRBY will add to: each absent or an integer that
+-- stays exact after its increment. adds = {field, increment, ...}.
+local function check_counters(fname, key, adds)
+  local fields = {}
+  for i = 1, #adds, 2 do
+    fields[#fields + 1] = adds[i]
+  end
+  local values = redis.call('HMGET', key, unpack(fields))
+  for i, field in ipairs(fields) do
+    local s = values[i]
+    if s then
+      local v = (s == '0' or string.find(s, '^%-?[1-9]%d*$')) and tonumber(s)
+      if not v or v < -MAX_INT or v + adds[2 * i] > MAX_INT then
+        refuse('WCLABSTATE', fname, '%s field %s is %s: not an integer that stays below 2^53 after adding %s',
+               show(key), field, show(s), int_text(adds[2 * i]))
+      end
+    end
+  end
+end
+
+-- The time of the call: the given one, or this server's clock.
+local function clock(given)
+  if given then
+    return given
   end
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+
+-- Registers a function whose calls are checked first: `check(keys, args)`
+-- raises a refusal or returns what `run(keys, args, checked)` needs. Only
+-- run writes.
+local function register(name, check, run)
+  redis.register_function(name, function(keys, args)
+    local ok, checked = pcall(check, signature(name), keys, args)
+    if not ok then
+      return redis.error_reply(tostring(type(checked) == 'table' and checked.err or checked))
+    end
+    return run(keys, args, checked)
+  end)
+end
+
+-- The usual check: KEYS, ARGV, key types.
+local function checked_call(sig, keys, args)
+  check_keys(sig, keys)
+  local a = check_argv(sig, args)
+  check_types(sig, keys)
+  return a
+end
+
+---------------------------------------------------------------------------
+-- Helpers of the functions (after the checks).
 
 -- The text of an error caught by pcall (a string, or a table with `err`).
 local function errtext(e)
@@ -56,7 +472,7 @@ end
 -- stream's state. If `ms` is behind the stream's last ID (a clock that went
 -- back, a new leader), the entry goes right after the last ID instead.
 local function append(key, ms, fields)
-  local ok, id = pcall(redis.call, 'XADD', key, ms .. '-*', unpack(fields))
+  local ok, id = pcall(redis.call, 'XADD', key, int_text(ms) .. '-*', unpack(fields))
   if ok then
     return id
   end
@@ -74,11 +490,12 @@ end
 -- The pending-entry record of task `id`: {id, consumer, idle_ms, deliveries}
 -- or nil when the task is not pending: never delivered, acknowledged, or
 -- unknown to this Redis (restored from a snapshot older than the job, so
--- that the stream or its group does not exist).
-local function pending(tasks, group, id)
-  local ok, p = pcall(redis.call, 'XPENDING', tasks, group, id, id, 1)
+-- that the stream or its group does not exist). Only reads, so it may be
+-- used in checks.
+local function pending(tasks, id)
+  local ok, p = pcall(redis.call, 'XPENDING', tasks, GROUP, id, id, 1)
   if not ok then
-    if string.find(errtext(p), 'NOGROUP') then
+    if string.find(errtext(p), '^NOGROUP') then
       return nil
     end
     return error(p)
@@ -98,24 +515,22 @@ end
 -- Acknowledges a pending task and records it in the dead-letter stream.
 -- `counter` is the job field it adds to: files_dead for a task of the job,
 -- entries_foreign for a stream entry the job never submitted (which must
--- not count towards finishing the job).
-local function bury(keys3, group, consumer, ms, id, reason, deliveries, counter)
-  local tasks, dead, job, leases = keys3[1], keys3[2], keys3[3], keys3[4]
-  if leases then
-    redis.call('ZREM', leases, id)
-  end
+-- not count towards finishing the job). The caller checked both counters.
+local function bury(tasks, dead, job, leases, consumer, ms, id, reason, deliveries, counter)
+  redis.call('ZREM', leases, id)
   local entry = redis.call('XRANGE', tasks, id, id)[1]
   local path = ''
   if entry then
     path = entry_fields(entry).path or ''
   end
-  redis.call('XACK', tasks, group, id)
+  redis.call('XACK', tasks, GROUP, id)
   append(dead, ms, {'task', id, 'path', path, 'reason', reason,
-                    'worker', consumer, 'attempts', tostring(deliveries)})
+                    'worker', consumer, 'attempts', int_text(deliveries)})
   redis.call('HINCRBY', job, counter or 'files_dead', 1)
 end
 
--- The record of a task in the `submitted` hash.
+-- The record of a task in the `submitted` hash. A path has no NUL (checked),
+-- so the record is unambiguous.
 local function task_record(path, start, stop)
   return path .. '\0' .. start .. '\0' .. stop
 end
@@ -129,45 +544,6 @@ local function was_submitted(submitted, entry)
   return want ~= false and want == task_record(f.path or '', f.start or '', f['end'] or '')
 end
 
---[[
-wclab_submit KEYS: tasks, job, submitted
-             ARGV: now_ms, group, then id, path, start, end ...
-
-Adds tasks with the caller's deterministic IDs, creating the consumer group
-on first use, and records each in `submitted`. An ID that is already in the
-stream is skipped, so submitting the same job again (after a Redis restore
-lost its tail, say) adds exactly what is missing. Returns the number of
-tasks added.
-]]
-local function submit(keys, args)
-  local tasks, job, submitted = keys[1], keys[2], keys[3]
-  local ms = now_ms(args[1])
-  local group = args[2]
-  local ok, err = pcall(redis.call, 'XGROUP', 'CREATE', tasks, group, '0', 'MKSTREAM')
-  if not ok and not string.find(errtext(err), 'BUSYGROUP') then
-    return redis.error_reply(errtext(err))
-  end
-  local added = 0
-  for i = 3, #args, 4 do
-    local id = args[i]
-    redis.call('HSET', submitted, id, task_record(args[i + 1], args[i + 2], args[i + 3]))
-    if #redis.call('XRANGE', tasks, id, id) == 0 then
-      local added_ok, e = pcall(redis.call, 'XADD', tasks, id,
-        'path', args[i + 1], 'start', args[i + 2], 'end', args[i + 3],
-        'injected', tostring(ms))
-      if not added_ok then
-        -- Only possible if a later task survived while this one was lost,
-        -- which a consistent snapshot cannot produce: say so loudly.
-        return redis.error_reply('wclab: cannot re-add task ' .. id .. ': ' .. errtext(e))
-      end
-      added = added + 1
-    end
-  end
-  redis.call('HSET', job, 'submitted_ms', tostring(ms))
-  redis.call('HINCRBY', job, 'submissions', 1)
-  return added
-end
-
 -- What changes whenever the job is submitted (again): workers cache the
 -- job's description under it, instead of reading it for every task.
 local function job_stamp(job)
@@ -176,155 +552,218 @@ local function job_stamp(job)
   return ms .. '/' .. n
 end
 
---[[
-wclab_claim KEYS: tasks, dead, job, leases, submitted[, spec]
-            ARGV: now_ms, group, consumer, lease_ms, max_deliveries
+---------------------------------------------------------------------------
+-- wclab_submit: adds tasks with the caller's deterministic IDs; an ID that
+-- is already in the stream is skipped, so that submitting the same job
+-- again (after a restore lost its tail, say) adds exactly what is missing.
 
-Hands one task to `consumer`: a new one if any (XREADGROUP), else one whose
-owner has been silent for longer than the lease (XAUTOCLAIM; with a given
-now_ms, the `leases` set and XCLAIM ... TIME, see "Leases" above). A stolen
-task delivered more than max_deliveries times is dead-lettered instead, and
-so is an entry that wclab_submit did not write (see `submitted`).
-With a `spec` key, the time of the hand-out is written to it as
-claimed:<id> (a renewal leaves it alone), so that wclab_speculate can tell
-how long a task has been running rather than how long it has existed.
-Returns nil when there is nothing to do, otherwise
-  {'task', id, path, start, end, injected, deliveries, job_stamp}  or  {'dead', id}
-where job_stamp changes whenever the job is submitted again (its
-description may have changed).
-]]
-local function claim(keys, args)
-  local tasks, dead, job, leases, submitted = keys[1], keys[2], keys[3], keys[4], keys[5]
-  local ms = now_ms(args[1])
-  local given_time = args[1] ~= '' and leases ~= nil
-  local group, consumer = args[2], args[3]
-  local lease_ms, max_deliveries = tonumber(args[4]), tonumber(args[5])
+local function check_submit(sig, keys, args)
+  check_keys(sig, keys)
+  local a = check_argv(sig, args)
+  local tasks = keys[1]
+  local rows = a.groups[1].values
+  for r, row in ipairs(rows) do
+    local id, start, stop = row[1], row[3], row[4]
+    local at = a.groups[1].first + (r - 1) * 4
+    if r > 1 and not id_less(rows[r - 1][1], id) then
+      refuse('WCLABARG', sig.name, 'ARGV[%d] id %s is not above the previous task\'s %s: IDs must increase',
+             at, show(id), show(rows[r - 1][1]))
+    end
+    if start > stop then
+      refuse('WCLABARG', sig.name, 'ARGV[%d] start %s is after ARGV[%d] end %s',
+             at + 2, int_text(start), at + 3, int_text(stop))
+    end
+  end
+  check_types(sig, keys)
+  -- XADD takes only IDs above the stream's last one: each new ID must be
+  -- above it (and the call's IDs increase, so no ID comes twice).
+  local last = nil
+  if redis.call('EXISTS', tasks) == 1 then
+    local info = redis.call('XINFO', 'STREAM', tasks)
+    for i = 1, #info, 2 do
+      if info[i] == 'last-generated-id' then
+        last = info[i + 1]
+      end
+    end
+  end
+  local new = {}
+  for r, row in ipairs(rows) do
+    local id = row[1]
+    local exists = #redis.call('XRANGE', tasks, id, id) > 0
+    if not exists and last and not id_less(last, id) then
+      refuse('WCLABSTATE', sig.name, 'task %s is not in %s, whose last ID is %s: it cannot be added any more',
+             id, show(tasks), last)
+    end
+    new[r] = not exists
+  end
+  check_counters(sig.name, keys[2], {'submissions', 1})
+  a.new = new
+  return a
+end
+
+local function submit(keys, args, a)
+  local tasks, job, submitted = keys[1], keys[2], keys[3]
+  local ms = int_text(clock(a.now_ms))
+  local ok, err = pcall(redis.call, 'XGROUP', 'CREATE', tasks, GROUP, '0', 'MKSTREAM')
+  if not ok and not string.find(errtext(err), '^BUSYGROUP') then
+    return error(err) -- not reachable: the key is a stream or nothing (checked)
+  end
+  local added = 0
+  local first = a.groups[1].first
+  for r = 1, a.groups[1].reps do
+    local i = first + (r - 1) * 4
+    local id = args[i]
+    redis.call('HSET', submitted, id, task_record(args[i + 1], args[i + 2], args[i + 3]))
+    if a.new[r] then
+      redis.call('XADD', tasks, id, 'path', args[i + 1], 'start', args[i + 2],
+                 'end', args[i + 3], 'injected', ms)
+      added = added + 1
+    end
+  end
+  redis.call('HSET', job, 'submitted_ms', ms)
+  redis.call('HINCRBY', job, 'submissions', 1)
+  return added
+end
+
+register('wclab_submit', check_submit, submit)
+
+---------------------------------------------------------------------------
+-- wclab_claim: hands one task to `consumer`, a new one if any, else one
+-- whose lease ran out; a stolen task delivered too often, or an entry that
+-- wclab_submit did not write, is dead-lettered instead. The time of the
+-- hand-out goes to spec as claimed:<id> (a renewal leaves it alone), so that
+-- wclab_speculate can tell how long a task has been running rather than how
+-- long it has existed.
+
+local function check_claim(sig, keys, args)
+  local a = checked_call(sig, keys, args)
+  check_counters(sig.name, keys[3], {'files_dead', 1, 'entries_foreign', 1})
+  return a
+end
+
+local function claim(keys, args, a)
+  local tasks, dead, job, leases, submitted, spec = keys[1], keys[2], keys[3], keys[4], keys[5], keys[6]
+  local ms = clock(a.now_ms)
+  local given_time = a.now_ms ~= false
+  local consumer, lease_ms, max_deliveries = a.consumer, a.lease_ms, a.max_deliveries
 
   local entry, deliveries
-  local ok, fresh = pcall(redis.call, 'XREADGROUP', 'GROUP', group, consumer,
+  local ok, fresh = pcall(redis.call, 'XREADGROUP', 'GROUP', GROUP, consumer,
                           'COUNT', 1, 'STREAMS', tasks, '>')
   if not ok then
-    if string.find(errtext(fresh), 'NOGROUP') then
+    if string.find(errtext(fresh), '^NOGROUP') then
       return nil -- the job has not been submitted (yet): nothing to do
     end
-    return redis.error_reply(errtext(fresh))
+    return error(fresh)
   end
   if fresh and fresh[1] and #fresh[1][2] > 0 then
     entry = fresh[1][2][1]
     deliveries = 1
     if given_time then
       -- The delivery time, like everything else, is the given clock's.
-      redis.call('XCLAIM', tasks, group, consumer, 0, entry[1], 'TIME', ms, 'JUSTID')
+      redis.call('XCLAIM', tasks, GROUP, consumer, 0, entry[1], 'TIME', ms, 'JUSTID')
       redis.call('ZADD', leases, ms, entry[1])
     end
   else
     if given_time then
       entry = nil
       for _, id in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', ms - lease_ms, 'LIMIT', 0, 10)) do
-        if pending(tasks, group, id) then
+        if pending(tasks, id) then
           -- Without JUSTID, XCLAIM counts a delivery, like XAUTOCLAIM.
-          entry = redis.call('XCLAIM', tasks, group, consumer, 0, id, 'TIME', ms)[1]
+          entry = redis.call('XCLAIM', tasks, GROUP, consumer, 0, id, 'TIME', ms)[1]
           redis.call('ZADD', leases, ms, id)
           break
         end
         redis.call('ZREM', leases, id) -- finished or buried meanwhile
       end
     else
-      local stolen = redis.call('XAUTOCLAIM', tasks, group, consumer, lease_ms, '0-0', 'COUNT', 1)
+      local stolen = redis.call('XAUTOCLAIM', tasks, GROUP, consumer, lease_ms, '0-0', 'COUNT', 1)
       entry = stolen[2][1]
     end
     if not entry then
       return nil
     end
-    local p = pending(tasks, group, entry[1])
+    local p = pending(tasks, entry[1])
     deliveries = p and tonumber(p[4]) or 1
     if deliveries > max_deliveries then
-      bury({tasks, dead, job, leases}, group, consumer, ms, entry[1],
-           'delivered ' .. deliveries .. ' times without a commit (poison task, or workers dying on it)',
+      bury(tasks, dead, job, leases, consumer, ms, entry[1],
+           'delivered ' .. int_text(deliveries) .. ' times without a commit (poison task, or workers dying on it)',
            deliveries)
       return {'dead', entry[1]}
     end
   end
   if not was_submitted(submitted, entry) then
-    bury({tasks, dead, job, leases}, group, consumer, ms, entry[1],
+    bury(tasks, dead, job, leases, consumer, ms, entry[1],
          'stream entry not written by wclab_submit (added by hand?): never read',
          deliveries, 'entries_foreign')
     return {'dead', entry[1]}
   end
-  if keys[6] then
-    redis.call('HSET', keys[6], 'claimed:' .. entry[1], tostring(ms))
-  end
+  redis.call('HSET', spec, 'claimed:' .. entry[1], int_text(ms))
   local f = entry_fields(entry)
   return {'task', entry[1], f.path or '', f.start or '0', f['end'] or '0',
           f.injected or '0', deliveries, job_stamp(job)}
 end
 
---[[
-wclab_renew KEYS: tasks, leases   ARGV: now_ms, group, consumer, id
+register('wclab_claim', check_claim, claim)
 
-Renews `consumer`'s lease on task `id` (resets its idle time) if it still
-owns it. Returns 1 if renewed, 0 if the task was stolen or finished.
-A worker that was robbed must not take the task back: hence the check.
-]]
-local function renew(keys, args)
+---------------------------------------------------------------------------
+-- wclab_renew: renews `consumer`'s lease on task `id` if it still owns it.
+-- A worker that was robbed must not take the task back: hence the check.
+
+local function renew(keys, args, a)
   local tasks, leases = keys[1], keys[2]
-  local group, consumer, id = args[2], args[3], args[4]
-  local p = pending(tasks, group, id)
+  local consumer, id = a.consumer, a.id
+  local p = pending(tasks, id)
   if not p or p[2] ~= consumer then
     return 0
   end
-  if args[1] ~= '' and leases then
-    local ms = now_ms(args[1])
-    redis.call('XCLAIM', tasks, group, consumer, 0, id, 'TIME', ms, 'JUSTID')
-    redis.call('ZADD', leases, ms, id)
+  if a.now_ms then
+    redis.call('XCLAIM', tasks, GROUP, consumer, 0, id, 'TIME', a.now_ms, 'JUSTID')
+    redis.call('ZADD', leases, a.now_ms, id)
   else
-    redis.call('XCLAIM', tasks, group, consumer, 0, id, 'JUSTID')
+    redis.call('XCLAIM', tasks, GROUP, consumer, 0, id, 'JUSTID')
   end
   return 1
 end
 
---[[
-wclab_commit KEYS: tasks, counts, done, job, leases, merging
-             ARGV: now_ms, group, consumer, n, id_1, bytes_1, ... id_n, bytes_n,
-                   words, count_1, word_1, count_2, word_2, ...
+register('wclab_renew', checked_call, renew)
 
-Commits the counts of n tasks at once: `words` is the total of the counts,
-then each distinct word with its count (ZINCRBY's own order: increment,
-member). The gate: every task must still be pending, i.e. nobody has
-committed it yet (and this Redis knows of it: a Redis restored from an
-older snapshot may have forgotten the delivery, in which case the task will
-be delivered again). If so, each is acknowledged (XACK returns 1 for each),
-every word is added, and a completion record is appended to the done
-stream; otherwise nothing changes and the IDs that were not pending are
-returned, so the caller can commit the rest. A task given twice in one call
-is an error (its words would be added twice). With n = 1 this is exactly
-"XACK, and only if it returned 1, ZINCRBY".
+---------------------------------------------------------------------------
+-- wclab_commit and wclab_commit_staged: the gate. Every task must still be
+-- pending, i.e. nobody has committed it yet (and this Redis knows of it: a
+-- Redis restored from an older snapshot may have forgotten the delivery, in
+-- which case the task will be delivered again). If so, each is
+-- acknowledged, every word is added and a completion record is appended;
+-- otherwise nothing changes and the IDs that were not pending are returned,
+-- so that the caller can commit the rest. With n = 1 this is exactly
+-- "XACK, and only if it returned 1, ZINCRBY".
+--
+-- How the words are added. A sorted set costs Redis a microsecond or two
+-- per ZINCRBY, and a big merged commit carries most of the vocabulary: when
+-- it has at least a quarter as many words as `counts` (and a thousand),
+-- they go into `merging` with a few multi-member ZADDs and are summed into
+-- `counts` with one ZUNIONSTORE, which is faster per word than that many
+-- ZINCRBYs. Smaller commits (a stream's tweets) use ZINCRBY, which costs
+-- nothing per word already there.
+--
+-- wclab_commit_staged takes words already in `merging` (score = count): the
+-- caller ZADDs them there and calls it in one MULTI/EXEC, so that Redis
+-- takes the words in its native argument parsing, not as Lua strings (which
+-- costs more than the sorted set itself for a commit of most of the
+-- vocabulary). `merging` is scratch that belongs to the call: whatever the
+-- reply (applied, not pending, refused), it is gone afterwards, except when
+-- KEYS are not the job's (then nothing at all is touched). Not for a Raft
+-- cluster, which has no MULTI.
 
-How the words are added. A sorted set costs Redis a microsecond or two per
-ZINCRBY, and a big merged commit carries most of the vocabulary: when it
-has at least a quarter as many words as `counts` (and a thousand), they go
-into `merging` with a few multi-member ZADDs and are summed into `counts`
-with one ZUNIONSTORE, which is faster per word than that many ZINCRBYs;
-`merging` is gone again when the function returns. Smaller commits (a
-stream's tweets) use ZINCRBY, which costs nothing per word already there.
-Returns {1, n} or {0, id, id, ...}.
-
-wclab_commit_staged KEYS: the same
-                    ARGV: now_ms, group, consumer, n, id_1, bytes_1, ... id_n, bytes_n,
-                          words, distinct
-
-The same commit, for words already in `merging` (score = count): the
-caller ZADDs them there and calls this in one MULTI/EXEC, so that Redis
-takes the words in its native argument parsing, not as Lua strings (which
-costs more than the sorted set itself for a commit of most of the
-vocabulary). `distinct` must be the number of members staged; anything
-else is an error and changes nothing (say a ZADD of the same MULTI failed).
-`merging` is always gone when the function returns. Not for a Raft
-cluster, which has no MULTI.
-]]
 local UNION_MIN_WORDS = 1000
 -- Arguments per multi-member ZADD: below Lua's unpack limit (8000), even.
 local ZADD_CHUNK = 7000
+
+-- The largest count in a sorted set (0 when empty).
+local function top_score(key)
+  local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  return tonumber(top[2] or '0')
+end
 
 -- Sums the sorted set `merging` (npairs members) into `counts` and removes
 -- it: renamed into an empty `counts`, one ZUNIONSTORE when it is big next to
@@ -344,199 +783,271 @@ local function fold_merging(counts, merging, npairs, existing)
   end
 end
 
--- Adds the (count, word) pairs of args[first..]; returns how many.
+-- Adds the (count, word) pairs of args[first..] (checked); returns how many.
 local function add_pairs(counts, merging, args, first)
   local npairs = (#args - first + 1) / 2
   if npairs <= 0 then
     return 0
   end
   local existing = redis.call('ZCARD', counts)
-  if merging == nil or npairs < UNION_MIN_WORDS or npairs * 4 < existing then
-    for i = first, #args, 2 do
-      redis.call('ZINCRBY', counts, args[i], args[i + 1])
+  if npairs >= UNION_MIN_WORDS and npairs * 4 >= existing then
+    -- Scratch: whatever a failed transaction left there goes first.
+    redis.call('UNLINK', merging)
+    for i = first, #args, ZADD_CHUNK do
+      redis.call('ZADD', merging, unpack(args, i, math.min(#args, i + ZADD_CHUNK - 1)))
     end
-    return npairs
+    if redis.call('ZCARD', merging) == npairs then
+      fold_merging(counts, merging, npairs, existing)
+      return npairs
+    end
+    -- A word given twice: ZADD kept one of its counts, ZINCRBY adds both.
+    redis.call('UNLINK', merging)
   end
-  for i = first, #args, ZADD_CHUNK do
-    redis.call('ZADD', merging, unpack(args, i, math.min(#args, i + ZADD_CHUNK - 1)))
+  for i = first, #args, 2 do
+    redis.call('ZINCRBY', counts, args[i], args[i + 1])
   end
-  fold_merging(counts, merging, npairs, existing)
   return npairs
 end
 
-local function commit_with(keys, args, staged)
-  local tasks, counts, done, job, leases, merging = keys[1], keys[2], keys[3], keys[4], keys[5], keys[6]
-  local ms = now_ms(args[1])
-  local group, consumer = args[2], args[3]
-  local n = tonumber(args[4])
-  local function refuse(reply)
-    if staged then
-      redis.call('UNLINK', merging)
+-- No task twice in one commit: its counts would be in the merged words
+-- twice, its XACK once.
+local function check_distinct_tasks(sig, a)
+  local group, seen = a.groups[1], {}
+  for r, row in ipairs(group.values) do
+    if seen[row[1]] then
+      refuse('WCLABARG', sig.name, 'ARGV[%d] task %s is given twice in one commit',
+             group.first + (r - 1) * 2, row[1])
     end
-    return reply
+    seen[row[1]] = true
   end
+end
 
-  local records, gone, seen = {}, {0}, {}
-  for i = 0, n - 1 do
-    local id = args[5 + 2 * i]
-    if seen[id] then
-      -- Its counts would be in the merged words twice, its XACK once.
-      return refuse(redis.error_reply('ERR wclab_commit: task ' .. id .. ' given twice in one commit'))
+-- The checks both commits share after KEYS, ARGV and the key types: `bytes`
+-- as each task says, the gate (which tasks are pending), the counts' and
+-- counters' exactness. `adding` is the most any one count can grow by.
+local function check_commit_state(sig, keys, args, a, updates, adding)
+  local tasks, counts, job = keys[1], keys[2], keys[4]
+  local group = a.groups[1]
+  local records, gone = {}, {}
+  local bytes = 0
+  for r, row in ipairs(group.values) do
+    local id, nbytes = row[1], row[2]
+    local at = group.first + (r - 1) * 2
+    local entry = redis.call('XRANGE', tasks, id, id)[1]
+    local f = entry and entry_fields(entry) or {}
+    local start, stop = tonumber(f.start or ''), tonumber(f['end'] or '')
+    if start and stop and nbytes ~= stop - start then
+      refuse('WCLABARG', sig.name, 'ARGV[%d] bytes %s of task %s is not its end - start = %s',
+             at + 1, int_text(nbytes), id, int_text(stop - start))
     end
-    seen[id] = true
-    local p = pending(tasks, group, id)
+    bytes = bytes + nbytes
+    local p = pending(tasks, id)
     if p then
-      records[#records + 1] = {id, args[6 + 2 * i], p[4]}
+      records[#records + 1] = {id, args[at + 1], p[4], f.injected or ''}
     else
       gone[#gone + 1] = id
     end
   end
-  if #gone > 1 then
-    return refuse(gone)
+  if bytes > MAX_INT then
+    refuse('WCLABARG', sig.name, 'the tasks\' bytes add up to more than 2^53-1')
   end
+  if adding > 0 and top_score(counts) + adding > MAX_INT then
+    refuse('WCLABSTATE', sig.name, '%s holds a count of %s: adding up to %s more could pass 2^53-1, where counts stop being exact',
+           show(counts), int_text(top_score(counts)), int_text(adding))
+  end
+  check_counters(sig.name, job, {'files_done', a.n, 'bytes_done', bytes,
+                                 'words_done', a.words, 'word_updates', updates})
+  a.records, a.gone, a.bytes = records, gone, bytes
+  return a
+end
 
-  local words = tonumber(args[5 + 2 * n])
+local function check_commit(sig, keys, args)
+  check_keys(sig, keys)
+  local a = check_argv(sig, args)
+  if a.sum_count ~= a.words then
+    refuse('WCLABARG', sig.name, 'ARGV[%d] words %s is not the sum of the counts, %s',
+           a.groups[1].first + 2 * a.n, int_text(a.words), int_text(a.sum_count))
+  end
+  check_distinct_tasks(sig, a)
+  check_types(sig, keys)
+  return check_commit_state(sig, keys, args, a, a.groups[2].reps, a.words)
+end
+
+local function check_commit_staged(sig, keys, args)
+  check_keys(sig, keys)
+  -- From here on `merging` is the call's own: refused or not, it goes.
+  local ok, a = pcall(function()
+    local a = check_argv(sig, args)
+    check_distinct_tasks(sig, a)
+    check_types(sig, keys)
+    local merging = keys[6]
+    local t = redis.call('TYPE', merging).ok
+    if t ~= 'zset' and t ~= 'none' then
+      refuse('WCLABARG', sig.name, '%s is a %s: nothing staged', show(merging), t)
+    end
+    local present = redis.call('ZCARD', merging)
+    if present ~= a.distinct then
+      refuse('WCLABARG', sig.name, '%d words staged in %s, ARGV[%d] distinct says %s',
+             present, show(merging), #args, int_text(a.distinct))
+    end
+    local max = 0
+    if present > 0 then
+      -- Cheap checks of the staged counts (reading them all into Lua would
+      -- cost as much as the staging saves): every score at least 1 and at
+      -- most 2^53-1, and `words` at least their number and their maximum.
+      local low = tonumber(redis.call('ZRANGE', merging, 0, 0, 'WITHSCORES')[2])
+      max = top_score(merging)
+      if low < 1 or max > MAX_INT or low % 1 ~= 0 or max % 1 ~= 0 then
+        refuse('WCLABARG', sig.name, 'the counts staged in %s range from %s to %s, not within 1..2^53-1',
+               show(merging), tostring(low), tostring(max))
+      end
+    end
+    if a.words < a.distinct or a.words < max then
+      refuse('WCLABARG', sig.name, 'ARGV[%d] words %s is less than the %s staged words or their largest count %s',
+             #args - 1, int_text(a.words), int_text(a.distinct), int_text(max))
+    end
+    return check_commit_state(sig, keys, args, a, a.distinct, max)
+  end)
+  if not ok then
+    redis.call('UNLINK', keys[6])
+    error(a, 0)
+  end
+  return a
+end
+
+local function commit_with(keys, args, a, staged)
+  local tasks, counts, done, job, leases, merging = keys[1], keys[2], keys[3], keys[4], keys[5], keys[6]
+  if #a.gone > 0 then
+    if staged then
+      redis.call('UNLINK', merging)
+    end
+    local reply = {0}
+    for _, id in ipairs(a.gone) do
+      reply[#reply + 1] = id
+    end
+    return reply
+  end
+  local ms = clock(a.now_ms)
   local updates
   if staged then
-    local distinct = tonumber(args[6 + 2 * n])
-    local present = redis.call('ZCARD', merging)
-    if present ~= distinct then
-      return refuse(redis.error_reply('ERR wclab_commit_staged: ' .. present .. ' words staged in ' ..
-                                      merging .. ', ' .. tostring(distinct) .. ' expected'))
+    if a.distinct > 0 then
+      fold_merging(counts, merging, a.distinct, redis.call('ZCARD', counts))
     end
-    if distinct > 0 then
-      fold_merging(counts, merging, distinct, redis.call('ZCARD', counts))
-    end
-    updates = distinct
+    updates = a.distinct
   else
-    updates = add_pairs(counts, merging, args, 6 + 2 * n)
+    updates = add_pairs(counts, merging, args, a.groups[2].first)
   end
   -- Sorted-set updates: the Redis work of the job, reported per input MB.
   redis.call('HINCRBY', job, 'word_updates', updates)
-  local bytes = 0
-  for _, r in ipairs(records) do
+  for _, r in ipairs(a.records) do
     local id = r[1]
-    local entry = redis.call('XRANGE', tasks, id, id)[1]
-    local injected = entry and entry_fields(entry).injected or ''
-    redis.call('XACK', tasks, group, id)
-    if leases then
-      redis.call('ZREM', leases, id)
-    end
-    append(done, ms, {'task', id, 'worker', consumer, 'injected', injected,
-                      'committed', tostring(ms), 'attempts', tostring(r[3]),
+    redis.call('XACK', tasks, GROUP, id)
+    redis.call('ZREM', leases, id)
+    append(done, ms, {'task', id, 'worker', a.consumer, 'injected', r[4],
+                      'committed', int_text(ms), 'attempts', int_text(r[3]),
                       'bytes', r[2]})
-    bytes = bytes + tonumber(r[2])
   end
-  redis.call('HINCRBY', job, 'files_done', n)
-  redis.call('HINCRBY', job, 'bytes_done', bytes)
-  redis.call('HINCRBY', job, 'words_done', words)
-  return {1, n}
+  redis.call('HINCRBY', job, 'files_done', a.n)
+  redis.call('HINCRBY', job, 'bytes_done', int_text(a.bytes))
+  redis.call('HINCRBY', job, 'words_done', int_text(a.words))
+  return {1, a.n}
 end
 
-local function commit(keys, args)
-  return commit_with(keys, args, false)
+register('wclab_commit', check_commit, function(keys, args, a)
+  return commit_with(keys, args, a, false)
+end)
+register('wclab_commit_staged', check_commit_staged, function(keys, args, a)
+  return commit_with(keys, args, a, true)
+end)
+
+---------------------------------------------------------------------------
+-- wclab_dead: dead-letters a task that can never be counted (missing,
+-- unreadable, not a regular file, outside the job's inputs, malformed).
+-- Gated like a commit: only a still-pending task is buried.
+
+local function check_dead(sig, keys, args)
+  local a = checked_call(sig, keys, args)
+  check_counters(sig.name, keys[3], {'files_dead', 1})
+  return a
 end
 
-local function commit_staged(keys, args)
-  return commit_with(keys, args, true)
-end
-
---[[
-wclab_dead KEYS: tasks, dead, job, leases   ARGV: now_ms, group, consumer, id, reason
-
-Dead-letters a task that can never be counted (missing, unreadable, not a
-regular file, outside the job's inputs, malformed). Gated like a commit:
-only a still-pending task is buried. Returns 1 if buried, 0 if it was not
-pending any more.
-]]
-local function dead_letter(keys, args)
+local function dead_letter(keys, args, a)
   local tasks, dead, job, leases = keys[1], keys[2], keys[3], keys[4]
-  local ms = now_ms(args[1])
-  local group, consumer, id, reason = args[2], args[3], args[4], args[5]
-  local p = pending(tasks, group, id)
+  local p = pending(tasks, a.id)
   if not p then
     return 0
   end
-  bury({tasks, dead, job, leases}, group, consumer, ms, id, reason, p[4])
+  bury(tasks, dead, job, leases, a.consumer, clock(a.now_ms), a.id, a.reason, p[4])
   return 1
 end
 
---[[
-wclab_release KEYS: tasks, leases   ARGV: now_ms, group, consumer, lease_ms, id
+register('wclab_dead', check_dead, dead_letter)
 
-Gives back a task that `consumer` holds but will not finish (it was told to
-stop): the next claim of any worker may take it at once instead of after a
-lease. Its delivery count is left as it is. Returns 1 if released, 0 if
-the task was not `consumer`'s any more.
-]]
-local function release(keys, args)
+---------------------------------------------------------------------------
+-- wclab_release: gives back a task that `consumer` holds but will not
+-- finish (it was told to stop): the next claim of any worker may take it at
+-- once instead of after a lease. Its delivery count is left as it is.
+
+local function release(keys, args, a)
   local tasks, leases = keys[1], keys[2]
-  local group, consumer, lease_ms, id = args[2], args[3], tonumber(args[4]), args[5]
-  local p = pending(tasks, group, id)
+  local consumer, id = a.consumer, a.id
+  local p = pending(tasks, id)
   if not p or p[2] ~= consumer then
     return 0
   end
-  if args[1] ~= '' and leases then
+  if a.now_ms then
     redis.call('ZADD', leases, 0, id)
   else
-    redis.call('XCLAIM', tasks, group, consumer, 0, id, 'IDLE', lease_ms, 'JUSTID')
+    redis.call('XCLAIM', tasks, GROUP, consumer, 0, id, 'IDLE', a.lease_ms, 'JUSTID')
   end
   return 1
 end
 
-redis.register_function('wclab_submit', submit)
-redis.register_function('wclab_claim', claim)
-redis.register_function('wclab_renew', renew)
-redis.register_function('wclab_commit', commit)
-redis.register_function('wclab_commit_staged', commit_staged)
-redis.register_function('wclab_dead', dead_letter)
-redis.register_function('wclab_release', release)
+register('wclab_release', checked_call, release)
 
---[[
-wclab_speculate KEYS: tasks, done, spec
-                ARGV: now_ms, group, consumer, min_age_ms, factor, sample
+---------------------------------------------------------------------------
+-- wclab_speculate (lab 3): hands an idle `consumer` a backup copy of a task
+-- that has been running much longer than tasks usually take. Ownership does
+-- not change: the task stays in its owner's pending list, the backup counts
+-- it too, and whichever commit lands first counts; the commit's gate makes
+-- the other a no-op.
+--
+-- "Much longer": the task's run time so far, now minus the time it was last
+-- handed out (claimed:<id>, written by wclab_claim), is at least
+-- max(min_age_ms, factor x the median run time of the last `sample`
+-- commits), a run time being the commit time minus the hand-out to the
+-- worker whose commit counted (backup_at:<id> when that was the backup).
+-- Time spent queued before the hand-out is not running time, so a burst of
+-- injections does not make every task look slow. All the times are the
+-- functions' `now_ms`, never XPENDING's idle times (renewals reset those,
+-- and with a given now_ms they are each replica's clock). Workers ask only
+-- when idle, when nothing is queued, so a task that old is held by a
+-- straggler or by a dead worker whose lease has not run out yet.
 
-Speculative execution (lab 3): hands an idle `consumer` a backup copy of a
-task that has been running much longer than tasks usually take. Ownership
-does not change: the task stays in its owner's pending list, the backup
-counts it too, and whichever commit lands first counts; wclab_commit's gate
-("every task still pending") makes the other a no-op.
+local function check_speculate(sig, keys, args)
+  local a = checked_call(sig, keys, args)
+  check_counters(sig.name, keys[3], {'backups', 1})
+  return a
+end
 
-"Much longer": the task's run time so far, now minus the time it was last
-handed out (claimed:<id>, written by wclab_claim), is at least
-max(min_age_ms, factor x the median run time of the last `sample` commits),
-a run time being the commit time minus the hand-out to the worker whose
-commit counted (backup_at:<id> when that was the backup). Time spent queued
-before the hand-out is not running time, so a burst of injections does not
-make every task look slow. All the times are the functions' `now_ms`, never
-XPENDING's idle times (renewals reset those, and with a given now_ms they
-are each replica's clock). A task with no claimed:<id> (handed out by an
-older wclab_claim) gets no backup. Workers ask only when idle, when nothing
-is queued, so a task that old is held by a straggler or by a dead worker
-whose lease has not run out yet. Each task gets one backup at most: the
-`spec` hash records `backup:<id>` = the consumer and `backup_at:<id>`, and
-counts `backups`. Returns nil, or a task like wclab_claim: {'task', id,
-path, start, end, injected, deliveries}.
-]]
-local function speculate(keys, args)
+local function speculate(keys, args, a)
   local tasks, done, spec = keys[1], keys[2], keys[3]
-  local ms = now_ms(args[1])
-  local group, consumer = args[2], args[3]
-  local min_age, factor, sample = tonumber(args[4]), tonumber(args[5]), tonumber(args[6])
+  local ms = clock(a.now_ms)
+  local consumer = a.consumer
 
-  local ok, held = pcall(redis.call, 'XPENDING', tasks, group, '-', '+', 100)
+  local ok, held = pcall(redis.call, 'XPENDING', tasks, GROUP, '-', '+', 100)
   if not ok then
-    if string.find(errtext(held), 'NOGROUP') then
+    if string.find(errtext(held), '^NOGROUP') then
       return nil
     end
-    return redis.error_reply(errtext(held))
+    return error(held)
   end
   if #held == 0 then
     return nil
   end
 
   local runs = {}
-  for _, e in ipairs(redis.call('XREVRANGE', done, '+', '-', 'COUNT', sample)) do
+  for _, e in ipairs(redis.call('XREVRANGE', done, '+', '-', 'COUNT', a.sample)) do
     local f = entry_fields(e)
     local started
     if f.task and f.worker and redis.call('HGET', spec, 'backup:' .. f.task) == f.worker then
@@ -551,7 +1062,7 @@ local function speculate(keys, args)
   end
   table.sort(runs)
   local typical = runs[math.floor((#runs + 1) / 2)] or 0
-  local threshold = math.max(min_age, factor * typical)
+  local threshold = math.max(a.min_age_ms, a.factor * typical)
 
   for _, p in ipairs(held) do
     local id, owner, deliveries = p[1], p[2], p[4]
@@ -560,7 +1071,7 @@ local function speculate(keys, args)
       local entry = redis.call('XRANGE', tasks, id, id)[1]
       if claimed and entry and ms - claimed >= threshold then
         local f = entry_fields(entry)
-        redis.call('HSET', spec, 'backup:' .. id, consumer, 'backup_at:' .. id, tostring(ms))
+        redis.call('HSET', spec, 'backup:' .. id, consumer, 'backup_at:' .. id, int_text(ms))
         redis.call('HINCRBY', spec, 'backups', 1)
         return {'task', id, f.path or '', f.start or '0', f['end'] or '0',
                 f.injected or '0', deliveries}
@@ -570,4 +1081,4 @@ local function speculate(keys, args)
   return nil
 end
 
-redis.register_function('wclab_speculate', speculate)
+register('wclab_speculate', check_speculate, speculate)

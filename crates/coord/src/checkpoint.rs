@@ -19,19 +19,24 @@ pub enum Bgsave {
 }
 
 /// Starts a background save.
+///
+/// Redis refuses a BGSAVE while a child process runs with a plain `ERR`
+/// and prose only, so the children are looked up in `INFO persistence`
+/// instead: before (the usual case) and, should a child have started in
+/// between, after a refusal.
 pub async fn bgsave(store: &mut Store) -> Result<Bgsave, CoordError> {
+    if persistence(store).await?.child_running {
+        return Ok(Bgsave::Skipped);
+    }
     match store
         .call::<String>("start a checkpoint (BGSAVE)", &redis::cmd("BGSAVE"))
         .await
     {
         Ok(_) => Ok(Bgsave::Started),
-        Err(CoordError::Redis { source, .. })
-            if source.to_string().contains("already in progress")
-                || source.to_string().contains("child process is active") =>
-        {
-            Ok(Bgsave::Skipped)
-        }
-        Err(e) => Err(e),
+        Err(e) => match persistence(store).await {
+            Ok(p) if p.child_running => Ok(Bgsave::Skipped),
+            _ => Err(e),
+        },
     }
 }
 
@@ -40,6 +45,9 @@ pub async fn bgsave(store: &mut Store) -> Result<Bgsave, CoordError> {
 pub struct Persistence {
     /// A BGSAVE child is running.
     pub bgsave_in_progress: bool,
+    /// Some child is running (BGSAVE, AOF rewrite, module fork): a BGSAVE
+    /// now would be refused.
+    pub child_running: bool,
     /// Snapshots completed since this server started (`rdb_saves`).
     pub saves: u64,
     /// The last BGSAVE succeeded.
@@ -64,6 +72,13 @@ pub async fn persistence(store: &mut Store) -> Result<Persistence, CoordError> {
     };
     Ok(Persistence {
         bgsave_in_progress: field("rdb_bgsave_in_progress") == "1",
+        child_running: [
+            "rdb_bgsave_in_progress",
+            "aof_rewrite_in_progress",
+            "module_fork_in_progress",
+        ]
+        .iter()
+        .any(|f| field(f) == "1"),
         saves: field("rdb_saves").parse().unwrap_or(0),
         last_bgsave_ok: field("rdb_last_bgsave_status") == "ok",
         keys_loaded_at_start: field("rdb_last_load_keys_loaded").parse().unwrap_or(0),

@@ -51,8 +51,19 @@ pub async fn claim(
     consumer: &str,
     rules: ClaimRules,
 ) -> Result<Claim, CoordError> {
+    let reply: Value = store
+        .call("claim a task", &call(keys, consumer, rules))
+        .await?;
+    parse(reply).ok_or_else(|| CoordError::Protocol {
+        target: store.target().clone(),
+        op: "wclab_claim",
+        detail: "reply is not nil, ['task', ...] or ['dead', id]".into(),
+    })
+}
+
+/// The FCALL of `wclab_claim`.
+pub(crate) fn call(keys: &JobKeys, consumer: &str, rules: ClaimRules) -> redis::Cmd {
     let mut cmd = crate::function_call(
-        store,
         "wclab_claim",
         &[
             &keys.tasks,
@@ -67,12 +78,7 @@ pub async fn claim(
     cmd.arg(consumer)
         .arg(rules.lease.as_millis() as u64)
         .arg(rules.max_deliveries);
-    let reply: Value = store.call("claim a task", &cmd).await?;
-    parse(reply).ok_or_else(|| CoordError::Protocol {
-        target: store.target().clone(),
-        op: "wclab_claim",
-        detail: "reply is not nil, ['task', ...] or ['dead', id]".into(),
-    })
+    cmd
 }
 
 fn text(v: &Value) -> Option<String> {

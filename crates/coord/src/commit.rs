@@ -91,19 +91,45 @@ fn sort_for_insertion(words: &mut Vec<(&[u8], u64)>) {
 
 /// The FCALL head of either commit function: keys, consumer, tasks, total.
 fn commit_call(
-    store: &Store,
     function: &str,
     keys: &JobKeys,
     consumer: &str,
     tasks: &[Committed<'_>],
     words: &[(&[u8], u64)],
 ) -> redis::Cmd {
-    let mut cmd = crate::function_call(store, function, &keys.commit_keys());
+    let mut cmd = crate::function_call(function, &keys.commit_keys());
     cmd.arg(consumer).arg(tasks.len());
     for t in tasks {
         cmd.arg(t.id).arg(t.bytes);
     }
     cmd.arg(words.iter().map(|w| w.1).sum::<u64>());
+    cmd
+}
+
+/// The FCALL of `wclab_commit`: the words as (count, word) arguments.
+pub(crate) fn plain_call(
+    keys: &JobKeys,
+    consumer: &str,
+    tasks: &[Committed<'_>],
+    words: &[(&[u8], u64)],
+) -> redis::Cmd {
+    let mut cmd = commit_call("wclab_commit", keys, consumer, tasks, words);
+    for (word, n) in words {
+        cmd.arg(*n).arg(*word);
+    }
+    cmd
+}
+
+/// The FCALL of `wclab_commit_staged`, for `words` ZADDed into `merging`
+/// in the same transaction.
+pub(crate) fn staged_call(
+    keys: &JobKeys,
+    consumer: &str,
+    tasks: &[Committed<'_>],
+    words: &[(&[u8], u64)],
+) -> redis::Cmd {
+    let mut cmd = commit_call("wclab_commit_staged", keys, consumer, tasks, words);
+    cmd.arg(words.len());
     cmd
 }
 
@@ -114,12 +140,9 @@ async fn as_arguments(
     tasks: &[Committed<'_>],
     words: &[(&[u8], u64)],
 ) -> Result<CommitOutcome, CoordError> {
-    let mut cmd = commit_call(store, "wclab_commit", keys, consumer, tasks, words);
-    for (word, n) in words {
-        cmd.arg(*n).arg(*word);
-    }
+    let cmd = plain_call(keys, consumer, tasks, words);
     let reply: Value = store.call("commit counts", &cmd).await?;
-    outcome(store, reply)
+    outcome(store, "commit counts", reply)
 }
 
 async fn staged(
@@ -140,20 +163,26 @@ async fn staged(
         }
         zadd.ignore();
     }
-    let mut call = commit_call(store, "wclab_commit_staged", keys, consumer, tasks, words);
-    call.arg(words.len());
-    pipe.add_command(call);
+    pipe.add_command(staged_call(keys, consumer, tasks, words));
     let (reply,): (Value,) = store.call_pipe("commit counts (staged)", &pipe).await?;
-    outcome(store, reply)
+    outcome(store, "commit counts (staged)", reply)
 }
 
-/// A server that takes no MULTI: a Raft node's sidecar.
+/// A server that takes no MULTI (a Raft node's sidecar): it refuses the
+/// commands of a transaction with the code `WCLABNOMULTI`, and EXEC aborts.
 fn refuses_transactions(e: &CoordError) -> bool {
-    matches!(e, CoordError::Redis { source, .. } if source.to_string().contains("MULTI is not supported"))
+    let CoordError::Redis { source, .. } = e else {
+        return false;
+    };
+    crate::store::error_codes(source)
+        .iter()
+        .any(|(code, _)| code == crate::codes::NO_MULTI)
 }
 
-fn outcome(store: &Store, reply: Value) -> Result<CommitOutcome, CoordError> {
+fn outcome(store: &Store, op: &'static str, reply: Value) -> Result<CommitOutcome, CoordError> {
     match reply {
+        // The function's error inside EXEC's reply (a refusal, say).
+        Value::ServerError(e) => Err(store.failed(op, e.into())),
         Value::Array(items) if matches!(items.first(), Some(Value::Int(1))) => {
             Ok(CommitOutcome::Applied)
         }

@@ -11,11 +11,16 @@ pub async fn dead_letter(
     id: &str,
     reason: &str,
 ) -> Result<bool, CoordError> {
+    let cmd = call(keys, consumer, id, reason);
+    Ok(store.call::<i64>("dead-letter a task", &cmd).await? == 1)
+}
+
+/// The FCALL of `wclab_dead`.
+pub(crate) fn call(keys: &JobKeys, consumer: &str, id: &str, reason: &str) -> redis::Cmd {
     let mut cmd = crate::function_call(
-        store,
         "wclab_dead",
         &[&keys.tasks, &keys.dead, &keys.job, &keys.leases],
     );
     cmd.arg(consumer).arg(id).arg(reason);
-    Ok(store.call::<i64>("dead-letter a task", &cmd).await? == 1)
+    cmd
 }

@@ -44,6 +44,21 @@ pub enum CoordError {
         #[source]
         source: redis::RedisError,
     },
+    /// A function of the protocol refused the call and changed nothing:
+    /// `WCLABARG`, a malformed call (a bug of this client, or a function
+    /// library of another version); `WCLABSTATE`, the job's keys do not
+    /// allow it (changed by hand, or a count about to stop being exact).
+    #[error("Redis at {target} refused {op} ({code}): {detail}. Nothing was changed (see docs/protocol.md, \"Errors\")")]
+    Refused {
+        /// The server.
+        target: RedisTarget,
+        /// What we were doing.
+        op: &'static str,
+        /// `WCLABARG` or `WCLABSTATE`.
+        code: String,
+        /// The function's message: which function, which argument or key.
+        detail: String,
+    },
     /// Redis answered something that does not fit the protocol.
     #[error("Redis at {target}: unexpected reply to {op}: {detail}")]
     Protocol {

@@ -189,7 +189,7 @@ pub async fn holders(store: &mut Store, keys: &JobKeys) -> Result<Vec<(String, u
         .await
         .or_else(|e| match e {
             // No stream or group (yet, or any more after a restore).
-            CoordError::Redis { ref source, .. } if source.to_string().contains("NOGROUP") => {
+            CoordError::Redis { ref source, .. } if source.code() == Some("NOGROUP") => {
                 Ok(redis::Value::Nil)
             }
             e => Err(e),

@@ -56,6 +56,23 @@ impl JobKeys {
         ]
     }
 
+    /// The key of a role as docs/protocol.md names it (`tasks`, `counts`,
+    /// ...), `None` for an unknown role.
+    pub fn role(&self, role: &str) -> Option<&str> {
+        Some(match role {
+            "tasks" => &self.tasks,
+            "counts" => &self.counts,
+            "done" => &self.done,
+            "dead" => &self.dead,
+            "job" => &self.job,
+            "leases" => &self.leases,
+            "submitted" => &self.submitted,
+            "spec" => &self.spec,
+            "merging" => &self.merging,
+            _ => return None,
+        })
+    }
+
     /// Every key of the job, for deleting it.
     pub fn all(&self) -> [&str; 9] {
         [

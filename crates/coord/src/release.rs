@@ -12,7 +12,13 @@ pub async fn release(
     lease: Duration,
     id: &str,
 ) -> Result<bool, CoordError> {
-    let mut cmd = crate::function_call(store, "wclab_release", &[&keys.tasks, &keys.leases]);
-    cmd.arg(consumer).arg(lease.as_millis() as u64).arg(id);
+    let cmd = call(keys, consumer, lease, id);
     Ok(store.call::<i64>("release a task", &cmd).await? == 1)
+}
+
+/// The FCALL of `wclab_release`.
+pub(crate) fn call(keys: &JobKeys, consumer: &str, lease: Duration, id: &str) -> redis::Cmd {
+    let mut cmd = crate::function_call("wclab_release", &[&keys.tasks, &keys.leases]);
+    cmd.arg(consumer).arg(lease.as_millis() as u64).arg(id);
+    cmd
 }

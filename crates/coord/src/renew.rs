@@ -11,7 +11,13 @@ pub async fn renew(
     consumer: &str,
     id: &str,
 ) -> Result<bool, CoordError> {
-    let mut cmd = crate::function_call(store, "wclab_renew", &[&keys.tasks, &keys.leases]);
-    cmd.arg(consumer).arg(id);
+    let cmd = call(keys, consumer, id);
     Ok(store.call::<i64>("renew a lease", &cmd).await? == 1)
+}
+
+/// The FCALL of `wclab_renew`.
+pub(crate) fn call(keys: &JobKeys, consumer: &str, id: &str) -> redis::Cmd {
+    let mut cmd = crate::function_call("wclab_renew", &[&keys.tasks, &keys.leases]);
+    cmd.arg(consumer).arg(id);
+    cmd
 }

@@ -8,7 +8,7 @@
 //! not count: a task that waited behind a burst is not a straggler. Whichever commit lands first
 //! counts; the commit gate turns the other into
 //! [`CommitOutcome::NotPending`](crate::commit::CommitOutcome::NotPending).
-//! The rule ("much longer") and the bookkeeping are in `lua/wclab.lua`.
+//! The rule ("much longer") and the bookkeeping are in `docs/protocol.md`.
 
 use crate::claim::{Claim, Task};
 use crate::{CoordError, JobKeys, Store};
@@ -53,12 +53,7 @@ pub async fn speculate(
     consumer: &str,
     rules: SpeculationRules,
 ) -> Result<Option<Task>, CoordError> {
-    let spec = spec_key(keys);
-    let mut cmd = crate::function_call(store, "wclab_speculate", &[&keys.tasks, &keys.done, &spec]);
-    cmd.arg(consumer)
-        .arg(rules.min_age.as_millis() as u64)
-        .arg(rules.factor)
-        .arg(rules.sample);
+    let cmd = call(keys, consumer, rules);
     let reply: Value = store.call("ask for a speculative task", &cmd).await?;
     match crate::claim::parse(reply) {
         Some(Claim::Idle) => Ok(None),
@@ -69,6 +64,16 @@ pub async fn speculate(
             detail: "reply is not nil or ['task', ...]".into(),
         }),
     }
+}
+
+/// The FCALL of `wclab_speculate`.
+pub(crate) fn call(keys: &JobKeys, consumer: &str, rules: SpeculationRules) -> redis::Cmd {
+    let mut cmd = crate::function_call("wclab_speculate", &[&keys.tasks, &keys.done, &keys.spec]);
+    cmd.arg(consumer)
+        .arg(rules.min_age.as_millis() as u64)
+        .arg(rules.factor)
+        .arg(rules.sample);
+    cmd
 }
 
 /// How many backup copies have been handed out in the job.

@@ -39,16 +39,36 @@ enum Disposition {
     Transient,
     /// Our function library is not loaded (Redis restarted without it).
     LibraryMissing,
+    /// Redis's generic `ERR`: among others its "Function not found", which
+    /// has no code of its own, so the library is looked for (FUNCTION LIST)
+    /// rather than the message read.
+    GenericErr,
     /// The password is wrong.
     Auth,
     /// Anything else: a bug or an unexpected server.
     Fatal,
 }
 
+/// The error codes of `e`: its own, or those of the commands of a failed
+/// pipeline or transaction (for which redis-rs gives no code of its own).
+pub(crate) fn error_codes(e: &RedisError) -> Vec<(String, Option<String>)> {
+    match e.clone().into_server_errors() {
+        Some(errors) => errors
+            .iter()
+            .map(|(_, s)| (s.code().to_owned(), s.details().map(str::to_owned)))
+            .collect(),
+        None => e
+            .code()
+            .map(|c| (c.to_owned(), e.detail().map(str::to_owned)))
+            .into_iter()
+            .collect(),
+    }
+}
+
 fn classify(e: &RedisError) -> Disposition {
-    if e.kind() == ErrorKind::AuthenticationFailed
-        || matches!(e.code(), Some("WRONGPASS" | "NOAUTH"))
-    {
+    let codes = error_codes(e);
+    let has = |code: &str| codes.iter().any(|(c, _)| c == code);
+    if e.kind() == ErrorKind::AuthenticationFailed || has("WRONGPASS") || has("NOAUTH") {
         return Disposition::Auth;
     }
     if e.is_io_error()
@@ -69,13 +89,25 @@ fn classify(e: &RedisError) -> Disposition {
     }
     // A long script (a big merged commit of another worker) is running:
     // Redis answers BUSY until it ends.
-    if e.code() == Some("BUSY") {
+    if has("BUSY") {
         return Disposition::Transient;
     }
-    if e.to_string().contains("Function not found") {
-        return Disposition::LibraryMissing;
+    if has("ERR") {
+        return Disposition::GenericErr;
     }
     Disposition::Fatal
+}
+
+/// Whether `conn`'s server has a library named wclab; `true` when that
+/// cannot be told (the original error is then reported as it is).
+async fn library_loaded(conn: &mut MultiplexedConnection) -> bool {
+    let listed: Result<Value, _> = redis::cmd("FUNCTION")
+        .arg("LIST")
+        .arg("LIBRARYNAME")
+        .arg("wclab")
+        .query_async(conn)
+        .await;
+    !matches!(listed, Ok(Value::Array(libs)) if libs.is_empty())
 }
 
 /// A connection to the job's Redis that survives Redis going away.
@@ -154,14 +186,6 @@ impl Store {
         self.policy = policy;
     }
 
-    /// The `now_ms` argument of the functions: empty, meaning "the Redis
-    /// server's own clock". Also with a Raft cluster: there the leader's
-    /// sidecar fills an empty `now_ms` with its own clock before the call
-    /// enters the log, so every replica applies the same time.
-    pub(crate) fn now_arg(&self) -> &'static str {
-        ""
-    }
-
     /// Moves to the next endpoint (a no-op with one).
     fn rotate(&mut self) {
         self.conn = None;
@@ -208,12 +232,20 @@ impl Store {
         let mut waits = backoff();
         let started = Instant::now();
         loop {
-            let conn = self.connection().await?;
-            let err = match attempt(conn).await {
+            let mut conn = self.connection().await?;
+            let err = match attempt(conn.clone()).await {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };
-            match classify(&err) {
+            let mut disposition = classify(&err);
+            if matches!(disposition, Disposition::GenericErr) {
+                disposition = if library_loaded(&mut conn).await {
+                    Disposition::Fatal
+                } else {
+                    Disposition::LibraryMissing
+                };
+            }
+            match disposition {
                 Disposition::Transient => {
                     tracing::debug!(target = %self.target, op, error = %err, "transient Redis error; reconnecting");
                     self.rotate();
@@ -230,14 +262,29 @@ impl Store {
                     }
                 }
                 Disposition::Auth => return Err(self.auth_error(&err)),
-                Disposition::Fatal => {
-                    return Err(CoordError::Redis {
-                        target: self.target.clone(),
-                        op,
-                        source: err,
-                    })
-                }
+                Disposition::Fatal | Disposition::GenericErr => return Err(self.failed(op, err)),
             }
+        }
+    }
+
+    /// The error of a call that failed for good: a refusal of the
+    /// protocol's functions (by its code), or anything else Redis said.
+    pub(crate) fn failed(&self, op: &'static str, err: RedisError) -> CoordError {
+        let refusal = error_codes(&err)
+            .into_iter()
+            .find(|(c, _)| c == crate::codes::REFUSED_ARGUMENT || c == crate::codes::REFUSED_STATE);
+        match refusal {
+            Some((code, detail)) => CoordError::Refused {
+                target: self.target.clone(),
+                op,
+                code,
+                detail: detail.unwrap_or_default(),
+            },
+            None => CoordError::Redis {
+                target: self.target.clone(),
+                op,
+                source: err,
+            },
         }
     }
 
@@ -293,7 +340,7 @@ impl Store {
                 }
                 Err(e) => match classify(&e) {
                     Disposition::Auth => return Err(self.auth_error(&e)),
-                    Disposition::Fatal => {
+                    Disposition::Fatal | Disposition::GenericErr => {
                         return Err(CoordError::Redis {
                             target: self.target.clone(),
                             op: "connect and load the function library",

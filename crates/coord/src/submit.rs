@@ -35,15 +35,27 @@ pub async fn submit(
 ) -> Result<u64, CoordError> {
     let mut added = 0;
     for chunk in tasks.chunks(BATCH) {
-        let mut cmd = crate::function_call(
-            store,
-            "wclab_submit",
-            &[&keys.tasks, &keys.job, &keys.submitted],
-        );
-        for t in chunk {
-            cmd.arg(&t.id).arg(&t.path).arg(t.start).arg(t.end);
-        }
-        added += store.call::<u64>("submit tasks", &cmd).await?;
+        added += store
+            .call::<u64>("submit tasks", &call(keys, chunk))
+            .await?;
     }
     Ok(added)
+}
+
+/// Creates the job's consumer group (a submission of no task), so that
+/// workers can join before the first task arrives (lab 3's streams).
+pub async fn open(store: &mut Store, keys: &JobKeys) -> Result<(), CoordError> {
+    store
+        .call::<u64>("create the consumer group", &call(keys, &[]))
+        .await
+        .map(|_| ())
+}
+
+/// The FCALL of `wclab_submit` with `tasks` (IDs increasing).
+pub(crate) fn call(keys: &JobKeys, tasks: &[TaskSpec]) -> redis::Cmd {
+    let mut cmd = crate::function_call("wclab_submit", &[&keys.tasks, &keys.job, &keys.submitted]);
+    for t in tasks {
+        cmd.arg(&t.id).arg(&t.path).arg(t.start).arg(t.end);
+    }
+    cmd
 }

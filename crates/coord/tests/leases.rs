@@ -19,12 +19,13 @@ async fn store(server: &RedisServer) -> Store {
 fn claim(k: &JobKeys, now: u64, who: &str, lease: u64) -> redis::Cmd {
     let mut c = redis::cmd("FCALL");
     c.arg("wclab_claim")
-        .arg(5)
+        .arg(6)
         .arg(&k.tasks)
         .arg(&k.dead)
         .arg(&k.job)
         .arg(&k.leases)
-        .arg(&k.submitted);
+        .arg(&k.submitted)
+        .arg(&k.spec);
     c.arg(now).arg("workers").arg(who).arg(lease).arg(5);
     c
 }

@@ -5,7 +5,9 @@ use wclab_coord::claim::{claim, Claim, ClaimRules};
 use wclab_coord::commit::{commit, CommitOutcome, Committed};
 use wclab_coord::job::{self, JobPlan, JobSpec};
 use wclab_coord::submit::TaskSpec;
-use wclab_coord::{dead_letter, renew, results, JobKeys, RedisTarget, RetryPolicy, Store};
+use wclab_coord::{
+    dead_letter, renew, results, CoordError, JobKeys, RedisTarget, RetryPolicy, Store,
+};
 use wclab_server::{RedisServer, ServerOptions};
 
 async fn setup(tasks: usize) -> (RedisServer, Store, JobKeys) {
@@ -135,7 +137,10 @@ async fn a_task_given_twice_in_one_commit_is_refused_and_adds_nothing() {
     let err = commit(&mut store, &keys, "w", &twice, [(b"x".as_slice(), 2u64)])
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("given twice"), "{err}");
+    assert!(
+        matches!(&err, CoordError::Refused { code, .. } if code == "WCLABARG"),
+        "{err}"
+    );
     assert!(results::all(&mut store, &keys).await.unwrap().is_empty());
     assert!(!job::status(&mut store, &keys).await.unwrap().is_finished());
 }
@@ -432,8 +437,71 @@ async fn stale_or_missing_staged_words_are_never_counted() {
         .call::<redis::Value>("staged", &call)
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("0 words staged"), "{err}");
+    assert!(
+        matches!(&err, CoordError::Refused { code, detail, .. }
+            if code == "WCLABARG" && detail.contains("0 words staged")),
+        "{err}"
+    );
+    staging_is_gone(&mut store, &keys).await;
     assert_eq!(counts(&mut store, &keys).await, want);
     let st = job::status(&mut store, &keys).await.unwrap();
     assert_eq!(st.files_done, 1, "the task was not acknowledged");
+}
+
+/// A refusal inside the staged commit's transaction reaches the caller as
+/// a refusal (by its code, which redis-rs keeps on the command, not on the
+/// failed transaction), and nothing was committed.
+#[tokio::test]
+async fn a_refused_staged_commit_is_a_refusal() {
+    let (_s, mut store, keys) = setup(1).await;
+    let a = task(&mut store, &keys, "w", LONG).await;
+    let big = words(0, 1500, 2);
+    // The task owns 10 bytes, not 11.
+    let wrong = [Committed { id: &a, bytes: 11 }];
+    let err = commit(
+        &mut store,
+        &keys,
+        "w",
+        &wrong,
+        big.iter().map(|(w, c)| (w.as_slice(), *c)),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, CoordError::Refused { code, detail, .. }
+            if code == "WCLABARG" && detail.contains("bytes 11 of task 0-1")),
+        "{err}"
+    );
+    assert!(results::all(&mut store, &keys).await.unwrap().is_empty());
+    staging_is_gone(&mut store, &keys).await;
+}
+
+/// Redis lost the function library (restarted empty, say): the staged
+/// commit's FCALL fails inside the transaction with Redis's generic ERR;
+/// the store finds the library missing, loads it and commits.
+#[tokio::test]
+async fn a_staged_commit_loads_a_lost_library_again() {
+    let (_s, mut store, keys) = setup(1).await;
+    let a = task(&mut store, &keys, "w", LONG).await;
+    store
+        .call::<String>(
+            "delete the library",
+            redis::cmd("FUNCTION").arg("DELETE").arg("wclab"),
+        )
+        .await
+        .unwrap();
+    let big = words(0, 1500, 2);
+    let done = [Committed { id: &a, bytes: 10 }];
+    let out = commit(
+        &mut store,
+        &keys,
+        "w",
+        &done,
+        big.iter().map(|(w, c)| (w.as_slice(), *c)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out, CommitOutcome::Applied);
+    let want: std::collections::HashMap<Vec<u8>, u64> = big.into_iter().collect();
+    assert_eq!(counts(&mut store, &keys).await, want);
 }

@@ -313,7 +313,7 @@ impl Session {
                 self.refused_multi = false;
                 Frame::Simple("OK".into())
             }
-            _ => Frame::err(format!("ERR wclab-raft: {name} refused: {WHY}")),
+            _ => Frame::err(format!("WCLABNOMULTI wclab-raft: {name} refused: {WHY}")),
         }
     }
 

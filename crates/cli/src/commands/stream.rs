@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wclab_coord::job::{self, JobSpec};
 use wclab_coord::submit::{self, TaskSpec};
-use wclab_coord::{results, speculate, JobKeys, Store, GROUP};
+use wclab_coord::{results, speculate, JobKeys, Store};
 use wclab_server::{RedisServer, ServerOptions};
 use wclab_stream::plot::{self, PlotOptions, Series};
 use wclab_stream::summary::{Percentiles, Summary};
@@ -104,19 +104,9 @@ pub async fn stream(args: StreamArgs) -> Result<Outcome> {
         },
     )
     .await?;
-    // Submitting nothing creates the consumer group, so that workers can
-    // join it before the first file arrives.
-    let mut group = redis::cmd("FCALL");
-    group
-        .arg("wclab_submit")
-        .arg(2)
-        .arg(&keys.tasks)
-        .arg(&keys.job)
-        .arg("")
-        .arg(GROUP);
-    store
-        .call::<u64>("create the consumer group", &group)
-        .await?;
+    // The consumer group, so that workers can join it before the first
+    // file arrives.
+    submit::open(&mut store, &keys).await?;
 
     let mut worker_args = [
         vec!["--job".into(), job_name.clone()],

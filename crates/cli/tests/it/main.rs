@@ -6,5 +6,6 @@ mod batch;
 mod chaos;
 mod checkpoint;
 mod common;
+mod python;
 mod raft;
 mod stream;
