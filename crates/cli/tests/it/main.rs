@@ -7,4 +7,5 @@ mod chaos;
 mod checkpoint;
 mod common;
 mod raft;
+mod raft_anomalies;
 mod stream;
