@@ -614,12 +614,16 @@ pub enum RaftCommand {
         /// Leader heartbeat of the nodes.
         #[arg(long, default_value = "50ms", value_parser = humantime::parse_duration)]
         heartbeat: Duration,
-        /// Election timeout (leader lease) of the nodes; default 5 heartbeats.
+        /// Election timeout (leader lease) of the nodes; default 4 heartbeats.
         #[arg(long, value_parser = humantime::parse_duration)]
         election_timeout: Option<Duration>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// The wclab binary that runs the nodes (default: this one); an
+        /// older build gives a before/after in the same session.
+        #[arg(long)]
+        node_binary: Option<PathBuf>,
     },
 }
 
@@ -641,7 +645,7 @@ pub struct RaftNodeArgs {
     /// Election timeout, also the leader lease: a follower that has not
     /// heard from a leader for 1 to 1.5 times this asks the others (pre-vote)
     /// and campaigns if a majority has not heard from one either.
-    /// Default: 5 heartbeats.
+    /// Default: 4 heartbeats.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub election_timeout: Option<Duration>,
     /// Take a snapshot every this many log entries.

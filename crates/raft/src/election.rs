@@ -52,7 +52,63 @@ impl Timing {
     /// A random time to wait without a leader before campaigning.
     fn election_timeout(&self) -> Duration {
         let ms = self.lease.as_millis() as u64;
-        Duration::from_millis(rand::rng().random_range(ms..ms + ms / 2 + 1))
+        Duration::from_millis(rand::rng().random_range(ms..ms + ms / 2))
+    }
+}
+
+/// When this node last heard from its leader, as the network sees it: an
+/// append from the current leader arriving, or being processed.
+///
+/// openraft's own record (the vote's last-modified time) is updated only
+/// when its core gets to the append, and the leader sends nothing more to a
+/// follower (not even a heartbeat) while an append to it is unanswered; a
+/// slow fsync on the follower, or a busy core, then looks like a dead
+/// leader. Counting an append being processed as "heard now" keeps a slow
+/// but healthy cluster from electing a new leader.
+#[derive(Default)]
+pub struct Heard(std::sync::Mutex<(Option<Instant>, usize)>);
+
+impl Heard {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Option<Instant>, usize)> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An append from the leader arrived; it is being processed until the
+    /// guard is dropped.
+    pub fn append(&self) -> HeardGuard<'_> {
+        let mut g = self.lock();
+        g.0 = Some(Instant::now());
+        g.1 += 1;
+        HeardGuard(self)
+    }
+
+    /// How long since the leader was last heard from (zero while one of
+    /// its appends is being processed); `None` if never.
+    pub fn silent_for(&self) -> Option<Duration> {
+        let g = self.lock();
+        if g.1 > 0 {
+            return Some(Duration::ZERO);
+        }
+        g.0.map(|t| t.elapsed())
+    }
+}
+
+/// Ends the processing of an append ([`Heard::append`]).
+pub struct HeardGuard<'a>(&'a Heard);
+
+impl Drop for HeardGuard<'_> {
+    fn drop(&mut self) {
+        let mut g = self.0.lock();
+        g.0 = Some(Instant::now());
+        g.1 -= 1;
+    }
+}
+
+/// The shorter of two silences (`None`: never heard).
+fn shorter(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -64,27 +120,50 @@ pub struct PreVoter {
     pub log: LogStore,
     /// The timers.
     pub timing: Timing,
+    /// When the leader was last heard from.
+    pub heard: std::sync::Arc<Heard>,
+    /// The last candidate this node granted a pre-vote to, and when.
+    pub granted: std::sync::Mutex<Option<(NodeId, Instant)>>,
 }
 
 impl PreVoter {
-    /// Would this node vote for the candidate now?
-    pub async fn judge(&self, req: &PreVoteRequest) -> PreVoteResponse {
+    /// Would this node vote for `candidate` now?
+    pub async fn judge(&self, candidate: NodeId, req: &PreVoteRequest) -> PreVoteResponse {
         let lease = self.timing.lease;
         let state = self
             .raft
             .with_raft_state(move |st| {
-                let heard_recently = st.vote_ref().is_committed()
-                    && st
-                        .vote_last_modified()
-                        .is_some_and(|t| t.elapsed() <= lease);
-                (st.server_state, heard_recently)
+                // A leader heard from, or an election under way (this node's
+                // vote changed, for itself or another, within the lease).
+                let busy = st
+                    .vote_last_modified()
+                    .is_some_and(|t| t.elapsed() <= lease);
+                (st.server_state, busy)
             })
             .await;
+        let heard = self.heard.silent_for().is_some_and(|s| s <= lease);
         let granted = match state {
             Ok((ServerState::Leader, _)) | Ok((_, true)) | Err(_) => false,
+            Ok(_) if heard => false,
             Ok(_) => req.last_log_id >= self.log.last_log_id(),
         };
+        if granted {
+            *self.granted.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some((candidate, Instant::now()));
+        }
+        tracing::info!(candidate, granted, term = req.term, "pre-vote asked");
         PreVoteResponse { granted }
+    }
+
+    /// Whether this node granted a pre-vote, within the lease, to a node
+    /// with a higher ID than `me`: two nodes that asked each other at the
+    /// same moment would otherwise both campaign and split the vote; the
+    /// lower ID gives way.
+    fn gives_way(&self, me: NodeId) -> bool {
+        self.granted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|(c, t)| c > me && t.elapsed() <= self.timing.lease)
     }
 }
 
@@ -102,6 +181,10 @@ pub struct Driver {
     pub network: Network,
     /// The timers.
     pub timing: Timing,
+    /// When the leader was last heard from.
+    pub heard: std::sync::Arc<Heard>,
+    /// This node's pre-vote answers (to give way to another candidate).
+    pub prevoter: std::sync::Arc<PreVoter>,
 }
 
 /// Whether `granted` holds a majority of every configuration of `m` (two
@@ -115,7 +198,8 @@ pub fn is_quorum(m: &Membership, granted: &BTreeSet<NodeId>) -> bool {
 impl Driver {
     /// Runs for the life of the node.
     pub async fn run(self) {
-        let tick = self.timing.heartbeat / 2;
+        // Fine-grained, so that the random timeout is what decides.
+        let tick = (self.timing.heartbeat / 2).min(Duration::from_millis(10));
         let mut timeout = self.timing.election_timeout();
         // A restarted node hears from the leader within a heartbeat: give it
         // a timeout's time before asking anyone.
@@ -138,18 +222,28 @@ impl Driver {
                 continue;
             };
             let now = Instant::now();
-            if last_heard.is_some_and(|t| now.duration_since(t) < timeout) || now < not_before {
+            let silent = shorter(
+                last_heard.map(|t| now.duration_since(t)),
+                self.heard.silent_for(),
+            );
+            if silent.is_some_and(|s| s < timeout) || now < not_before {
                 continue;
             }
+            tracing::info!(
+                silent_ms = silent.map(|s| s.as_millis() as u64),
+                "no leader heard from: pre-vote"
+            );
             timeout = self.timing.election_timeout();
             not_before = now + timeout;
-            if self.prevote(&membership, metrics.current_term).await {
+            if self.prevote(&membership, metrics.current_term).await
+                && !self.prevoter.gives_way(self.id)
+            {
                 tracing::info!(term = metrics.current_term + 1, "pre-vote won: campaigning");
                 if let Err(e) = self.raft.trigger().elect().await {
                     tracing::warn!(error = %e, "cannot start an election");
                 }
             } else {
-                tracing::debug!("pre-vote lost: not campaigning");
+                tracing::debug!("pre-vote lost, or another candidate asked first: not campaigning");
             }
         }
     }

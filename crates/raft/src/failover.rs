@@ -295,6 +295,8 @@ pub struct Report {
     pub quiet_s: f64,
     /// Term changes during the fault-free watch.
     pub quiet_term_changes: u64,
+    /// Word-count jobs that finished (exit 0) meanwhile.
+    pub jobs_finished: usize,
     /// Writes acknowledged in all.
     pub writes: usize,
     /// Writes that failed (the client gave up on them).
@@ -335,10 +337,12 @@ pub async fn run(b: &Bench) -> Result<Report> {
         }
         // A shell loop of jobs, killed with the rest.
         let script = format!(
-            "i=0; while :; do i=$((i+1)); '{}' run --input '{}' --workers 2 --threads 1 --redis-cluster '{}' --job failover-$i -k 0 > /dev/null 2>&1; done",
+            "i=0; while :; do i=$((i+1)); '{}' run --input '{}' --workers 2 --threads 1 --redis-cluster '{}' --job failover-$i -k 0 > /dev/null 2>> '{}' && echo $i >> '{}'; done",
             b.exe.display(),
             corpus.display(),
-            cluster.addrs()
+            cluster.addrs(),
+            b.dir.join("jobs.log").display(),
+            b.dir.join("jobs.done").display(),
         );
         background.0.push(
             Command::new("sh")
@@ -379,6 +383,7 @@ pub async fn run(b: &Bench) -> Result<Report> {
         let term_before = *cluster.terms().await.iter().max().unwrap_or(&0);
         let killed_at = Instant::now();
         cluster.kill(l);
+        tracing::info!(node = l + 1, "killed the leader");
         let acked = loop {
             let first = acks
                 .lock()
@@ -413,6 +418,9 @@ pub async fn run(b: &Bench) -> Result<Report> {
     let _ = tokio::time::timeout(Duration::from_secs(10), w).await;
     let writes = acks.lock().unwrap().len();
     drop(background);
+    let jobs_finished = std::fs::read_to_string(b.dir.join("jobs.done"))
+        .map(|t| t.lines().count())
+        .unwrap_or(0);
     drop(cluster);
     Ok(Report {
         nodes: b.nodes,
@@ -422,6 +430,7 @@ pub async fn run(b: &Bench) -> Result<Report> {
         terms_per_kill,
         quiet_s: b.quiet.as_secs_f64(),
         quiet_term_changes,
+        jobs_finished,
         writes,
         failed: failed.load(Ordering::SeqCst),
     })

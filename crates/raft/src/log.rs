@@ -116,8 +116,14 @@ impl Inner {
 
     fn write(&mut self, rec: &Record) -> io::Result<()> {
         let bytes = frame(rec);
+        let started = std::time::Instant::now();
         self.file.write_all(&bytes)?;
         self.file.sync_data()?;
+        let took = started.elapsed();
+        if took > std::time::Duration::from_millis(100) {
+            // The Raft core waits for it: no heartbeat, no vote meanwhile.
+            tracing::warn!(?took, bytes = bytes.len(), "slow log write");
+        }
         self.file_len += bytes.len() as u64;
         Ok(())
     }

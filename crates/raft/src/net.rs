@@ -406,7 +406,12 @@ pub async fn serve(rx: &Receiver<'_>, args: &[Vec<u8>]) -> Frame {
     let bad = |e: bincode::Error| Frame::err(format!("ERR bad RAFT.RPC payload: {e}"));
     match kind.as_slice() {
         b"append" => match bincode::deserialize::<AppendEntriesRequest<TypeConfig>>(payload) {
-            Ok(req) => reply(rx.raft.append_entries(req).await),
+            Ok(req) => {
+                let mine = rx.raft.metrics().borrow().vote;
+                let _heard = (req.vote.is_committed() && req.vote >= mine)
+                    .then(|| rx.prevote.heard.append());
+                reply(rx.raft.append_entries(req).await)
+            }
             Err(e) => bad(e),
         },
         b"vote" => match bincode::deserialize::<VoteRequest<NodeId>>(payload) {
@@ -414,7 +419,7 @@ pub async fn serve(rx: &Receiver<'_>, args: &[Vec<u8>]) -> Frame {
             Err(e) => bad(e),
         },
         b"prevote" => match bincode::deserialize::<PreVoteRequest>(payload) {
-            Ok(req) => reply::<_, ()>(Ok(rx.prevote.judge(&req).await)),
+            Ok(req) => reply::<_, ()>(Ok(rx.prevote.judge(from, &req).await)),
             Err(e) => bad(e),
         },
         b"snapshot" => {
@@ -422,6 +427,9 @@ pub async fn serve(rx: &Receiver<'_>, args: &[Vec<u8>]) -> Frame {
                 payload,
             ) {
                 Ok((vote, meta, data)) => {
+                    let mine = rx.raft.metrics().borrow().vote;
+                    let _heard =
+                        (vote.is_committed() && vote >= mine).then(|| rx.prevote.heard.append());
                     let snap = Snapshot {
                         meta,
                         snapshot: Box::new(data),

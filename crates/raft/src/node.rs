@@ -74,14 +74,14 @@ impl NodeConfig {
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_millis(50);
 
 /// The default election timeout (the lease), in heartbeats.
-pub const LEASE_HEARTBEATS: u32 = 5;
+pub const LEASE_HEARTBEATS: u32 = 4;
 
 /// What every session of a node shares.
 pub(crate) struct Shared {
     pub(crate) id: NodeId,
     pub(crate) cluster: Cluster,
     pub(crate) sm: StateMachine,
-    pub(crate) prevote: PreVoter,
+    pub(crate) prevote: Arc<PreVoter>,
     pub(crate) timing: Timing,
     pub(crate) password: Option<String>,
     pub(crate) redis_addr: String,
@@ -251,15 +251,19 @@ pub async fn run(cfg: NodeConfig) -> Result<(), NodeError> {
         network: network.clone(),
         redis_addr: redis_addr.clone(),
     };
+    let heard = Arc::new(crate::election::Heard::default());
+    let prevoter = Arc::new(PreVoter {
+        raft: raft.clone(),
+        log: log.clone(),
+        timing,
+        heard: heard.clone(),
+        granted: Default::default(),
+    });
     let shared = Arc::new(Shared {
         id: cfg.id,
         cluster: cluster.clone(),
         sm,
-        prevote: PreVoter {
-            raft: raft.clone(),
-            log: log.clone(),
-            timing,
-        },
+        prevote: prevoter.clone(),
         timing,
         password: cfg.password.clone(),
         redis_addr: redis_addr.clone(),
@@ -302,6 +306,8 @@ pub async fn run(cfg: NodeConfig) -> Result<(), NodeError> {
             log,
             network,
             timing,
+            heard,
+            prevoter,
         }
         .run(),
     );

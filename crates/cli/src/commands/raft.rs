@@ -34,6 +34,7 @@ pub async fn raft(what: RaftCommand) -> Result<Outcome> {
             heartbeat,
             election_timeout,
             json,
+            node_binary,
         } => {
             let mut node_args = vec![
                 "--heartbeat".to_owned(),
@@ -44,7 +45,10 @@ pub async fn raft(what: RaftCommand) -> Result<Outcome> {
                 node_args.push(humantime::format_duration(t).to_string());
             }
             let bench = wclab_raft::failover::Bench {
-                exe: std::env::current_exe().context("cannot find the wclab binary")?,
+                exe: match node_binary {
+                    Some(b) => b,
+                    None => std::env::current_exe().context("cannot find the wclab binary")?,
+                },
                 dir,
                 nodes,
                 kills,
@@ -242,5 +246,8 @@ fn print_failover(r: &wclab_raft::failover::Report, json: bool) -> Result<()> {
         );
     }
     println!("  writes acknowledged: {}, failed: {}", r.writes, r.failed);
+    if r.job {
+        println!("  word-count jobs finished meanwhile: {}", r.jobs_finished);
+    }
     Ok(())
 }
