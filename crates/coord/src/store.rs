@@ -430,7 +430,7 @@ fn is_text(v: &Value, s: &str) -> bool {
 ///
 /// A single Redis has nobody to fail over to, and a large merged commit may
 /// take a while: a minute. A node of a Raft cluster answers every request
-/// within its request timeout (2 s, and half a second more when it
+/// within its request timeout (4 s, and half a second more when it
 /// forwards to the leader), with `TRYAGAIN` or `UNKNOWN` at worst, so a
 /// longer silence means it is down or cut off from us without a word (a
 /// partition drops packets: no reset, no error; a stopped process's kernel
@@ -439,7 +439,7 @@ fn is_text(v: &Value, s: &str) -> bool {
 /// link went down stalled for the whole minute; issue 21 with 10 s.
 fn response_timeout(target: &RedisTarget) -> Duration {
     if target.is_cluster() {
-        Duration::from_secs(4)
+        Duration::from_secs(6)
     } else {
         Duration::from_secs(60)
     }

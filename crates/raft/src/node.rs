@@ -64,7 +64,7 @@ impl NodeConfig {
             password: None,
             heartbeat: DEFAULT_HEARTBEAT,
             election_timeout: DEFAULT_HEARTBEAT * LEASE_HEARTBEATS,
-            request_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(4),
             snapshot_every: 500,
         }
     }
