@@ -287,3 +287,28 @@ impl Driver {
         is_quorum(m, &granted)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Member;
+    use std::collections::BTreeMap;
+
+    fn granted(ids: &[NodeId]) -> BTreeSet<NodeId> {
+        ids.iter().copied().collect()
+    }
+
+    #[test]
+    fn a_quorum_is_a_majority_of_every_half_of_a_joint_configuration() {
+        let nodes: BTreeMap<NodeId, Member> = (1..=4)
+            .map(|i| (i, Member::new(format!("n{i}"), i)))
+            .collect();
+        let one = Membership::new(vec![granted(&[1, 2, 3])], nodes.clone());
+        assert!(is_quorum(&one, &granted(&[1, 3])));
+        assert!(!is_quorum(&one, &granted(&[1])));
+        assert!(!is_quorum(&one, &granted(&[1, 4])), "4 is not a voter");
+        let joint = Membership::new(vec![granted(&[1, 2, 3]), granted(&[1, 2])], nodes);
+        assert!(!is_quorum(&joint, &granted(&[1, 3])), "{{1, 2}} needs both");
+        assert!(is_quorum(&joint, &granted(&[1, 2])));
+    }
+}

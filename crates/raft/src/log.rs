@@ -469,4 +469,16 @@ mod tests {
         assert_eq!(st.last_purged_log_id.unwrap().index, 1);
         assert_eq!(st.last_log_id.unwrap().index, 3);
     }
+
+    #[test]
+    fn the_store_remembers_recent_nonces_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LogStore::open(dir.path()).unwrap();
+        for n in 0..NONCES as u64 + 10 {
+            s.lock().remember(n);
+        }
+        assert!(s.appended(NONCES as u64 + 9));
+        assert!(!s.appended(0), "the oldest were forgotten");
+        assert!(!s.appended(u64::MAX), "never appended");
+    }
 }
