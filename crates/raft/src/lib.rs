@@ -28,7 +28,8 @@
 //!   a member is an address and an incarnation).
 //! * [`log`]: the durable log and vote (checksummed, fsynced file).
 //! * [`sm`]: the state machine, i.e. the local Redis; snapshots; digests.
-//! * [`net`]: Raft RPCs between sidecars over RESP; test partitions.
+//! * [`net`]: Raft RPCs to peers over RESP (openraft's network); test partitions.
+//! * [`rpc`]: the receiving side of those RPCs: incarnation checks, pre-votes.
 //! * [`resp`]: the RESP2 codec.
 //! * [`testing`]: test-only fault switches (`WCLAB_RAFT_TEST_FAULTS=1`).
 //! * [`failover`]: the failover benchmark (a local cluster of node processes).
@@ -45,6 +46,7 @@ pub mod net;
 pub mod node;
 pub mod rejoin;
 pub mod resp;
+pub mod rpc;
 mod session;
 pub mod sm;
 pub mod testing;

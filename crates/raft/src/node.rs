@@ -20,6 +20,7 @@ use crate::fatal::{self, Exit};
 use crate::health::Health;
 use crate::log::LogStore;
 use crate::net::{Network, Partition, PeerState};
+use crate::session::Shared;
 use crate::sm::StateMachine;
 use crate::types::{NodeId, Raft};
 use openraft::{Config, SnapshotPolicy};
@@ -75,33 +76,6 @@ pub const DEFAULT_HEARTBEAT: Duration = Duration::from_millis(50);
 
 /// The default election timeout (the lease), in heartbeats.
 pub const LEASE_HEARTBEATS: u32 = 4;
-
-/// What every session of a node shares.
-pub(crate) struct Shared {
-    pub(crate) id: NodeId,
-    pub(crate) cluster: Cluster,
-    pub(crate) sm: StateMachine,
-    pub(crate) prevote: Arc<PreVoter>,
-    pub(crate) timing: Timing,
-    pub(crate) password: Option<String>,
-    pub(crate) redis_addr: String,
-    pub(crate) redis_password: String,
-    pub(crate) request_timeout: Duration,
-    /// Largest `now_ms` this node handed out as leader.
-    pub(crate) last_now: AtomicU64,
-    /// The last `CLIENT ID` given out.
-    pub(crate) client_ids: AtomicU64,
-    nonce_base: u64,
-    nonces: AtomicU64,
-}
-
-impl Shared {
-    /// A nonce for a write this node submits (see [`crate::types::Request`]).
-    pub(crate) fn next_nonce(&self) -> u64 {
-        self.nonce_base
-            .wrapping_add(self.nonces.fetch_add(1, Ordering::SeqCst))
-    }
-}
 
 /// Why a node could not start (or stopped serving).
 #[derive(Debug, thiserror::Error)]

@@ -24,12 +24,14 @@
 //!   Retry only what is safe to repeat, or read to find out.
 
 use crate::admin::Admin;
+use crate::admin::Cluster;
 use crate::command::{self, Command, Kind, Name};
-use crate::net;
-use crate::node::Shared;
+use crate::election::{PreVoter, Timing};
 use crate::resp::{read_frame, write_frame, Conn, Frame};
+use crate::sm::StateMachine;
 use crate::types::{NodeId, Request};
 use openraft::error::{ClientWriteError, RaftError};
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,6 +77,33 @@ enum Submitted {
     Done(Frame),
     /// Refused before it entered the log: another node leads now.
     NotAppended,
+}
+
+/// What every session of a node shares.
+pub(crate) struct Shared {
+    pub(crate) id: NodeId,
+    pub(crate) cluster: Cluster,
+    pub(crate) sm: StateMachine,
+    pub(crate) prevote: Arc<PreVoter>,
+    pub(crate) timing: Timing,
+    pub(crate) password: Option<String>,
+    pub(crate) redis_addr: String,
+    pub(crate) redis_password: String,
+    pub(crate) request_timeout: Duration,
+    /// Largest `now_ms` this node handed out as leader.
+    pub(crate) last_now: AtomicU64,
+    /// The last `CLIENT ID` given out.
+    pub(crate) client_ids: AtomicU64,
+    pub(crate) nonce_base: u64,
+    pub(crate) nonces: AtomicU64,
+}
+
+impl Shared {
+    /// A nonce for a write this node submits (see [`crate::types::Request`]).
+    pub(crate) fn next_nonce(&self) -> u64 {
+        self.nonce_base
+            .wrapping_add(self.nonces.fetch_add(1, Ordering::SeqCst))
+    }
 }
 
 /// Per-connection state.
@@ -239,13 +268,13 @@ impl Session {
     async fn admin(&mut self, cmd: Command, deadline: Instant) -> Frame {
         match cmd.name {
             Name::RaftRpc => {
-                let rx = net::Receiver {
+                let rx = crate::rpc::Receiver {
                     raft: &self.shared.cluster.raft,
                     incarnation: self.shared.cluster.incarnation,
                     partition: &self.shared.cluster.network.partition,
                     prevote: &self.shared.prevote,
                 };
-                net::serve(&rx, &cmd.args[1..]).await
+                crate::rpc::serve(&rx, &cmd.args[1..]).await
             }
             Name::RaftProxied => {
                 // RAFT.PROXIED budget-ms command...: forwarded by a follower.
