@@ -557,6 +557,15 @@ pub enum RaftCommand {
         #[arg(long)]
         addr: String,
     },
+    /// Remove a node from the cluster (voter or learner).
+    Remove {
+        /// Any node of the cluster, HOST:PORT (followers forward to the leader).
+        #[arg(long)]
+        cluster: String,
+        /// The ID of the node to remove.
+        #[arg(long)]
+        id: u64,
+    },
     /// Print a node's status (role, term, leader, commit and applied index,
     /// members); the same as `redis-cli -p PORT RAFT.INFO` or `INFO raft`.
     Status {
@@ -578,6 +587,44 @@ pub enum RaftCommand {
         #[arg(long, default_value_t = 200)]
         words: usize,
     },
+    /// Measure failover: start a local cluster, kill its leader (SIGKILL)
+    /// again and again while a client writes, and print, as that client
+    /// sees it, the time from each kill to the first acknowledged write
+    /// sent after it; optionally with a job and CPU hogs running, and after
+    /// a fault-free watch of the terms.
+    FailoverBench {
+        /// Nodes in the cluster (2f+1).
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Leader kills.
+        #[arg(long, default_value_t = 20)]
+        kills: usize,
+        /// Run a word-count job in a loop against the cluster meanwhile.
+        #[arg(long)]
+        job: bool,
+        /// Keep every core busy with a spinning process meanwhile.
+        #[arg(long)]
+        hog: bool,
+        /// Before the kills, count term changes for this long without faults.
+        #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+        quiet: Duration,
+        /// Directory for the nodes (emptied first).
+        #[arg(long, default_value = "out/failover-bench")]
+        dir: PathBuf,
+        /// Leader heartbeat of the nodes.
+        #[arg(long, default_value = "50ms", value_parser = humantime::parse_duration)]
+        heartbeat: Duration,
+        /// Election timeout (leader lease) of the nodes; default 4 heartbeats.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        election_timeout: Option<Duration>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The wclab binary that runs the nodes (default: this one); an
+        /// older build gives a before/after in the same session.
+        #[arg(long)]
+        node_binary: Option<PathBuf>,
+    },
 }
 
 /// `wclab raft node`.
@@ -592,9 +639,15 @@ pub struct RaftNodeArgs {
     /// Data directory (Raft log, vote, snapshot; the Redis's directory).
     #[arg(long)]
     pub dir: PathBuf,
-    /// Leader heartbeat; an election starts after 5 to 10 missed ones.
-    #[arg(long, default_value = "150ms", value_parser = humantime::parse_duration)]
+    /// Leader heartbeat.
+    #[arg(long, default_value = "50ms", value_parser = humantime::parse_duration)]
     pub heartbeat: Duration,
+    /// Election timeout, also the leader lease: a follower that has not
+    /// heard from a leader for 1 to 1.5 times this asks the others (pre-vote)
+    /// and campaigns if a majority has not heard from one either.
+    /// Default: 4 heartbeats.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub election_timeout: Option<Duration>,
     /// Take a snapshot every this many log entries.
     #[arg(long, default_value_t = 500)]
     pub snapshot_every: u64,

@@ -56,10 +56,33 @@ pub async fn commit<'w>(
         sort_for_insertion(&mut words);
         match staged(store, keys, consumer, tasks, &words).await {
             Err(e) if refuses_transactions(&e) => store.no_transactions(),
-            outcome => return outcome,
+            outcome => return outcome.map(|o| settle(store, tasks, o)),
         }
     }
-    as_arguments(store, keys, consumer, tasks, &words).await
+    let outcome = as_arguments(store, keys, consumer, tasks, &words).await?;
+    Ok(settle(store, tasks, outcome))
+}
+
+/// A commit whose try was retried after an unknown outcome (`-UNKNOWN`
+/// from a Raft cluster, a connection lost after sending) and then found
+/// every one of its tasks already committed: the unknown try committed
+/// them, and the commit counts as applied. (The function is all or
+/// nothing: had the unknown try not applied, some other commit would have
+/// to have taken every task in between, which only a thief past the lease
+/// of all of them could; the counts are exact either way, only this
+/// worker's report would be off.) With some tasks still pending, the
+/// unknown try did not apply, and the outcome stands.
+fn settle(store: &Store, tasks: &[Committed<'_>], outcome: CommitOutcome) -> CommitOutcome {
+    match outcome {
+        CommitOutcome::NotPending(gone)
+            if store.last_call_uncertain()
+                && tasks.iter().all(|t| gone.iter().any(|g| g == t.id)) =>
+        {
+            tracing::info!(tasks = ?gone, "commit retried after an unknown outcome found its tasks committed: by that try");
+            CommitOutcome::Applied
+        }
+        other => other,
+    }
 }
 
 /// Sorts words into the reverse of the sorted set's order (count, then

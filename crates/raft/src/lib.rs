@@ -1,36 +1,55 @@
 //! Lab 4b: 2f+1 Redis replicas kept consistent by Raft.
 //!
-//! Each node is a sidecar ([`node`]) next to its own redis-server, which
-//! runs with persistence off. Clients speak RESP to any sidecar. Writes go
-//! through a Raft log replicated by [openraft](https://docs.rs/openraft)
-//! (consensus is not ours: we own storage, transport and apply), and are
-//! answered after a majority has them; reads are linearizable.
+//! Each node is a sidecar next to its own redis-server, which runs with
+//! persistence off. Clients speak RESP to any sidecar. Writes go through a
+//! Raft log replicated by [openraft](https://docs.rs/openraft) (consensus
+//! is not ours: we own storage, transport, apply, and when to campaign),
+//! and are answered after a majority has them; reads are linearizable.
+//! docs/raft.md is the user's guide: error codes, the determinism rules,
+//! the safety argument for nodes that lose their directory, failover.
 //!
 //! # Layout
 //!
-//! * [`types`]: the Raft type configuration (a log entry is a Redis command).
-//! * [`command`]: which commands are writes, reads, local or refused, and
-//!   how the leader puts its clock into a wclab function call.
+//! * [`node`]: wiring — starts the redis-server, the Raft, and the tasks
+//!   below; [`NodeConfig`].
+//! * [`session`]: a client's connection: parse, authenticate, route a
+//!   write to the log, a read through the read index, forward to the
+//!   leader; the `TRYAGAIN`/`UNKNOWN` error codes.
+//! * [`command`]: commands parsed once into a typed [`command::Command`]:
+//!   writes, reads, local, administration, or refused (not deterministic).
+//! * [`admin`]: `RAFT.*` administration, through a narrow view of the
+//!   cluster ([`admin::Cluster`]).
+//! * [`election`]: pre-vote, then openraft's election (its own timer is off).
+//! * [`incarnation`] and [`rejoin`]: a node that lost its directory neither
+//!   votes nor counts until the leader has taken it back in.
+//! * [`health`]: the redis-server's health check.
+//! * [`fatal`]: stopping a node that cannot trust its state.
+//! * [`types`]: the Raft type configuration (an entry is a Redis command;
+//!   a member is an address and an incarnation).
 //! * [`log`]: the durable log and vote (checksummed, fsynced file).
 //! * [`sm`]: the state machine, i.e. the local Redis; snapshots; digests.
-//! * [`net`]: Raft RPCs between sidecars over RESP; test partitions.
-//! * [`node`]: the sidecar itself: handshake, routing, follower proxy,
-//!   cluster administration (`RAFT.INIT`, `RAFT.JOIN`, `RAFT.INFO`, ...).
+//! * [`net`]: Raft RPCs to peers over RESP (openraft's network); test partitions.
+//! * [`rpc`]: the receiving side of those RPCs: incarnation checks, pre-votes.
 //! * [`resp`]: the RESP2 codec.
-//!
-//! # Determinism
-//!
-//! Every replica applies the same log and must reach the same dataset, so
-//! a command whose effect depends on the replica (its clock, randomness,
-//! blocking) is refused ([`command::classify`]), and wclab's functions get
-//! the leader's time as their `now_ms` argument ([`command::fill_now`]).
+//! * [`testing`]: test-only fault switches (`WCLAB_RAFT_TEST_FAULTS=1`).
+//! * [`failover`]: the failover benchmark (a local cluster of node processes).
 
+pub mod admin;
 pub mod command;
+pub mod election;
+pub mod failover;
+pub mod fatal;
+pub mod health;
+pub mod incarnation;
 pub mod log;
 pub mod net;
 pub mod node;
+pub mod rejoin;
 pub mod resp;
+pub mod rpc;
+mod session;
 pub mod sm;
+pub mod testing;
 pub mod types;
 
 pub use node::{run, NodeConfig};

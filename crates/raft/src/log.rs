@@ -9,19 +9,26 @@
 //!
 //! The whole log is also kept in memory: a job's log is small, and
 //! snapshots let openraft purge what is applied everywhere.
+//!
+//! Two tripwires stop the node rather than let a broken cluster go on
+//! quietly: a truncation of an entry this node knows to be committed (Raft
+//! never does that; only a cluster that lost acknowledged data would), and
+//! a read of an inverted range (what openraft asks for when its committed
+//! index went back, the same cause; it used to panic inside the Raft core).
 
+use crate::fatal::{self, Exit};
 use crate::types::{NodeId, TypeConfig};
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{
-    AnyError, Entry, ErrorSubject, ErrorVerb, LogId, LogState, OptionalSend, RaftLogReader,
-    StorageError, StorageIOError, Vote,
+    AnyError, Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, LogState, OptionalSend,
+    RaftLogReader, StorageError, StorageIOError, Vote,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fmt::Debug;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::ops::RangeBounds;
+use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -43,7 +50,15 @@ struct Inner {
     last_purged: Option<LogId<NodeId>>,
     vote: Option<Vote<NodeId>>,
     committed: Option<LogId<NodeId>>,
+    /// Nonces of the entries appended since this process started, newest
+    /// last (bounded): see [`LogStore::appended`].
+    nonces: HashSet<u64>,
+    nonce_order: VecDeque<u64>,
 }
+
+/// How many recent nonces are remembered: far more writes than can be
+/// waiting for their commit at once.
+const NONCES: usize = 1 << 16;
 
 /// The log store; clones share it (openraft wants a separate reader).
 #[derive(Clone)]
@@ -101,10 +116,27 @@ impl Inner {
 
     fn write(&mut self, rec: &Record) -> io::Result<()> {
         let bytes = frame(rec);
+        let started = std::time::Instant::now();
         self.file.write_all(&bytes)?;
         self.file.sync_data()?;
+        let took = started.elapsed();
+        if took > std::time::Duration::from_millis(100) {
+            // The Raft core waits for it: no heartbeat, no vote meanwhile.
+            tracing::warn!(?took, bytes = bytes.len(), "slow log write");
+        }
         self.file_len += bytes.len() as u64;
         Ok(())
+    }
+
+    fn remember(&mut self, nonce: u64) {
+        if self.nonces.insert(nonce) {
+            self.nonce_order.push_back(nonce);
+            if self.nonce_order.len() > NONCES {
+                if let Some(old) = self.nonce_order.pop_front() {
+                    self.nonces.remove(&old);
+                }
+            }
+        }
     }
 
     /// Rewrites the file with only what is left, once purges made it mostly garbage.
@@ -179,6 +211,8 @@ impl LogStore {
             last_purged: None,
             vote,
             committed,
+            nonces: HashSet::new(),
+            nonce_order: VecDeque::new(),
         };
         for r in records {
             inner.apply(r);
@@ -188,6 +222,25 @@ impl LogStore {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether an entry with this nonce was appended to this log since the
+    /// process started. A leader's write that openraft answers with "not
+    /// the leader" was never appended if this is false (no other node can
+    /// have it either: entries are replicated from this log), and may
+    /// commit or not if it is true.
+    pub fn appended(&self, nonce: u64) -> bool {
+        self.lock().nonces.contains(&nonce)
+    }
+
+    /// The ID of the last entry in the log (or of the last purged one).
+    pub fn last_log_id(&self) -> Option<LogId<NodeId>> {
+        let g = self.lock();
+        g.entries
+            .values()
+            .next_back()
+            .map(|e| e.log_id)
+            .or(g.last_purged)
     }
 
     /// Index of the last entry in the log (for status output).
@@ -206,6 +259,26 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
+        let start = match range.start_bound() {
+            Bound::Included(&s) => s,
+            Bound::Excluded(&s) => s.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(&e) => e.checked_add(1),
+            Bound::Excluded(&e) => Some(e),
+            Bound::Unbounded => None,
+        };
+        if end.is_some_and(|end| start > end) {
+            // BTreeMap::range would panic inside the Raft core.
+            fatal::die(
+                Exit::SafetyViolation,
+                &format!(
+                    "asked for log entries {range:?}: the committed index went back, \
+                     so the cluster lost entries this node had applied"
+                ),
+            );
+        }
         Ok(self
             .lock()
             .entries
@@ -277,7 +350,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<_> = entries.into_iter().collect();
+        crate::testing::maybe_panic(crate::testing::Fault::PanicAppend);
         let mut g = self.lock();
+        for e in &entries {
+            if let EntryPayload::Normal(req) = &e.payload {
+                g.remember(req.nonce);
+            }
+        }
         let rec = Record::Append(entries);
         let res = tokio::task::block_in_place(|| g.write(&rec));
         match res {
@@ -301,6 +380,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
         let mut g = self.lock();
+        if let Some(c) = g.committed.filter(|c| c.index >= log_id.index) {
+            fatal::die(
+                Exit::SafetyViolation,
+                &format!(
+                    "told to truncate the log from {log_id}, at or below the committed {c}: \
+                     the cluster lost entries it had committed"
+                ),
+            );
+        }
         let rec = Record::Truncate(log_id.index);
         tokio::task::block_in_place(|| g.write(&rec))
             .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Write, e))?;
@@ -328,12 +416,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 mod tests {
     use super::*;
     use crate::types::Request;
-    use openraft::{CommittedLeaderId, EntryPayload};
+    use openraft::CommittedLeaderId;
 
     fn entry(term: u64, index: u64) -> Entry<TypeConfig> {
         Entry {
             log_id: LogId::new(CommittedLeaderId::new(term, 1), index),
             payload: EntryPayload::Normal(Request {
+                nonce: index,
                 args: vec![
                     b"SET".to_vec(),
                     b"k".to_vec(),
@@ -379,5 +468,17 @@ mod tests {
         let st = s.get_log_state().await.unwrap();
         assert_eq!(st.last_purged_log_id.unwrap().index, 1);
         assert_eq!(st.last_log_id.unwrap().index, 3);
+    }
+
+    #[test]
+    fn the_store_remembers_recent_nonces_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LogStore::open(dir.path()).unwrap();
+        for n in 0..NONCES as u64 + 10 {
+            s.lock().remember(n);
+        }
+        assert!(s.appended(NONCES as u64 + 9));
+        assert!(!s.appended(0), "the oldest were forgotten");
+        assert!(!s.appended(u64::MAX), "never appended");
     }
 }

@@ -1,8 +1,17 @@
-//! Raft RPCs between sidecars: openraft's [`RaftNetworkFactory`].
+//! Raft RPCs between sidecars: openraft's [`RaftNetworkFactory`], and the
+//! receiving side ([`serve`]).
 //!
 //! A peer is reached on the same RESP port as clients: an RPC is the
-//! command `RAFT.RPC <kind> <from-id> <payload>`, payload and reply in
-//! bincode. One connection per peer, re-opened after any error.
+//! command `RAFT.RPC <kind> <from-id> <payload> <to-incarnation>
+//! <from-incarnation>`, payload and reply in bincode. One connection per
+//! peer, re-opened after any error.
+//!
+//! Every RPC names the incarnation the sender's configuration has for the
+//! receiver, and a receiver whose own incarnation differs refuses it with
+//! `-INCARNATION <its own>` (see [`crate::incarnation`]); the sender
+//! records that answer ([`PeerState::refusals`]) so that its leader can take
+//! the node back in. A vote or pre-vote from a node whose incarnation is
+//! not the one the receiver's configuration has for it is refused too.
 //!
 //! Partitions for tests and the lab: a node can be told (`RAFT.PARTITION`)
 //! to drop all traffic to and from some peers: its outgoing RPCs fail as
@@ -20,14 +29,14 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     SnapshotResponse, VoteRequest, VoteResponse,
 };
-use openraft::{OptionalSend, Snapshot, SnapshotMeta, Vote};
+use openraft::{LogId, OptionalSend, Snapshot, Vote};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
-use std::collections::BTreeSet;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::io;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 /// Peers this node is cut off from (test partitions).
 #[derive(Clone, Default)]
@@ -53,45 +62,123 @@ impl Partition {
     }
 }
 
+/// What this node learnt from its RPCs about its peers.
+#[derive(Clone, Default)]
+pub struct PeerState(Arc<Mutex<PeerFacts>>);
+
+#[derive(Default)]
+struct PeerFacts {
+    /// When each peer last answered an append (or granted a vote).
+    contact: HashMap<NodeId, Instant>,
+    /// Peers that refused an RPC because they are another incarnation
+    /// than the one named: their actual incarnation.
+    refusals: BTreeMap<NodeId, u64>,
+}
+
+impl PeerState {
+    fn facts(&self) -> std::sync::MutexGuard<'_, PeerFacts> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn contacted(&self, peer: NodeId) {
+        self.facts().contact.insert(peer, Instant::now());
+    }
+
+    /// When `peer` last answered an append or granted a vote.
+    pub fn last_contact(&self, peer: NodeId) -> Option<Instant> {
+        self.facts().contact.get(&peer).copied()
+    }
+
+    fn refused(&self, peer: NodeId, incarnation: u64) {
+        self.facts().refusals.insert(peer, incarnation);
+    }
+
+    /// Peers that said they are another incarnation than the one our
+    /// configuration names, with the incarnation they said.
+    pub fn refusals(&self) -> BTreeMap<NodeId, u64> {
+        self.facts().refusals.clone()
+    }
+
+    /// Forgets a refusal (once the configuration records that incarnation).
+    pub fn forget_refusal(&self, peer: NodeId) {
+        self.facts().refusals.remove(&peer);
+    }
+}
+
 /// Makes peer clients.
 #[derive(Clone)]
 pub struct Network {
     /// This node.
     pub id: NodeId,
+    /// This node's incarnation.
+    pub incarnation: u64,
     /// Cluster password (the sidecars' AUTH), if any.
     pub password: Option<String>,
     /// Test partitions.
     pub partition: Partition,
+    /// What the RPCs found out about peers.
+    pub peers: PeerState,
+}
+
+impl Network {
+    /// A client for `target`, described by `node` (from a configuration).
+    pub fn peer(&self, target: NodeId, node: &Node) -> Peer {
+        Peer {
+            net: self.clone(),
+            target,
+            node: node.clone(),
+            conn: None,
+        }
+    }
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
     async fn new_client(&mut self, target: NodeId, node: &Node) -> Peer {
-        Peer {
-            net: self.clone(),
-            target,
-            addr: node.addr.clone(),
-            conn: None,
-        }
+        self.peer(target, node)
     }
 }
 
-/// The connection to one peer.
+/// The connection to one peer, as one configuration describes it.
 pub struct Peer {
     net: Network,
     target: NodeId,
-    addr: String,
+    node: Node,
     conn: Option<Conn>,
 }
 
-enum CallError {
+/// Why an RPC got no answer from openraft on the other side.
+#[derive(Debug)]
+pub enum CallError {
+    /// Not delivered: cut off, refused, or another incarnation.
     Unreachable(io::Error),
+    /// Lost on the way, or a bad reply.
     Network(io::Error),
 }
 
+/// A pre-vote: "would you vote for me in the next term?", asked before a
+/// node campaigns, so that a node that cannot win (a healed follower next to
+/// a healthy leader) never raises the term. See [`crate::election`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PreVoteRequest {
+    /// The candidate's current term (it would campaign in the next).
+    pub term: u64,
+    /// The candidate's last log entry.
+    pub last_log_id: Option<LogId<NodeId>>,
+}
+
+/// The answer to a [`PreVoteRequest`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PreVoteResponse {
+    /// Whether this node would vote for the candidate now.
+    pub granted: bool,
+}
+
 impl Peer {
-    async fn call<Req: Serialize, Resp: DeserializeOwned>(
+    /// Sends one RPC and decodes its reply; `Ok(Err(bytes))` is an error
+    /// openraft returned on the other side (bincode).
+    pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
         &mut self,
         kind: &str,
         req: &Req,
@@ -105,17 +192,21 @@ impl Peer {
         let payload =
             bincode::serialize(req).map_err(|e| CallError::Network(io::Error::other(e)))?;
         let from = self.net.id.to_string();
+        let to_incarnation = format!("{:x}", self.node.incarnation);
+        let from_incarnation = format!("{:x}", self.net.incarnation);
         let frame = Frame::command(&[
             b"RAFT.RPC".as_slice(),
             kind.as_bytes(),
             from.as_bytes(),
             &payload,
+            to_incarnation.as_bytes(),
+            from_incarnation.as_bytes(),
         ]);
         // The connection is taken out while in use: if openraft drops this
         // future half-way (its own timeout), a half-written request must
         // not stay on a connection that would be used again.
         let conn = self.conn.take();
-        let (addr, password) = (self.addr.clone(), self.net.password.clone());
+        let (addr, password) = (self.node.addr.clone(), self.net.password.clone());
         let attempt = async move {
             let mut conn = match conn {
                 Some(c) => c,
@@ -140,15 +231,17 @@ impl Peer {
             }
         };
         match reply {
-            Frame::Bulk(Some(b)) => {
-                let r: Result<Resp, Vec<u8>> =
-                    match bincode::deserialize::<Result<Resp, Vec<u8>>>(&b) {
-                        Ok(r) => r,
-                        Err(e) => return Err(CallError::Network(io::Error::other(e))),
-                    };
-                Ok(r)
+            Frame::Bulk(Some(b)) => bincode::deserialize::<Result<Resp, Vec<u8>>>(&b)
+                .map_err(|e| CallError::Network(io::Error::other(e))),
+            Frame::Error(e) => {
+                if let Some(inc) = e
+                    .strip_prefix("INCARNATION ")
+                    .and_then(|i| u64::from_str_radix(i.trim(), 16).ok())
+                {
+                    self.net.peers.refused(self.target, inc);
+                }
+                Err(CallError::Unreachable(io::Error::other(e)))
             }
-            Frame::Error(e) => Err(CallError::Unreachable(io::Error::other(e))),
             other => Err(CallError::Network(io::Error::other(format!(
                 "unexpected RPC reply {other:?}"
             )))),
@@ -180,7 +273,11 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
-        self.raft_rpc("append", &rpc, &option).await
+        let r = self.raft_rpc("append", &rpc, &option).await;
+        if matches!(&r, Ok(resp) if !matches!(resp, AppendEntriesResponse::HigherVote(_))) {
+            self.net.peers.contacted(self.target);
+        }
+        r
     }
 
     async fn vote(
@@ -188,7 +285,14 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
-        self.raft_rpc("vote", &rpc, &option).await
+        let r = self
+            .raft_rpc::<_, VoteResponse<NodeId>>("vote", &rpc, &option)
+            .await;
+        if matches!(&r, Ok(resp) if resp.vote_granted) {
+            // A leader's quorum contact starts with its election.
+            self.net.peers.contacted(self.target);
+        }
+        r
     }
 
     #[allow(deprecated)]
@@ -235,50 +339,19 @@ impl RaftNetwork<TypeConfig> for Peer {
     }
 }
 
-/// Serves one incoming `RAFT.RPC`; returns the reply frame.
-pub async fn serve(
-    raft: &crate::types::Raft,
-    partition: &Partition,
-    kind: &[u8],
-    from: &[u8],
-    payload: &[u8],
-) -> Frame {
-    let from: NodeId = match std::str::from_utf8(from).ok().and_then(|s| s.parse().ok()) {
-        Some(f) => f,
-        None => return Frame::err("ERR bad RAFT.RPC sender"),
-    };
-    if partition.blocks(from) {
-        return Frame::err("PARTITIONED dropped (test partition)");
-    }
-    fn reply<T: Serialize, E: Serialize>(r: Result<T, E>) -> Frame {
-        let r: Result<T, Vec<u8>> =
-            r.map_err(|e| bincode::serialize(&e).expect("error serialises"));
-        Frame::bulk(bincode::serialize(&r).expect("reply serialises"))
-    }
-    let bad = |e: bincode::Error| Frame::err(format!("ERR bad RAFT.RPC payload: {e}"));
-    match kind {
-        b"append" => match bincode::deserialize::<AppendEntriesRequest<TypeConfig>>(payload) {
-            Ok(req) => reply(raft.append_entries(req).await),
-            Err(e) => bad(e),
-        },
-        b"vote" => match bincode::deserialize::<VoteRequest<NodeId>>(payload) {
-            Ok(req) => reply(raft.vote(req).await),
-            Err(e) => bad(e),
-        },
-        b"snapshot" => {
-            match bincode::deserialize::<(Vote<NodeId>, SnapshotMeta<NodeId, Node>, Vec<u8>)>(
-                payload,
-            ) {
-                Ok((vote, meta, data)) => {
-                    let snap = Snapshot {
-                        meta,
-                        snapshot: Box::new(data),
-                    };
-                    reply(raft.install_full_snapshot(vote, snap).await)
-                }
-                Err(e) => bad(e),
-            }
-        }
-        _ => Frame::err("ERR unknown RAFT.RPC kind"),
+/// The `RAFT.RPC` kind that asks a node for its incarnation (to add it to
+/// a configuration); it names no incarnation of the receiver.
+pub const HELLO: &str = "hello";
+
+/// Asks the node at `addr` for its incarnation.
+pub async fn hello(net: &Network, target: NodeId, addr: &str) -> io::Result<u64> {
+    let mut peer = net.peer(target, &Node::new(addr, 0));
+    match peer
+        .call::<(), u64>(HELLO, &(), Duration::from_secs(5))
+        .await
+    {
+        Ok(Ok(incarnation)) => Ok(incarnation),
+        Ok(Err(_)) => Err(io::Error::other("bad reply")),
+        Err(CallError::Unreachable(e) | CallError::Network(e)) => Err(e),
     }
 }

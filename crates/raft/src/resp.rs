@@ -233,10 +233,35 @@ impl Conn {
 
     /// Sends a frame and reads the reply.
     pub async fn send(&mut self, f: &Frame) -> io::Result<Frame> {
-        write_frame(self.stream.get_mut(), f).await?;
+        self.write(f).await?;
+        self.read().await
+    }
+
+    /// Sends a frame (whole, or the connection is broken).
+    pub async fn write(&mut self, f: &Frame) -> io::Result<()> {
+        write_frame(self.stream.get_mut(), f).await
+    }
+
+    /// Reads one reply.
+    pub async fn read(&mut self) -> io::Result<Frame> {
         read_frame(&mut self.stream)
             .await?
             .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed"))
+    }
+
+    /// Whether the other side has closed (or broken) this idle connection,
+    /// so that a request sent on it could not be delivered. Checked before
+    /// reusing a connection: a request lost on a connection known dead was
+    /// never sent, while one lost on a live one has an unknown fate.
+    pub fn is_dead(&self) -> bool {
+        if !self.stream.buffer().is_empty() {
+            return true; // bytes nobody asked for: out of step
+        }
+        let mut probe = [0u8; 1];
+        match self.stream.get_ref().try_read(&mut probe) {
+            Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+            Ok(_) => true, // end of stream, or bytes nobody asked for
+        }
     }
 }
 

@@ -13,6 +13,7 @@
 //! `RESTORE` of every key, `FUNCTION RESTORE`.
 
 use crate::command;
+use crate::fatal::{self, Exit};
 use crate::log::write_atomic;
 use crate::resp::{Conn, Frame};
 use crate::types::{Node, NodeId, TypeConfig};
@@ -80,8 +81,8 @@ fn sm_err(verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError<
 /// A broken connection to our own Redis leaves its dataset unknown: the
 /// node stops, and rebuilds from its log when restarted.
 fn redis_lost(e: io::Error) -> ! {
-    crate::node::die(
-        70,
+    fatal::die(
+        Exit::RedisLost,
         &format!("lost the local redis-server while applying the log: {e}"),
     )
 }
@@ -246,6 +247,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let reply = match &e.payload {
                 EntryPayload::Blank => Frame::ok(),
                 EntryPayload::Normal(req) => {
+                    crate::testing::maybe_panic(crate::testing::Fault::PanicApply);
                     if let Some(ms) = command::now_of(&req.args) {
                         self.shared.max_now_ms.fetch_max(ms, Ordering::SeqCst);
                     }

@@ -7,9 +7,38 @@ use std::fmt;
 /// A node's ID in the cluster.
 pub type NodeId = u64;
 
-/// A node's address: its sidecar's RESP `host:port` (clients and peers
-/// both talk to it).
-pub type Node = openraft::BasicNode;
+/// A member of the cluster as its configuration records it: where it is,
+/// and which incarnation of its data directory the configuration means.
+///
+/// The incarnation is what keeps a node that lost its directory from
+/// voting (or being counted) as if it still held what it had acknowledged:
+/// see [`crate::incarnation`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// The node's sidecar, `host:port` (clients and peers both talk to it).
+    pub addr: String,
+    /// The incarnation of the node's data directory.
+    pub incarnation: u64,
+}
+
+impl Member {
+    /// The member at `addr`, in incarnation `incarnation`.
+    pub fn new(addr: impl Into<String>, incarnation: u64) -> Self {
+        Member {
+            addr: addr.into(),
+            incarnation,
+        }
+    }
+}
+
+impl fmt::Display for Member {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{:016x}", self.addr, self.incarnation)
+    }
+}
+
+/// openraft's name for a member.
+pub type Node = Member;
 
 openraft::declare_raft_types!(
     /// wclab's Raft: the log holds Redis commands, the results are RESP replies.
@@ -24,10 +53,18 @@ openraft::declare_raft_types!(
 /// The Raft handle of a node.
 pub type Raft = openraft::Raft<TypeConfig>;
 
+/// The membership as openraft stores it.
+pub type Membership = openraft::Membership<NodeId, Node>;
+
 /// One replicated write: a Redis command exactly as every replica runs it
 /// (time arguments already filled in by the leader).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
+    /// Unique among the writes a leader submits (random per process, then
+    /// counting): after openraft answers "not the leader", the log store
+    /// says whether this write reached the log (outcome unknown) or not
+    /// (safe to send elsewhere). Not applied: Redis never sees it.
+    pub nonce: u64,
     /// The command and its arguments.
     pub args: Vec<Vec<u8>>,
 }

@@ -21,6 +21,46 @@ pub async fn raft(what: RaftCommand) -> Result<Outcome> {
         RaftCommand::Join { cluster, id, addr } => {
             expect_ok(&cluster, &["RAFT.JOIN".to_owned(), id.to_string(), addr]).await
         }
+        RaftCommand::Remove { cluster, id } => {
+            expect_ok(&cluster, &["RAFT.REMOVE".to_owned(), id.to_string()]).await
+        }
+        RaftCommand::FailoverBench {
+            nodes,
+            kills,
+            job,
+            hog,
+            quiet,
+            dir,
+            heartbeat,
+            election_timeout,
+            json,
+            node_binary,
+        } => {
+            let mut node_args = vec![
+                "--heartbeat".to_owned(),
+                humantime::format_duration(heartbeat).to_string(),
+            ];
+            if let Some(t) = election_timeout {
+                node_args.push("--election-timeout".into());
+                node_args.push(humantime::format_duration(t).to_string());
+            }
+            let bench = wclab_raft::failover::Bench {
+                exe: match node_binary {
+                    Some(b) => b,
+                    None => std::env::current_exe().context("cannot find the wclab binary")?,
+                },
+                dir,
+                nodes,
+                kills,
+                job,
+                hog,
+                quiet,
+                node_args,
+            };
+            let report = wclab_raft::failover::run(&bench).await?;
+            print_failover(&report, json)?;
+            Ok(Outcome::Success)
+        }
         RaftCommand::Status { node } => {
             for n in node {
                 match call(&n, &["RAFT.INFO"]).await {
@@ -49,6 +89,9 @@ async fn node(args: RaftNodeArgs) -> Result<Outcome> {
     let mut cfg = wclab_raft::NodeConfig::new(args.id, &args.listen, args.dir);
     cfg.password = password();
     cfg.heartbeat = args.heartbeat;
+    cfg.election_timeout = args
+        .election_timeout
+        .unwrap_or(args.heartbeat * wclab_raft::node::LEASE_HEARTBEATS);
     cfg.snapshot_every = args.snapshot_every.max(10);
     wclab_raft::run(cfg).await?;
     Ok(Outcome::Success)
@@ -167,4 +210,44 @@ async fn bench_commit(redis: &str, commits: usize, words: usize) -> Result<Outco
         })
     );
     Ok(Outcome::Success)
+}
+
+fn print_failover(r: &wclab_raft::failover::Report, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(r)?);
+        return Ok(());
+    }
+    let load = match (r.job, r.hog) {
+        (true, true) => "a job and CPU hogs running",
+        (true, false) => "a job running",
+        (false, true) => "CPU hogs running",
+        (false, false) => "no other load",
+    };
+    println!("failover of a {}-node cluster, {load}:", r.nodes);
+    if r.quiet_s > 0.0 {
+        println!(
+            "  fault-free watch: {:.0} s, {} term changes",
+            r.quiet_s, r.quiet_term_changes
+        );
+    }
+    if !r.unavailable_ms.is_empty() {
+        println!(
+            "  leader killed {} times; kill -> first acknowledged write (ms): min {:.0}, median {:.0}, p90 {:.0}, max {:.0}",
+            r.unavailable_ms.len(),
+            r.percentile(0.0),
+            r.percentile(0.5),
+            r.percentile(0.9),
+            r.percentile(1.0)
+        );
+        let elections: u64 = r.terms_per_kill.iter().sum();
+        println!(
+            "  term changes per kill: {:?} ({elections} in all)",
+            r.terms_per_kill
+        );
+    }
+    println!("  writes acknowledged: {}, failed: {}", r.writes, r.failed);
+    if r.job {
+        println!("  word-count jobs finished meanwhile: {}", r.jobs_finished);
+    }
+    Ok(())
 }

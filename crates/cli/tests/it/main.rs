@@ -8,4 +8,5 @@ mod checkpoint;
 mod common;
 mod python;
 mod raft;
+mod raft_anomalies;
 mod stream;
