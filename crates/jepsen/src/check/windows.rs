@@ -21,6 +21,11 @@ pub struct Window {
     pub to_first_ok_ms: Option<f64>,
     /// The same for writes (write, add, append) only.
     pub to_first_ok_write_ms: Option<f64>,
+    /// The longest time without any `ok` completion from the fault to
+    /// 5 s after its heal, ms (operations already in flight at the fault
+    /// can succeed just after it and hide the outage from the first
+    /// figure; this one shows it).
+    pub longest_gap_ms: Option<f64>,
 }
 
 /// The unavailability window of every fault.
@@ -43,7 +48,24 @@ pub fn windows(ops: &[Op], faults: &[Fault]) -> Vec<Window> {
                     .min()
                     .map(|c| ms(c - f.start))
             };
+            let until = f.end.unwrap_or(f.start).saturating_add(5_000_000_000);
+            let mut done: Vec<u64> = ok
+                .iter()
+                .filter_map(|o| o.complete)
+                .filter(|&c| c >= f.start && c <= until)
+                .collect();
+            done.sort_unstable();
+            let longest_gap_ms = (!done.is_empty()).then(|| {
+                let mut prev = f.start;
+                let mut gap = 0;
+                for c in done {
+                    gap = gap.max(c - prev);
+                    prev = c;
+                }
+                ms(gap)
+            });
             Window {
+                longest_gap_ms,
                 fault: f.fault.clone(),
                 nodes: f.nodes.clone(),
                 start_ms: ms(f.start),
@@ -119,5 +141,6 @@ mod tests {
         assert_eq!(w[0].to_first_ok_ms, Some(5.0));
         assert_eq!(w[0].to_first_ok_write_ms, Some(30.0));
         assert_eq!(w[0].held_ms, Some(20.0));
+        assert_eq!(w[0].longest_gap_ms, Some(25.0), "15 -> 40 ms");
     }
 }
