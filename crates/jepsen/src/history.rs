@@ -461,22 +461,21 @@ pub mod build {
         Some(Value::List(l.to_vec()))
     }
 
-    /// Events given as `(process, invoke, complete, type, f, key, arg, result)`
-    /// with complete `None` for an invocation never completed; sorted by
-    /// time into one history.
-    #[allow(clippy::type_complexity)]
-    pub fn history(
-        ops: &[(
-            u64,
-            u64,
-            Option<u64>,
-            Type,
-            F,
-            &str,
-            Option<Value>,
-            Option<Value>,
-        )],
-    ) -> Vec<Event> {
+    /// One operation: `(process, invoke, complete, type, f, key, arg,
+    /// result)`, complete `None` for an invocation never completed.
+    pub type Spec<'a> = (
+        u64,
+        u64,
+        Option<u64>,
+        Type,
+        F,
+        &'a str,
+        Option<Value>,
+        Option<Value>,
+    );
+
+    /// Events of `ops`, sorted by time into one history.
+    pub fn history(ops: &[Spec]) -> Vec<Event> {
         let mut events = Vec::new();
         for (p, inv, done, kind, f, key, arg, res) in ops {
             events.push(ev(Type::Invoke, *p, *inv, *f, key, arg.clone()));

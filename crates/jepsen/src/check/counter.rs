@@ -120,18 +120,7 @@ mod tests {
     const R: F = F::Read;
     const OK: Type = Type::Ok;
 
-    fn verdict(
-        ops: &[(
-            u64,
-            u64,
-            Option<u64>,
-            Type,
-            F,
-            &str,
-            Option<crate::history::Value>,
-            Option<crate::history::Value>,
-        )],
-    ) -> Check {
+    fn verdict(ops: &[Spec]) -> Check {
         check(&pair(&history(ops)).unwrap())
     }
 

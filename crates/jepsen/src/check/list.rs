@@ -176,18 +176,7 @@ mod tests {
     const R: F = F::Read;
     const OK: Type = Type::Ok;
 
-    fn verdict(
-        ops: &[(
-            u64,
-            u64,
-            Option<u64>,
-            Type,
-            F,
-            &str,
-            Option<Value>,
-            Option<Value>,
-        )],
-    ) -> Check {
+    fn verdict(ops: &[Spec]) -> Check {
         check(&pair(&history(ops)).unwrap())
     }
 

@@ -401,18 +401,7 @@ mod tests {
     use crate::history::build::*;
     use crate::history::{pair, Type};
 
-    fn verdict(
-        ops: &[(
-            u64,
-            u64,
-            Option<u64>,
-            Type,
-            F,
-            &str,
-            Option<crate::history::Value>,
-            Option<crate::history::Value>,
-        )],
-    ) -> Check {
+    fn verdict(ops: &[Spec]) -> Check {
         check(&pair(&history(ops)).unwrap())
     }
 
