@@ -135,3 +135,8 @@ lab4-raft F="1": build
 # Price of Raft: commit FCALL p50/p99 and job MB/s for plain Redis, Redis + BGSAVE, Raft f=1 and f=2
 bench-raft: build
     bench/raft.sh {{wclab}}
+
+# Jepsen-style matrix (issue 21): every workload x nemesis on 3 and 5 nodes, DURATION each; report in out/jepsen/report.md
+jepsen DURATION="20s" SEED="1":
+    cargo build --release --bin wclab --bin wclab-jepsen
+    target/release/wclab-jepsen matrix --wclab target/release/wclab --duration {{DURATION}} --seed {{SEED}} --out out/jepsen
