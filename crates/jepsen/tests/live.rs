@@ -2,12 +2,12 @@
 //! node` processes (a few seconds each); a test fails when a checker finds
 //! an anomaly, or cannot decide. `just jepsen` runs the long matrix.
 //!
-//! The ignored cases fail on the sidecar as it was when the harness was
-//! written (issue 21): a write answered `TRYAGAIN` (recorded as failed)
-//! that was applied (anomaly 3: whenever the leader dies under a proxied
-//! write), and acknowledged writes lost after a node restarted with an
-//! empty directory gave its vote (anomaly 1). `cargo test -- --ignored`
-//! runs them.
+//! Five cases failed on the sidecar as it was when the harness was written
+//! (issue 21): a write answered `TRYAGAIN` (recorded as failed) that was
+//! applied (anomaly 3: kill_leader_register, kill_two_of_five_list,
+//! kill_redis_register, wipe_node_list), and acknowledged writes lost after a
+//! node restarted with an empty directory gave its vote (anomaly 1:
+//! lost_disk_list). They are the regression tests of those fixes.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -71,7 +71,6 @@ fn no_faults_register() {
 }
 
 #[test]
-#[ignore = "anomaly 3 of issue 21: fixed on wt-raft"]
 fn kill_leader_register() {
     short(3, Nemesis::KillLeader, Workload::Register);
 }
@@ -82,7 +81,6 @@ fn kill_follower_counter() {
 }
 
 #[test]
-#[ignore = "anomaly 3 of issue 21: fixed on wt-raft"]
 fn kill_two_of_five_list() {
     short(5, Nemesis::KillTwo, Workload::List);
 }
@@ -108,13 +106,11 @@ fn partition_minority_of_five_register() {
 }
 
 #[test]
-#[ignore = "anomaly 3 of issue 21: fixed on wt-raft"]
 fn kill_redis_register() {
     short(3, Nemesis::KillRedis, Workload::Register);
 }
 
 #[test]
-#[ignore = "anomaly 3 of issue 21: fixed on wt-raft"]
 fn wipe_node_list() {
     short(3, Nemesis::WipeNode, Workload::List);
 }
@@ -125,7 +121,6 @@ fn membership_counter() {
 }
 
 #[test]
-#[ignore = "anomaly 1 of issue 21: fixed on wt-raft"]
 fn lost_disk_list() {
     short(3, Nemesis::LostDisk, Workload::List);
 }
