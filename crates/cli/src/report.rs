@@ -187,6 +187,22 @@ fn failure(d: DeadTask) -> Failure {
     }
 }
 
+/// Longest word a table shows whole, in characters.
+pub const TABLE_WORD_CHARS: usize = 40;
+
+/// `word` as a table shows it: whole up to [`TABLE_WORD_CHARS`]
+/// characters, otherwise its beginning, an ellipsis and its length. A
+/// "word" is any run of non-space bytes, so an input without spaces is one
+/// word as long as the file (a 200 MB one reached the terminal whole); the
+/// `-o` file and `--json` keep every word whole.
+pub fn table_word(word: &str) -> std::borrow::Cow<'_, str> {
+    if word.chars().count() <= TABLE_WORD_CHARS {
+        return word.into();
+    }
+    let head: String = word.chars().take(TABLE_WORD_CHARS - 15).collect();
+    format!("{head}… ({} bytes)", word.len()).into()
+}
+
 /// Prints the summary: a table of top words and totals on stdout, or one
 /// JSON object; failures always go to stderr too.
 pub fn print(summary: &Summary, json: bool) -> Result<()> {
@@ -198,13 +214,14 @@ pub fn print(summary: &Summary, json: bool) -> Result<()> {
         let width = summary
             .top
             .iter()
-            .map(|w| w.word.chars().count())
+            .map(|w| table_word(&w.word).chars().count())
             .max()
             .unwrap_or(4)
-            .clamp(4, 40);
+            .clamp(4, TABLE_WORD_CHARS);
         writeln!(out, "{:>5}  {:<width$}  {:>12}", "rank", "word", "count")?;
         for (i, w) in summary.top.iter().enumerate() {
-            writeln!(out, "{:>5}  {:<width$}  {:>12}", i + 1, w.word, w.count)?;
+            let word = table_word(&w.word);
+            writeln!(out, "{:>5}  {:<width$}  {:>12}", i + 1, word, w.count)?;
         }
         writeln!(out)?;
         writeln!(

@@ -387,3 +387,32 @@ fn the_private_redis_password_is_on_no_command_line_either() {
     }
     assert!(run.wait().unwrap().success());
 }
+
+#[test]
+fn a_huge_word_is_shortened_in_the_table_and_kept_whole_in_the_output_file() {
+    // An input without spaces is one word as long as the file: the table
+    // shows its beginning and its length, the `-o` file the word itself.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    let word = "x".repeat(2_000_000);
+    std::fs::write(input.join("one-word.txt"), format!("{word} short short")).unwrap();
+    let out = dir.path().join("counts.tsv");
+    let o = output(
+        wclab()
+            .args(["run", "--workers", "1", "-k", "5", "--input"])
+            .arg(&input)
+            .arg("-o")
+            .arg(&out),
+    );
+    assert_status(&o, 0);
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.len() < 4_000, "{} bytes on stdout", table.len());
+    assert!(table.contains("… (2000000 bytes)"), "{table}");
+    assert!(table.contains("short"), "{table}");
+    let file = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        file.contains(&format!("{word}\t1")),
+        "the -o file lost the word"
+    );
+}
