@@ -416,3 +416,42 @@ fn a_huge_word_is_shortened_in_the_table_and_kept_whole_in_the_output_file() {
         "the -o file lost the word"
     );
 }
+
+#[test]
+fn an_interrupted_run_leaves_the_old_output_file_as_it_was() {
+    // The -o file is replaced whole once the job is done: Ctrl-C in the
+    // middle leaves no empty file, and an earlier run's file untouched.
+    let dir = tempfile::tempdir().unwrap();
+    let root = corpus::english(&dir.path().join("in"), 20, 5_000, 7);
+    for earlier in [None, Some("earlier\t1\n")] {
+        let out = dir.path().join("counts.tsv");
+        let _ = std::fs::remove_file(&out);
+        if let Some(text) = earlier {
+            std::fs::write(&out, text).unwrap();
+        }
+        let child = wclab()
+            .args(["run", "--workers", "1", "--input"])
+            .arg(&root)
+            .arg("-o")
+            .arg(&out)
+            .env("WCLAB_TEST_PAUSE", "while_counting:300")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        wclab_testkit::procs::signal(child.id(), nix::sys::signal::Signal::SIGINT);
+        let o = wait_output(child, std::time::Duration::from_secs(30));
+        assert!(!o.status.success(), "the run was not interrupted");
+        match earlier {
+            None => assert!(!out.exists(), "an interrupted run left {}", out.display()),
+            Some(text) => assert_eq!(std::fs::read_to_string(&out).unwrap(), text),
+        }
+        let strays: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n != "in" && n != "counts.tsv")
+            .collect();
+        assert!(strays.is_empty(), "temporary files left: {strays:?}");
+    }
+}
