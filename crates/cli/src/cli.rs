@@ -213,7 +213,7 @@ pub struct RunArgs {
     pub input: InputArgs,
 
     /// Number of worker processes (default: number of cores).
-    #[arg(long, short)]
+    #[arg(long, short, value_parser = at_least_one)]
     pub workers: Option<usize>,
 
     /// Use this Redis instead of starting a private one:
@@ -227,7 +227,7 @@ pub struct RunArgs {
     pub redis_cluster: Option<String>,
 
     /// Port for the private Redis (default: a free one).
-    #[arg(long, conflicts_with = "redis")]
+    #[arg(long, conflicts_with = "redis", value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
 
     /// Job name (default: a fresh name per run).
@@ -243,7 +243,7 @@ pub struct RunArgs {
     pub lease: LeaseArgs,
 
     /// Counting threads per worker (default: cores / workers, at least 1).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub threads: Option<usize>,
 
     /// Lab 2: kill this many workers with SIGKILL while the job runs, each
@@ -306,7 +306,7 @@ pub struct WorkerArgs {
     pub lease: LeaseArgs,
 
     /// Counting threads (default: all cores).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub threads: Option<usize>,
 
     /// Exit when every task of the job is committed or dead-lettered,
@@ -453,7 +453,7 @@ pub struct StreamArgs {
     pub lease: LeaseArgs,
 
     /// Counting threads per worker.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
     pub threads: usize,
 
     /// Seed of the chaos: when the crashing workers die.
@@ -651,6 +651,16 @@ pub struct RaftNodeArgs {
     /// Take a snapshot every this many log entries.
     #[arg(long, default_value_t = 500)]
     pub snapshot_every: u64,
+}
+
+/// Parses a count that must be at least 1 (threads, workers): 0 would
+/// start nothing and wait forever.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a whole number")),
+    }
 }
 
 /// Parses `64MiB`, `1G`, `4096`...

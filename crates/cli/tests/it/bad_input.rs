@@ -455,3 +455,13 @@ fn an_interrupted_run_leaves_the_old_output_file_as_it_was() {
         assert!(strays.is_empty(), "temporary files left: {strays:?}");
     }
 }
+
+#[test]
+fn zero_threads_workers_or_port_are_usage_errors_naming_the_flag() {
+    for (flag, value) in [("--threads", "0"), ("--workers", "0"), ("--port", "0")] {
+        let o = output(wclab().args(["run", flag, value, "--input", "."]));
+        assert_status(&o, 2);
+        let e = stderr(&o);
+        assert!(e.contains(flag), "{flag} {value}: {e}");
+    }
+}
