@@ -121,7 +121,11 @@ fn an_unreachable_redis_is_a_configuration_error() {
             .arg(dir.path()),
     );
     assert_status(&o, 2);
-    assert!(stderr(&o).contains("unreachable"), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("unreachable"), "{e}");
+    // One sentence: the cause once, not once per link of the error chain.
+    assert_eq!(e.matches("Connection refused").count(), 1, "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
 }
 
 #[test]
