@@ -519,9 +519,15 @@ pub struct PlotArgs {
     #[arg(long, default_value_t = 600)]
     pub height: u32,
 
-    /// Logarithmic latency axis.
-    #[arg(long)]
+    /// Logarithmic latency axis (default: logarithmic only when a panel's
+    /// worst latency is more than 8 times its median, so that a 5 s file
+    /// and 50 ms ones are both readable).
+    #[arg(long, conflicts_with = "linear")]
     pub log: bool,
+
+    /// Linear latency axis, whatever the latencies.
+    #[arg(long)]
+    pub linear: bool,
 }
 
 /// `wclab raft`: lab 4b.
