@@ -26,7 +26,7 @@
 //! fallback for files that cannot be mapped reads them in bounded pieces
 //! too; a field's bytes are buffered only for the counted column.
 
-use crate::scan::is_word_byte;
+use crate::word::is_word_byte;
 use crate::{CountError, Counts};
 use std::path::Path;
 
