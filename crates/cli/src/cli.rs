@@ -684,7 +684,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "g" | "gb" | "gib" => 1 << 30,
         other => return Err(format!("unknown size unit {other:?} (use KiB, MiB, GiB)")),
     };
-    Ok(n * mult)
+    // Unchecked, a huge size wrapped around silently in release builds.
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large (at most {} bytes)", u64::MAX))
 }
 
 #[cfg(test)]
@@ -702,5 +704,8 @@ mod tests {
         assert_eq!(parse_size("64MiB"), Ok(64 << 20));
         assert_eq!(parse_size("4096"), Ok(4096));
         assert!(parse_size("lots").is_err());
+        assert_eq!(parse_size("16777215GiB"), Ok(16777215 << 30));
+        let e = parse_size("17179869184GiB").unwrap_err();
+        assert!(e.contains("too large"), "{e}");
     }
 }

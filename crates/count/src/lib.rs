@@ -151,11 +151,6 @@ impl Counter {
         self
     }
 
-    /// The configured format.
-    pub fn input_format(&self) -> &Format {
-        &self.format
-    }
-
     /// Counts the words of a whole in-memory buffer of plain text.
     pub fn count_text(&self, data: &[u8]) -> Counts {
         self.count_text_range(data, 0..data.len())
