@@ -771,6 +771,22 @@ fn with_a_password_clients_and_peers_must_authenticate() {
     let mut line = String::new();
     std::io::BufRead::read_line(&mut unauthenticated, &mut line).unwrap();
     assert!(line.starts_with("-NOAUTH"), "{line}");
+    // Test switches are off on a node not started for tests: a client
+    // (even an authenticated one) cannot cut a node off.
+    let mut client = Client::connect(ports[1], "s3cret").unwrap();
+    match client.cmd(&["RAFT.PARTITION", "1"]) {
+        Reply::Error(e) => assert!(e.contains("test switch"), "{e}"),
+        other => panic!("RAFT.PARTITION accepted: {other:?}"),
+    }
+    // Hostile bytes before any password: 800 KB of nested array headers
+    // (once a stack overflow that killed the node) get a protocol error and
+    // the connection closed; the node serves on.
+    let mut hostile = std::net::TcpStream::connect(("127.0.0.1", ports[1])).unwrap();
+    let _ = std::io::Write::write_all(&mut hostile, &b"*3\r\n".repeat(200_000));
+    let mut reply = String::new();
+    let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(&hostile), &mut reply);
+    assert!(reply.starts_with("-ERR Protocol error"), "{reply:?}");
+    assert!(matches!(write(ports[1]), Reply::Int(_)), "the node died");
     for mut n in nodes {
         procs::kill9(n.id());
         let _ = n.wait();
