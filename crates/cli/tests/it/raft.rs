@@ -36,9 +36,36 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// `n` free ports, all different from each other and from `taken`. The
+/// kernel may hand out a port it just released again: two nodes given one
+/// port would be one process answering for two members (the node started
+/// second cannot listen, and a test that only checked that something
+/// answers on the port would go on with one process counted twice).
+pub(crate) fn free_ports(n: usize, taken: &[u16]) -> Vec<u16> {
+    let mut ports: Vec<u16> = Vec::with_capacity(n);
+    while ports.len() < n {
+        let p = free_port();
+        if !ports.contains(&p) && !taken.contains(&p) {
+            ports.push(p);
+        }
+    }
+    ports
+}
+
 impl Node {
     pub(crate) fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The node's log, next to its directory (which a test may wipe), one
+    /// file across restarts; kept with the cluster's directory when a
+    /// test fails.
+    fn log_file(&self) -> std::fs::File {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.with_extension("log"))
+            .expect("node log file")
     }
 
     pub(crate) fn start(&mut self) {
@@ -56,16 +83,36 @@ impl Node {
             .arg(&self.dir)
             .args(["--heartbeat", "100ms", "--snapshot-every", "20"])
             .env("WCLAB_RAFT_TEST_FAULTS", "1")
+            .env("WCLAB_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(self.log_file())
             .spawn()
             .expect("spawn wclab raft node");
         self.child = Some(child);
-        let port = self.port;
-        procs::wait_for("the node to listen", Duration::from_secs(30), || {
-            Client::connect(port, "").ok().map(|_| ())
-        });
+        // Up means: this node (not another process that took its port
+        // while it was down) answers as itself; a node that exited at start
+        // (its port taken) fails the test here, not later and elsewhere.
+        let id = self.id.to_string();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "node {} exited at start ({status}): see {}",
+                    self.id,
+                    self.dir.with_extension("log").display()
+                );
+            }
+            if self.info().get("node_id") == Some(&id) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {} did not answer as itself within 30 s",
+                self.id
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// kill -9 of the sidecar and of its redis-server: the whole node crashes.
@@ -131,9 +178,10 @@ impl Cluster {
     pub(crate) fn start(n: usize) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let mut nodes: Vec<Node> = (1..=n as u64)
-            .map(|id| Node {
+            .zip(free_ports(n, &[]))
+            .map(|(id, port)| Node {
                 id,
-                port: free_port(),
+                port,
                 dir: dir.path().join(format!("n{id}")),
                 child: None,
             })
@@ -212,6 +260,13 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         for n in &mut self.nodes {
             n.kill();
+        }
+        if std::thread::panicking() {
+            let kept = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap()).keep();
+            eprintln!(
+                "the nodes' directories and logs are kept in {}",
+                kept.display()
+            );
         }
     }
 }
@@ -348,7 +403,9 @@ fn files_done(cluster: &Cluster, job: &str, seen: &mut Vec<u64>) -> u64 {
                 if let Some(&last) = seen.last() {
                     assert!(
                         v >= last,
-                        "committed tasks went back from {last} to {v}: a committed write was lost"
+                        "committed tasks went back from {last} to {v} (read through node {}): \
+                         a committed write was lost, or a read was stale",
+                        n.id
                     );
                 }
                 seen.push(v);
@@ -645,9 +702,10 @@ fn a_new_node_joins_through_a_follower_and_the_status_shows_it() {
         cluster.nodes[l].cmd(&["HSET", "h", "before", "1"]),
         Reply::Int(1)
     );
+    let taken: Vec<u16> = cluster.nodes.iter().map(|n| n.port).collect();
     let mut new = Node {
         id: 4,
-        port: free_port(),
+        port: free_ports(1, &taken)[0],
         dir: cluster._dir.path().join("n4"),
         child: None,
     };
@@ -696,7 +754,7 @@ fn a_new_node_joins_through_a_follower_and_the_status_shows_it() {
 fn with_a_password_clients_and_peers_must_authenticate() {
     let dir = tempfile::tempdir().unwrap();
     let mut nodes: Vec<Child> = Vec::new();
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let ports = free_ports(3, &[]);
     for (i, port) in ports.iter().enumerate() {
         let child = wclab()
             .args([
