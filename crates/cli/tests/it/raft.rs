@@ -175,7 +175,24 @@ impl Node {
 }
 
 impl Cluster {
+    /// `n` nodes started and configured as one cluster, with a leader.
     pub(crate) fn start(n: usize) -> Cluster {
+        let c = Cluster::spawn(n);
+        let members: Vec<String> = c
+            .nodes
+            .iter()
+            .map(|n| format!("{}={}", n.id, n.addr()))
+            .collect();
+        let mut init = vec!["RAFT.INIT"];
+        init.extend(members.iter().map(String::as_str));
+        let r = c.nodes[0].cmd(&init);
+        assert_eq!(r, Reply::Status("OK".into()), "RAFT.INIT");
+        c.wait_leader();
+        c
+    }
+
+    /// `n` nodes started, not configured yet.
+    pub(crate) fn spawn(n: usize) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let mut nodes: Vec<Node> = (1..=n as u64)
             .zip(free_ports(n, &[]))
@@ -189,17 +206,7 @@ impl Cluster {
         for node in &mut nodes {
             node.start();
         }
-        let members: Vec<String> = nodes
-            .iter()
-            .map(|n| format!("{}={}", n.id, n.addr()))
-            .collect();
-        let mut init = vec!["RAFT.INIT"];
-        init.extend(members.iter().map(String::as_str));
-        let r = nodes[0].cmd(&init);
-        assert_eq!(r, Reply::Status("OK".into()), "RAFT.INIT");
-        let c = Cluster { nodes, _dir: dir };
-        c.wait_leader();
-        c
+        Cluster { nodes, _dir: dir }
     }
 
     /// The index in `nodes` of the leader, once a live node says it leads
@@ -954,4 +961,102 @@ fn one_node_given_as_a_plain_redis_takes_big_commits_without_multi() {
     );
     oracle::assert_same(&read_output(&out), &oracle::count_tree(&root));
     cluster.assert_identical();
+}
+
+/// One process never counts as two members. A configuration that gives two
+/// members one address (node 2's, once by IP and once by name) is refused:
+/// the hello that asks a member for its incarnation names the member, and
+/// node 2 will not answer for node 3. The old sidecar accepted it, and node
+/// 2 then held two of the three votes: with node 1 cut off it alone was a
+/// quorum and acknowledged writes no other process held.
+#[test]
+fn a_configuration_naming_one_process_twice_is_refused() {
+    let c = Cluster::spawn(3);
+    let alias = format!("3=localhost:{}", c.nodes[1].port);
+    let (one, two) = (
+        format!("1={}", c.nodes[0].addr()),
+        format!("2={}", c.nodes[1].addr()),
+    );
+    match c.nodes[0].cmd(&["RAFT.INIT", &one, &two, &alias]) {
+        Reply::Error(e) => assert!(e.contains("is node 2, not node 3"), "{e}"),
+        other => panic!("a configuration naming node 2 twice was accepted: {other:?}"),
+    }
+    // Nothing was configured: a correct configuration is accepted after it.
+    let three = format!("3={}", c.nodes[2].addr());
+    assert_eq!(
+        c.nodes[0].cmd(&["RAFT.INIT", &one, &two, &three]),
+        Reply::Status("OK".into())
+    );
+    c.wait_leader();
+    // Any RPC meant for another node is refused with its own code.
+    let inc = c.nodes[1].info()["incarnation"].clone();
+    match c.nodes[1].cmd(&["RAFT.RPC", "append", "1", "", &inc, "0", "3"]) {
+        Reply::Error(e) => assert!(e.starts_with("WRONGNODE 2"), "{e}"),
+        other => panic!("node 2 answered an RPC meant for node 3: {other:?}"),
+    }
+}
+
+/// Copies every connection made to `from` to `to`, both ways, until the
+/// test ends: a member's address that now reaches another member (a port
+/// taken over, a name that moved).
+fn forward_port(from: u16, to: u16) {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", from)).expect("bind the forwarder");
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", to)) else {
+                continue;
+            };
+            for (mut r, mut w) in [
+                (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                (server, client),
+            ] {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut r, &mut w);
+                    let _ = w.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        }
+    });
+}
+
+/// A member whose address comes to reach another member is not counted as
+/// that member: node 3 stops, its port now leads to node 2, and node 1 is
+/// cut off. Node 2 alone must neither lead nor acknowledge anything (it is
+/// one process of three). The old sidecar took node 2's answers on node 3's
+/// address for a node 3 that lost its directory and took "it" back with
+/// node 2's incarnation; once node 1 was cut off, node 2 counted its own
+/// vote twice, became leader alone, and its Raft core then panicked on an
+/// append it had sent to itself (node 2 stopped, exit 73).
+#[test]
+fn a_member_whose_address_reaches_another_member_is_not_counted() {
+    let mut c = Cluster::start(3);
+    assert_eq!(c.nodes[0].cmd(&["HSET", "h", "before", "1"]), Reply::Int(1));
+    c.nodes[2].kill();
+    forward_port(c.nodes[2].port, c.nodes[1].port);
+    // Time for a leader to take node 3 back, were it fooled.
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(
+        c.nodes[0].cmd(&["RAFT.PARTITION", "2", "3"]),
+        Reply::Status("OK".into())
+    );
+    assert_eq!(
+        c.nodes[1].cmd(&["RAFT.PARTITION", "1"]),
+        Reply::Status("OK".into())
+    );
+    for i in 0..3 {
+        let field = format!("alone{i}");
+        match c.nodes[1].cmd(&["HSET", "h", &field, "1"]) {
+            Reply::Error(e) => assert!(
+                e.starts_with("TRYAGAIN") || e.starts_with("UNKNOWN"),
+                "node 2 alone: {e}"
+            ),
+            other => panic!("node 2 alone acknowledged a write: {other:?}"),
+        }
+    }
+    let info = c.nodes[1].info();
+    assert_ne!(
+        info.get("role").map(String::as_str),
+        Some("leader"),
+        "node 2 alone leads: {info:?}"
+    );
 }
