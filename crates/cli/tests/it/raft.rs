@@ -91,9 +91,16 @@ impl Node {
             .expect("spawn wclab raft node");
         self.child = Some(child);
         // Up means: this node (not another process that took its port
-        // while it was down) answers as itself; a node that exited at start
-        // (its port taken) fails the test here, not later and elsewhere.
+        // while it was down) answers as itself: its ID and the incarnation
+        // written in its directory (a node of another test's cluster may
+        // have the same ID). A node that exited at start (its port taken)
+        // fails the test here, not later and elsewhere.
         let id = self.id.to_string();
+        let incarnation = || {
+            std::fs::read_to_string(self.dir.join("raft").join("incarnation"))
+                .ok()
+                .map(|s| s.trim().to_owned())
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
@@ -103,7 +110,9 @@ impl Node {
                     self.dir.with_extension("log").display()
                 );
             }
-            if self.info().get("node_id") == Some(&id) {
+            let info = self.info();
+            if info.get("node_id") == Some(&id) && info.get("incarnation").cloned() == incarnation()
+            {
                 return;
             }
             assert!(
