@@ -354,7 +354,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         committed: Option<LogId<NodeId>>,
     ) -> Result<(), StorageError<NodeId>> {
         // Not needed for safety (a restarted node learns the commit index
-        // from the leader); kept so that a node restarted alone replays its
+        // from the leader: it never resumes a leadership, see
+        // `forget_leadership`); kept so that a node restarted alone replays its
         // committed entries at once. Not fsynced for the same reason.
         let mut g = self.lock();
         g.committed = committed;
