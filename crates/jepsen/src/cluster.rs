@@ -98,10 +98,18 @@ pub struct Cluster {
     exits: Vec<Exit>,
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+/// A free port that is none of `taken`: the kernel may hand out a port it
+/// just released again, and two nodes given one port would be one process
+/// answering for two members.
+fn free_port(taken: &[u16]) -> Result<u16> {
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        if !taken.contains(&port) {
+            return Ok(port);
+        }
+    }
 }
 
 fn signal(pid: u32, sig: Signal) {
@@ -146,9 +154,10 @@ impl Cluster {
         std::fs::create_dir_all(&opts.dir)?;
         let mut nodes = Vec::new();
         for id in 1..=(opts.nodes + opts.spares) as u64 {
+            let taken: Vec<u16> = nodes.iter().map(|n: &Node| n.port).collect();
             nodes.push(Node {
                 id,
-                port: free_port()?,
+                port: free_port(&taken)?,
                 dir: opts.dir.join(format!("n{id}")),
                 log: opts.dir.join(format!("node-{id}.log")),
                 member: id as usize <= opts.nodes,
@@ -222,7 +231,9 @@ impl Cluster {
     }
 
     /// Starts node `id` from its directory (empty if wiped) and waits
-    /// until it listens.
+    /// until it answers as itself (not merely until something answers on
+    /// its port: another process may have taken the port while it was
+    /// down, and then the node cannot listen).
     pub fn start_node(&mut self, id: u64) -> Result<()> {
         let wclab = self.opts.wclab.clone();
         let (heartbeat, snapshot) = (self.opts.heartbeat.clone(), self.opts.snapshot_every);
@@ -262,10 +273,11 @@ impl Cluster {
             .with_context(|| format!("cannot start {}", wclab.display()))?;
         n.child = Some(child);
         n.paused = false;
-        let (port, log) = (n.port, n.log.clone());
+        let log = n.log.clone();
         let started = Instant::now();
         loop {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            let answered = self.info(id).and_then(|i| i.get("node_id").cloned());
+            if answered == Some(id.to_string()) {
                 return Ok(());
             }
             if let Some(status) = self

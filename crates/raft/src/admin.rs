@@ -173,6 +173,9 @@ impl Cluster {
             } else {
                 match net::hello(&self.network, id, addr).await {
                     Ok(i) => i,
+                    Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+                        return err(format!("ERR RAFT.INIT: {e}"))
+                    }
                     Err(e) => {
                         return err(format!(
                             "ERR RAFT.INIT: cannot ask node {id} at {addr} for its incarnation ({e}); start every member first"
@@ -213,6 +216,9 @@ impl Cluster {
         }
         let incarnation = match net::hello(&self.network, id, &addr).await {
             Ok(i) => i,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+                return err(format!("ERR RAFT.JOIN: {e}"))
+            }
             Err(e) => {
                 return err(format!(
                     "ERR RAFT.JOIN: cannot ask node {id} at {addr} for its incarnation ({e}); is it running?"

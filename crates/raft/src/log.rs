@@ -233,6 +233,33 @@ impl LogStore {
         self.lock().nonces.contains(&nonce)
     }
 
+    /// A node restarted does not resume a leadership it held: a stored
+    /// vote that says "`me` won the election of this term" is handed to
+    /// openraft as a plain vote for `me` in that term (which it still is:
+    /// this node votes for nobody else in it), so openraft starts it as a
+    /// follower, and leading again takes an election in a later term.
+    ///
+    /// Why: openraft (0.9) restarts a node whose stored vote is its own
+    /// committed one as the leader of that term, and that leader's read
+    /// index is the greater of its term's first entry and the commit index
+    /// read back from [`COMMITTED`]. That file is best effort (not written
+    /// atomically, not fsynced): a kill -9 while it is rewritten leaves it
+    /// empty, the commit index falls back to the snapshot's, and reads
+    /// confirmed by followers still in that term were served from the
+    /// snapshot, behind writes already acknowledged. A new leader's read
+    /// index is its own first entry, after everything committed before it.
+    /// Returns whether the vote was changed.
+    pub fn forget_leadership(&self, me: NodeId) -> bool {
+        let mut g = self.lock();
+        match g.vote.as_mut() {
+            Some(v) if v.committed && v.leader_id.node_id == me => {
+                v.committed = false;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The ID of the last entry in the log (or of the last purged one).
     pub fn last_log_id(&self) -> Option<LogId<NodeId>> {
         let g = self.lock();
@@ -327,7 +354,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         committed: Option<LogId<NodeId>>,
     ) -> Result<(), StorageError<NodeId>> {
         // Not needed for safety (a restarted node learns the commit index
-        // from the leader); kept so that a node restarted alone replays its
+        // from the leader: it never resumes a leadership, see
+        // `forget_leadership`); kept so that a node restarted alone replays its
         // committed entries at once. Not fsynced for the same reason.
         let mut g = self.lock();
         g.committed = committed;

@@ -3,11 +3,16 @@
 //!
 //! A peer is reached on the same RESP port as clients: an RPC is the
 //! command `RAFT.RPC <kind> <from-id> <payload> <to-incarnation>
-//! <from-incarnation>`, payload and reply in bincode. One connection per
-//! peer, re-opened after any error.
+//! <from-incarnation> <to-id>`, payload and reply in bincode. One
+//! connection per peer, re-opened after any error.
 //!
-//! Every RPC names the incarnation the sender's configuration has for the
-//! receiver, and a receiver whose own incarnation differs refuses it with
+//! Every RPC names the node it is meant for, and a node that is not that
+//! one refuses it with `-WRONGNODE <its own id>`: a configuration that
+//! gives two members one address (a typo, a port taken over, a name that
+//! moved) must not let one process answer, vote and count in a quorum as
+//! two. Every RPC also names the incarnation the sender's configuration
+//! has for the receiver, and a receiver whose own incarnation differs
+//! refuses it with
 //! `-INCARNATION <its own>` (see [`crate::incarnation`]); the sender
 //! records that answer ([`PeerState::refusals`]) so that its leader can take
 //! the node back in. A vote or pre-vote from a node whose incarnation is
@@ -192,6 +197,7 @@ impl Peer {
         let payload =
             bincode::serialize(req).map_err(|e| CallError::Network(io::Error::other(e)))?;
         let from = self.net.id.to_string();
+        let to = self.target.to_string();
         let to_incarnation = format!("{:x}", self.node.incarnation);
         let from_incarnation = format!("{:x}", self.net.incarnation);
         let frame = Frame::command(&[
@@ -201,6 +207,7 @@ impl Peer {
             &payload,
             to_incarnation.as_bytes(),
             from_incarnation.as_bytes(),
+            to.as_bytes(),
         ]);
         // The connection is taken out while in use: if openraft drops this
         // future half-way (its own timeout), a half-written request must
@@ -234,7 +241,10 @@ impl Peer {
             Frame::Bulk(Some(b)) => bincode::deserialize::<Result<Resp, Vec<u8>>>(&b)
                 .map_err(|e| CallError::Network(io::Error::other(e))),
             Frame::Error(e) => {
-                if let Some(inc) = e
+                if let Some(other) = e.strip_prefix("WRONGNODE ") {
+                    tracing::warn!(target = self.target, addr = %self.node.addr, answered_by = other.trim(),
+                        "another node answers at this member's address: not counted as this member");
+                } else if let Some(inc) = e
                     .strip_prefix("INCARNATION ")
                     .and_then(|i| u64::from_str_radix(i.trim(), 16).ok())
                 {
@@ -340,10 +350,12 @@ impl RaftNetwork<TypeConfig> for Peer {
 }
 
 /// The `RAFT.RPC` kind that asks a node for its incarnation (to add it to
-/// a configuration); it names no incarnation of the receiver.
+/// a configuration); it names no incarnation of the receiver, but names
+/// the node, so that an address answered by another node is refused.
 pub const HELLO: &str = "hello";
 
-/// Asks the node at `addr` for its incarnation.
+/// Asks node `target`, at `addr`, for its incarnation; an error of kind
+/// `InvalidInput` when another node answers there.
 pub async fn hello(net: &Network, target: NodeId, addr: &str) -> io::Result<u64> {
     let mut peer = net.peer(target, &Node::new(addr, 0));
     match peer
@@ -352,6 +364,16 @@ pub async fn hello(net: &Network, target: NodeId, addr: &str) -> io::Result<u64>
     {
         Ok(Ok(incarnation)) => Ok(incarnation),
         Ok(Err(_)) => Err(io::Error::other("bad reply")),
-        Err(CallError::Unreachable(e) | CallError::Network(e)) => Err(e),
+        Err(CallError::Unreachable(e)) => match e.to_string().strip_prefix("WRONGNODE ") {
+            Some(other) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "the node answering at {addr} is node {}, not node {target}",
+                    other.trim()
+                ),
+            )),
+            None => Err(e),
+        },
+        Err(CallError::Network(e)) => Err(e),
     }
 }

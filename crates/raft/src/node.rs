@@ -178,6 +178,9 @@ pub async fn run(cfg: NodeConfig) -> Result<(), NodeError> {
         path: raft_dir.display().to_string(),
         source,
     })?;
+    if log.forget_leadership(cfg.id) {
+        tracing::info!("was the leader before this restart: starts as a follower");
+    }
     let timing = Timing {
         heartbeat: cfg.heartbeat,
         lease: cfg.election_timeout,

@@ -1,5 +1,5 @@
 //! The receiving side of the Raft RPCs (`RAFT.RPC`): checks who is asking
-//! and whom they mean (partitions, incarnations), then hands the request to
+//! and whom they mean (node ID, partitions, incarnations), then hands the request to
 //! openraft, or answers a pre-vote or a hello itself. The sending side is
 //! [`crate::net`].
 
@@ -12,6 +12,8 @@ use serde::Serialize;
 
 /// What the receiving side of the RPCs needs.
 pub struct Receiver<'a> {
+    /// This node's ID.
+    pub id: NodeId,
     /// This node's Raft.
     pub raft: &'a Raft,
     /// This node's incarnation.
@@ -25,21 +27,27 @@ pub struct Receiver<'a> {
 /// Serves one incoming `RAFT.RPC` (its arguments after the command name);
 /// returns the reply frame.
 pub async fn serve(rx: &Receiver<'_>, args: &[Vec<u8>]) -> Frame {
-    let [kind, from, payload, to_incarnation, from_incarnation] = args else {
-        return Frame::err("ERR RAFT.RPC kind from payload to-incarnation from-incarnation");
+    let [kind, from, payload, to_incarnation, from_incarnation, to] = args else {
+        return Frame::err("ERR RAFT.RPC kind from payload to-incarnation from-incarnation to");
     };
     let number = |b: &[u8], radix| {
         std::str::from_utf8(b)
             .ok()
             .and_then(|s| u64::from_str_radix(s, radix).ok())
     };
-    let (Some(from), Some(to_incarnation), Some(from_incarnation)) = (
+    let (Some(from), Some(to_incarnation), Some(from_incarnation), Some(to)) = (
         number(from, 10),
         number(to_incarnation, 16),
         number(from_incarnation, 16),
+        number(to, 10),
     ) else {
-        return Frame::err("ERR bad RAFT.RPC sender or incarnation");
+        return Frame::err("ERR bad RAFT.RPC sender, receiver or incarnation");
     };
+    // Meant for another node: this address is configured for a member this
+    // node is not. Answering would count this process twice.
+    if to != rx.id {
+        return Frame::err(format!("WRONGNODE {}", rx.id));
+    }
     if rx.partition.blocks(from) {
         return Frame::err("PARTITIONED dropped (test partition)");
     }

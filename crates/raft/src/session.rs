@@ -281,6 +281,7 @@ impl Session {
         match cmd.name {
             Name::RaftRpc => {
                 let rx = crate::rpc::Receiver {
+                    id: self.shared.id,
                     raft: &self.shared.cluster.raft,
                     incarnation: self.shared.cluster.incarnation,
                     partition: &self.shared.cluster.network.partition,

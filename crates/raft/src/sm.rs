@@ -68,6 +68,11 @@ pub struct Shared {
 pub struct StateMachine {
     inner: Arc<Mutex<Inner>>,
     dir: PathBuf,
+    /// Serialises writes of the snapshot file and remembers the last log ID
+    /// written: a snapshot built while one from the leader is installed
+    /// used to race it on one temporary file (the loser's rename failed and
+    /// stopped the node), and an older one must not replace a newer one.
+    saved: Arc<Mutex<Option<LogId<NodeId>>>>,
     /// Read by the node (status, time filling).
     pub shared: Arc<Shared>,
 }
@@ -159,6 +164,7 @@ impl StateMachine {
         Ok(StateMachine {
             inner: Arc::new(Mutex::new(inner)),
             dir: dir.to_owned(),
+            saved: Arc::default(),
             shared,
         })
     }
@@ -191,11 +197,17 @@ impl StateMachine {
     }
 
     async fn save(&self, stored: &Stored) -> io::Result<()> {
+        let mut saved = self.saved.lock().await;
+        if stored.meta.last_log_id < *saved {
+            return Ok(());
+        }
         let bytes = bincode::serialize(&(&stored.meta, &stored.data)).map_err(io::Error::other)?;
         let dir = self.dir.clone();
         tokio::task::spawn_blocking(move || write_atomic(&dir, SNAPSHOT, &bytes))
             .await
-            .map_err(io::Error::other)?
+            .map_err(io::Error::other)??;
+        *saved = stored.meta.last_log_id;
+        Ok(())
     }
 }
 

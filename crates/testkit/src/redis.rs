@@ -74,16 +74,19 @@ impl Client {
             buf.extend_from_slice(a);
             buf.extend_from_slice(b"\r\n");
         }
-        self.reader
-            .get_mut()
-            .write_all(&buf)
-            .expect("write to redis");
+        if let Err(e) = self.reader.get_mut().write_all(&buf) {
+            return closed(&e.to_string());
+        }
         self.read()
     }
 
     fn read(&mut self) -> Reply {
         let mut line = String::new();
-        self.reader.read_line(&mut line).expect("read from redis");
+        match self.reader.read_line(&mut line) {
+            Ok(0) => return closed("end of stream"),
+            Err(e) => return closed(&e.to_string()),
+            Ok(_) => {}
+        }
         let (kind, rest) = line.trim_end().split_at(1);
         match kind {
             "+" => Reply::Status(rest.into()),
@@ -95,7 +98,9 @@ impl Client {
                     return Reply::Bulk(None);
                 }
                 let mut data = vec![0; n as usize + 2];
-                std::io::Read::read_exact(&mut self.reader, &mut data).unwrap();
+                if let Err(e) = std::io::Read::read_exact(&mut self.reader, &mut data) {
+                    return closed(&e.to_string());
+                }
                 data.truncate(n as usize);
                 Reply::Bulk(Some(data))
             }
@@ -109,4 +114,11 @@ impl Client {
             other => panic!("unexpected RESP type {other:?}"),
         }
     }
+}
+
+/// The reply standing for a connection that broke mid-command (a server
+/// killed, or exiting, while a test talks to it): an error a caller can
+/// treat like any other failed command, rather than a panic in the client.
+fn closed(why: &str) -> Reply {
+    Reply::Error(format!("IOERR connection lost: {why}"))
 }

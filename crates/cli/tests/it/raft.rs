@@ -20,6 +20,8 @@ pub(crate) struct Node {
     pub(crate) port: u16,
     pub(crate) dir: PathBuf,
     pub(crate) child: Option<Child>,
+    /// Extra `wclab raft node` options.
+    pub(crate) args: Vec<String>,
 }
 
 /// A cluster of 2f+1 nodes on loopback ports.
@@ -36,9 +38,36 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// `n` free ports, all different from each other and from `taken`. The
+/// kernel may hand out a port it just released again: two nodes given one
+/// port would be one process answering for two members (the node started
+/// second cannot listen, and a test that only checked that something
+/// answers on the port would go on with one process counted twice).
+pub(crate) fn free_ports(n: usize, taken: &[u16]) -> Vec<u16> {
+    let mut ports: Vec<u16> = Vec::with_capacity(n);
+    while ports.len() < n {
+        let p = free_port();
+        if !ports.contains(&p) && !taken.contains(&p) {
+            ports.push(p);
+        }
+    }
+    ports
+}
+
 impl Node {
     pub(crate) fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The node's log, next to its directory (which a test may wipe), one
+    /// file across restarts; kept with the cluster's directory when a
+    /// test fails.
+    fn log_file(&self) -> std::fs::File {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.with_extension("log"))
+            .expect("node log file")
     }
 
     pub(crate) fn start(&mut self) {
@@ -55,17 +84,47 @@ impl Node {
             .arg("--dir")
             .arg(&self.dir)
             .args(["--heartbeat", "100ms", "--snapshot-every", "20"])
+            .args(&self.args)
             .env("WCLAB_RAFT_TEST_FAULTS", "1")
+            .env("WCLAB_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(self.log_file())
             .spawn()
             .expect("spawn wclab raft node");
         self.child = Some(child);
-        let port = self.port;
-        procs::wait_for("the node to listen", Duration::from_secs(30), || {
-            Client::connect(port, "").ok().map(|_| ())
-        });
+        // Up means: this node (not another process that took its port
+        // while it was down) answers as itself: its ID and the incarnation
+        // written in its directory (a node of another test's cluster may
+        // have the same ID). A node that exited at start (its port taken)
+        // fails the test here, not later and elsewhere.
+        let id = self.id.to_string();
+        let incarnation = || {
+            std::fs::read_to_string(self.dir.join("raft").join("incarnation"))
+                .ok()
+                .map(|s| s.trim().to_owned())
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "node {} exited at start ({status}): see {}",
+                    self.id,
+                    self.dir.with_extension("log").display()
+                );
+            }
+            let info = self.info();
+            if info.get("node_id") == Some(&id) && info.get("incarnation").cloned() == incarnation()
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {} did not answer as itself within 30 s",
+                self.id
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// kill -9 of the sidecar and of its redis-server: the whole node crashes.
@@ -128,30 +187,44 @@ impl Node {
 }
 
 impl Cluster {
+    /// `n` nodes started and configured as one cluster, with a leader.
     pub(crate) fn start(n: usize) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let mut nodes: Vec<Node> = (1..=n as u64)
-            .map(|id| Node {
-                id,
-                port: free_port(),
-                dir: dir.path().join(format!("n{id}")),
-                child: None,
-            })
-            .collect();
-        for node in &mut nodes {
-            node.start();
-        }
-        let members: Vec<String> = nodes
+        Cluster::start_with(n, &[])
+    }
+
+    /// [`Cluster::start`], with extra `wclab raft node` options.
+    pub(crate) fn start_with(n: usize, args: &[&str]) -> Cluster {
+        let c = Cluster::spawn(n, args);
+        let members: Vec<String> = c
+            .nodes
             .iter()
             .map(|n| format!("{}={}", n.id, n.addr()))
             .collect();
         let mut init = vec!["RAFT.INIT"];
         init.extend(members.iter().map(String::as_str));
-        let r = nodes[0].cmd(&init);
+        let r = c.nodes[0].cmd(&init);
         assert_eq!(r, Reply::Status("OK".into()), "RAFT.INIT");
-        let c = Cluster { nodes, _dir: dir };
         c.wait_leader();
         c
+    }
+
+    /// `n` nodes started, not configured yet.
+    pub(crate) fn spawn(n: usize, args: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let mut nodes: Vec<Node> = (1..=n as u64)
+            .zip(free_ports(n, &[]))
+            .map(|(id, port)| Node {
+                id,
+                port,
+                dir: dir.path().join(format!("n{id}")),
+                child: None,
+                args: args.iter().map(|a| a.to_string()).collect(),
+            })
+            .collect();
+        for node in &mut nodes {
+            node.start();
+        }
+        Cluster { nodes, _dir: dir }
     }
 
     /// The index in `nodes` of the leader, once a live node says it leads
@@ -212,6 +285,13 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         for n in &mut self.nodes {
             n.kill();
+        }
+        if std::thread::panicking() {
+            let kept = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap()).keep();
+            eprintln!(
+                "the nodes' directories and logs are kept in {}",
+                kept.display()
+            );
         }
     }
 }
@@ -348,7 +428,9 @@ fn files_done(cluster: &Cluster, job: &str, seen: &mut Vec<u64>) -> u64 {
                 if let Some(&last) = seen.last() {
                     assert!(
                         v >= last,
-                        "committed tasks went back from {last} to {v}: a committed write was lost"
+                        "committed tasks went back from {last} to {v} (read through node {}): \
+                         a committed write was lost, or a read was stale",
+                        n.id
                     );
                 }
                 seen.push(v);
@@ -645,11 +727,13 @@ fn a_new_node_joins_through_a_follower_and_the_status_shows_it() {
         cluster.nodes[l].cmd(&["HSET", "h", "before", "1"]),
         Reply::Int(1)
     );
+    let taken: Vec<u16> = cluster.nodes.iter().map(|n| n.port).collect();
     let mut new = Node {
         id: 4,
-        port: free_port(),
+        port: free_ports(1, &taken)[0],
         dir: cluster._dir.path().join("n4"),
         child: None,
+        args: Vec::new(),
     };
     new.start();
     let o = output(wclab().args([
@@ -696,7 +780,7 @@ fn a_new_node_joins_through_a_follower_and_the_status_shows_it() {
 fn with_a_password_clients_and_peers_must_authenticate() {
     let dir = tempfile::tempdir().unwrap();
     let mut nodes: Vec<Child> = Vec::new();
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let ports = free_ports(3, &[]);
     for (i, port) in ports.iter().enumerate() {
         let child = wclab()
             .args([
@@ -954,4 +1038,142 @@ fn one_node_given_as_a_plain_redis_takes_big_commits_without_multi() {
     );
     oracle::assert_same(&read_output(&out), &oracle::count_tree(&root));
     cluster.assert_identical();
+}
+
+/// One process never counts as two members. A configuration that gives two
+/// members one address (node 2's, once by IP and once by name) is refused:
+/// the hello that asks a member for its incarnation names the member, and
+/// node 2 will not answer for node 3. The old sidecar accepted it, and node
+/// 2 then held two of the three votes: with node 1 cut off it alone was a
+/// quorum and acknowledged writes no other process held.
+#[test]
+fn a_configuration_naming_one_process_twice_is_refused() {
+    let c = Cluster::spawn(3, &[]);
+    let alias = format!("3=localhost:{}", c.nodes[1].port);
+    let (one, two) = (
+        format!("1={}", c.nodes[0].addr()),
+        format!("2={}", c.nodes[1].addr()),
+    );
+    match c.nodes[0].cmd(&["RAFT.INIT", &one, &two, &alias]) {
+        Reply::Error(e) => assert!(e.contains("is node 2, not node 3"), "{e}"),
+        other => panic!("a configuration naming node 2 twice was accepted: {other:?}"),
+    }
+    // Nothing was configured: a correct configuration is accepted after it.
+    let three = format!("3={}", c.nodes[2].addr());
+    assert_eq!(
+        c.nodes[0].cmd(&["RAFT.INIT", &one, &two, &three]),
+        Reply::Status("OK".into())
+    );
+    c.wait_leader();
+    // Any RPC meant for another node is refused with its own code.
+    let inc = c.nodes[1].info()["incarnation"].clone();
+    match c.nodes[1].cmd(&["RAFT.RPC", "append", "1", "", &inc, "0", "3"]) {
+        Reply::Error(e) => assert!(e.starts_with("WRONGNODE 2"), "{e}"),
+        other => panic!("node 2 answered an RPC meant for node 3: {other:?}"),
+    }
+}
+
+/// Copies every connection made to `from` to `to`, both ways, until the
+/// test ends: a member's address that now reaches another member (a port
+/// taken over, a name that moved).
+fn forward_port(from: u16, to: u16) {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", from)).expect("bind the forwarder");
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", to)) else {
+                continue;
+            };
+            for (mut r, mut w) in [
+                (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                (server, client),
+            ] {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut r, &mut w);
+                    let _ = w.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        }
+    });
+}
+
+/// A member whose address comes to reach another member is not counted as
+/// that member: node 3 stops, its port now leads to node 2, and node 1 is
+/// cut off. Node 2 alone must neither lead nor acknowledge anything (it is
+/// one process of three). The old sidecar took node 2's answers on node 3's
+/// address for a node 3 that lost its directory and took "it" back with
+/// node 2's incarnation; once node 1 was cut off, node 2 counted its own
+/// vote twice, became leader alone, and its Raft core then panicked on an
+/// append it had sent to itself (node 2 stopped, exit 73).
+#[test]
+fn a_member_whose_address_reaches_another_member_is_not_counted() {
+    let mut c = Cluster::start(3);
+    assert_eq!(c.nodes[0].cmd(&["HSET", "h", "before", "1"]), Reply::Int(1));
+    c.nodes[2].kill();
+    forward_port(c.nodes[2].port, c.nodes[1].port);
+    // Time for a leader to take node 3 back, were it fooled.
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(
+        c.nodes[0].cmd(&["RAFT.PARTITION", "2", "3"]),
+        Reply::Status("OK".into())
+    );
+    assert_eq!(
+        c.nodes[1].cmd(&["RAFT.PARTITION", "1"]),
+        Reply::Status("OK".into())
+    );
+    for i in 0..3 {
+        let field = format!("alone{i}");
+        match c.nodes[1].cmd(&["HSET", "h", &field, "1"]) {
+            Reply::Error(e) => assert!(
+                e.starts_with("TRYAGAIN") || e.starts_with("UNKNOWN"),
+                "node 2 alone: {e}"
+            ),
+            other => panic!("node 2 alone acknowledged a write: {other:?}"),
+        }
+    }
+    let info = c.nodes[1].info();
+    assert_ne!(
+        info.get("role").map(String::as_str),
+        Some("leader"),
+        "node 2 alone leads: {info:?}"
+    );
+}
+
+/// A leader killed and restarted at once comes back as a follower, and a
+/// read through it is not behind what was acknowledged. openraft restarts
+/// a node whose stored vote is its own won election as the leader of that
+/// term, with the commit index read back from `committed.bin`, a file
+/// rewritten without atomicity: a kill -9 in the middle leaves it empty
+/// (here emptied by hand), and the old sidecar then confirmed its
+/// leadership with followers still in that term and answered reads from
+/// its snapshot (the five-node test once read 17 committed tasks after 22).
+#[test]
+fn a_leader_restarted_at_once_does_not_serve_reads_from_its_snapshot() {
+    // Followers that wait 5 s before campaigning: the restarted node finds
+    // them still in its term.
+    let mut c = Cluster::start_with(3, &["--election-timeout", "5s"]);
+    let l = c.wait_leader();
+    let term = c.nodes[l].info()["term"].clone();
+    let mut last = 0;
+    // Past a snapshot (every 20 entries), so that the snapshot is behind.
+    for _ in 0..30 {
+        last = c.nodes[l].cmd(&["INCR", "x"]).int();
+    }
+    c.nodes[l].kill();
+    std::fs::write(c.nodes[l].dir.join("raft").join("committed.bin"), b"").unwrap();
+    c.nodes[l].start();
+    let info = c.nodes[l].info();
+    assert!(
+        info["role"] != "leader" || info["term"] != term,
+        "the restarted node resumed its leadership of term {term}: {info:?}"
+    );
+    let read = procs::wait_for("a read", Duration::from_secs(30), || {
+        match c.nodes[l].client()?.cmd(&["GET", "x"]) {
+            Reply::Bulk(Some(b)) => Some(String::from_utf8_lossy(&b).parse::<i64>().unwrap()),
+            _ => None,
+        }
+    });
+    assert_eq!(
+        read, last,
+        "a read after the restart is behind the last acknowledged write"
+    );
 }
