@@ -467,9 +467,10 @@ impl Settings {
     }
 }
 
-/// An argument of a redis.conf line, quoted when it must be (Redis splits
-/// lines like a shell, with `"..."` and backslash escapes).
-fn config_arg(s: &str) -> String {
+/// An argument of a redis.conf line (or of a redis-cli command), quoted
+/// when it must be (Redis splits lines like a shell, with `"..."` and
+/// backslash escapes).
+pub fn config_arg(s: &str) -> String {
     if !s.is_empty()
         && !s
             .chars()

@@ -5,6 +5,7 @@ use super::Outcome;
 use crate::cli::{AclArgs, AclFormat};
 use anyhow::{Context, Result};
 use wclab_coord::acl::{self, KeyScope, Role, User};
+use wclab_server::config_arg;
 
 pub async fn acl(args: AclArgs) -> Result<Outcome> {
     let (scope, users) = users(args.job.as_deref())?;
@@ -71,24 +72,15 @@ fn users(job: Option<&str>) -> Result<(KeyScope, Vec<User>)> {
 /// The user as a redis-cli command or a `user` line, arguments quoted as
 /// Redis splits them.
 fn line(user: &User, scope: &KeyScope, format: AclFormat) -> String {
-    let args: Vec<String> = user.setuser_args(scope).iter().map(|a| quote(a)).collect();
+    let args: Vec<String> = user
+        .setuser_args(scope)
+        .iter()
+        .map(|a| config_arg(a))
+        .collect();
     match format {
         AclFormat::Commands => format!("ACL SETUSER {}", args.join(" ")),
         AclFormat::Conf => format!("user {}", args.join(" ")),
     }
-}
-
-/// An argument as redis-cli and redis.conf read it: bare if it can be,
-/// else in double quotes with backslash escapes.
-fn quote(a: &str) -> String {
-    if !a.is_empty()
-        && !a
-            .chars()
-            .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\'))
-    {
-        return a.to_owned();
-    }
-    format!("\"{}\"", a.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 /// `base` (a URL, its user and password dropped) as `user`.
@@ -127,6 +119,5 @@ mod tests {
         let conf = line(&made[2], &scope, AclFormat::Conf);
         assert!(conf.starts_with("user observer-j1 reset on >"), "{conf}");
         assert!(conf.contains(" %R~wclab:{j1}:* "), "{conf}");
-        assert_eq!(quote("a b\"c"), "\"a b\\\"c\"");
     }
 }
