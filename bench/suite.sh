@@ -13,7 +13,8 @@
 #                                       the counting phase and the whole process
 #   wclab run, 1 and 2 workers          end to end, the whole process: Redis,
 #                                       workers, commits; its --output checked
-#                                       against coreutils in a run of its own
+#                                       against coreutils in a run of its own;
+#                                       and with --tls, runs interleaved
 #   tr | sort | uniq -c                 coreutils, LC_ALL=C (the oracle, run once)
 #   the seed's design in Python         bench/seed/wordcount.py, 1/2/4 workers
 #   PySpark local[N], DataFrame API     bench/pyspark/wordcount.py, warm and cold
@@ -80,20 +81,30 @@ row "tr | sort | uniq -c" "$(mbps "$bytes" "$(since "$t0")")" "LC_ALL=C, whole c
 
 for w in 1 2; do
   # Once with --output, to check that the figures below are of exact counts
-  # (writing 87 k lines is not what is timed).
-  $wclab run --input "$corpus" --workers "$w" -k 0 -o out/bench/wclab.tsv > /dev/null 2>&1
-  cmp -s out/bench/wclab.tsv out/bench/oracle.tsv || { echo "bench: wclab's output differs from the oracle" >&2; exit 1; }
-  walls=() rcpu=() upd=()
+  # (writing 87 k lines is not what is timed); with TLS too.
+  for tls in "" --tls; do
+    $wclab run --input "$corpus" --workers "$w" -k 0 $tls -o out/bench/wclab.tsv > /dev/null 2>&1
+    cmp -s out/bench/wclab.tsv out/bench/oracle.tsv || { echo "bench: wclab's output${tls:+ with $tls} differs from the oracle" >&2; exit 1; }
+  done
+  # Plain and TLS runs interleaved, so that both see the same machine.
+  walls=() rcpu=() upd=() twalls=() trcpu=()
   for i in $(seq "$repeat"); do
     t0=$(now)
     out=$($wclab run --input "$corpus" --workers "$w" --json -k 0 2> /dev/null)
     walls+=("$(since "$t0")")
     rcpu+=("$(echo "$out" | field redis_cpu_seconds)")
     upd+=("$(echo "$out" | field word_updates)")
+    t0=$(now)
+    out=$($wclab run --input "$corpus" --workers "$w" --json -k 0 --tls 2> /dev/null)
+    twalls+=("$(since "$t0")")
+    trcpu+=("$(echo "$out" | field redis_cpu_seconds)")
   done
   wall=$(printf '%s\n' "${walls[@]}" | median)
+  twall=$(printf '%s\n' "${twalls[@]}" | median)
   row "wclab run, $w worker(s)" "$(mbps "$bytes" "$wall")" \
     "whole process, from its start to its exit (Redis and workers started, top words printed); output = oracle; Redis CPU $(printf '%.2f' "$(printf '%s\n' "${rcpu[@]}" | median)") s, $(awk -v z="$(printf '%s\n' "${upd[@]}" | median)" -v b="$bytes" 'BEGIN { printf "%.0f", z / (b / 1e6) }') word updates/MB"
+  row "wclab run, $w worker(s), --tls" "$(mbps "$bytes" "$twall")" \
+    "the same, TLS only (certificates made at start), runs interleaved with the row above; wall time $(awk -v a="$twall" -v b="$wall" 'BEGIN { printf "%.3f", a / b }')x of plain text; Redis CPU $(printf '%.2f' "$(printf '%s\n' "${trcpu[@]}" | median)") s"
 done
 
 rdir=$(mktemp -d)

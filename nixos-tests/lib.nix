@@ -17,7 +17,13 @@
 # or the sidecar's. Workers get WCLAB_REDIS_URL: the "redis" node, or every
 # "redis-raft" node (redis://:PASSWORD@raft1:PORT,raft2:PORT,...).
 #
-# The test script is prelude.py followed by <name>.py, after two constants:
+# With "tls": true, Redis speaks TLS only: its config names the certificates
+# under @SHARED@/tls (made by the test script with `wclab tls-certs` once the
+# nodes are up; Redis restarts until they exist), clients use rediss:// and
+# workers trust that CA alone (WCLAB_TLS_CA).
+#
+# The test script is prelude.py followed by <script>.py (default <name>),
+# after two constants:
 # TOPOLOGY (the parsed JSON) and SHARED (a directory every node sees at the
 # same path: /tmp/shared in NixOS VMs).
 #
@@ -29,6 +35,11 @@ let
   topologyFile = ./topologies + "/${name}.json";
   topology = builtins.fromJSON (builtins.readFile topologyFile);
   inherit (topology) password job;
+  shared = "/tmp/shared"; # SHARED of the test script
+  atShared = builtins.replaceStrings [ "@SHARED@" ] [ shared ];
+  tls = topology.tls or false;
+  scheme = if tls then "rediss" else "redis";
+  script = topology.script or name;
   port = topology.redis.port;
   nodeNames = builtins.attrNames topology.nodes; # sorted, like the NixOS test framework numbers them
   has = service: node: builtins.elem service topology.nodes.${node}.services;
@@ -36,8 +47,8 @@ let
   redisNodes = builtins.filter (has "redis") nodeNames;
   raftNodes = builtins.filter (has "redis-raft") nodeNames;
   redisUrl =
-    if redisNodes != [ ] then "redis://:${password}@${builtins.head redisNodes}:${toString port}"
-    else if raftNodes != [ ] then "redis://:${password}@${builtins.concatStringsSep "," (map (n: "${n}:${toString port}") raftNodes)}"
+    if redisNodes != [ ] then "${scheme}://:${password}@${builtins.head redisNodes}:${toString port}"
+    else if raftNodes != [ ] then "${scheme}://:${password}@${builtins.concatStringsSep "," (map (n: "${n}:${toString port}") raftNodes)}"
     else null;
   concatLines = builtins.concatStringsSep "\n";
   # systemd splits ExecStart like a shell would for these arguments (no
@@ -59,7 +70,7 @@ let
       "requirepass ${password}"
       "dir /var/lib/wclab-redis"
       "logfile \"\""
-    ] ++ topology.redis.config or [ ]) + "\n");
+    ] ++ map atShared (topology.redis.config or [ ])) + "\n");
 
   redisService = {
     description = "Redis for wclab (${name})";
@@ -107,7 +118,8 @@ let
     environment = {
       WCLAB_REDIS_URL = redisUrl;
       WCLAB_LOG = "info";
-    } // topology.worker.env or { };
+    } // (if tls then { WCLAB_TLS_CA = "${shared}/tls/ca.pem"; } else { })
+    // topology.worker.env or { };
     unitConfig.StartLimitIntervalSec = 0;
     serviceConfig = {
       ExecStart = execStart ([ "${wclab}/bin/wclab" "worker" "--job" job ] ++ topology.worker.args);
@@ -140,8 +152,8 @@ pkgs.testers.runNixOSTest {
   testScript = concatLines [
     "import json"
     "TOPOLOGY = json.loads(${builtins.toJSON (builtins.readFile topologyFile)})"
-    "SHARED = \"/tmp/shared\""
+    "SHARED = \"${shared}\""
     (builtins.readFile ./prelude.py)
-    (builtins.readFile (./. + "/${name}.py"))
+    (builtins.readFile (./. + "/${script}.py"))
   ];
 }

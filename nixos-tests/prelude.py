@@ -14,6 +14,11 @@ import time
 JOB: str = TOPOLOGY["job"]
 PASSWORD: str = TOPOLOGY["password"]
 REDIS_PORT: int = TOPOLOGY["redis"]["port"]  # Redis's own, or the Raft sidecar's
+# "tls": Redis speaks TLS only, with certificates made by start_and_wait_for_services.
+TLS: bool = TOPOLOGY.get("tls", False)
+TLS_CA = f"{SHARED}/tls/ca.pem"
+# redis-cli's TLS options, trusting that CA alone.
+CLI_TLS = f" --tls --cacert {TLS_CA}" if TLS else ""
 NODES = {m.name: m for m in machines}
 
 
@@ -52,22 +57,25 @@ def wait_until(machine, condition: str, timeout: int = 300) -> None:
 
 
 def redis_url(hosts: list | None = None) -> str:
-    """The URL of the store: redis://:PASSWORD@host:port[,host:port...]."""
+    """The URL of the store: redis://:PASSWORD@host:port[,host:port...]
+    (rediss:// with TLS)."""
     hosts = hosts or REDIS_HOSTS
-    return f"redis://:{PASSWORD}@" + ",".join(f"{h}:{REDIS_PORT}" for h in hosts)
+    return f"{'rediss' if TLS else 'redis'}://:{PASSWORD}@" + ",".join(f"{h}:{REDIS_PORT}" for h in hosts)
 
 
 def with_url(command: str, hosts: list | None = None) -> str:
     """The command with WCLAB_REDIS_URL set (never the password on a command
-    line); with several hosts, wclab fails over between them by itself."""
-    return f"WCLAB_REDIS_URL={shlex.quote(redis_url(hosts))} {command}"
+    line); with several hosts, wclab fails over between them by itself. With
+    TLS, WCLAB_TLS_CA too."""
+    ca = f"WCLAB_TLS_CA={TLS_CA} " if TLS else ""
+    return f"{ca}WCLAB_REDIS_URL={shlex.quote(redis_url(hosts))} {command}"
 
 
 def cli_on(host: str, args: str, wait: int = 3) -> str:
     """A shell command: redis-cli ARGS (already quoted) against `host`, giving
     up after `wait` seconds; -e: an error reply is a failure."""
     return (
-        f"REDISCLI_AUTH={shlex.quote(PASSWORD)} timeout {wait} redis-cli -e --no-auth-warning"
+        f"REDISCLI_AUTH={shlex.quote(PASSWORD)} timeout {wait} redis-cli -e --no-auth-warning{CLI_TLS}"
         f" -h {host} -p {REDIS_PORT} {args}"
     )
 
@@ -155,6 +163,12 @@ def wait_for_services(machine) -> None:
 
 def start_and_wait_for_services() -> None:
     start_all()
+    if TLS:
+        # The certificates Redis's config names: for every name and address
+        # it is dialled by. Until they exist, Redis exits and is restarted
+        # (Restart=always), and so are the workers, which need the CA.
+        names = ",".join(REDIS_HOSTS + [TOPOLOGY["nodes"][h]["address"] for h in REDIS_HOSTS])
+        CLIENT.succeed(f"wclab tls-certs --out {SHARED}/tls --host {names}")
     for machine in machines:
         wait_for_services(machine)
 
@@ -172,7 +186,7 @@ def crash_while_holding(victim, restart: bool, tries: int = 8) -> list:
         # pipe buffer fills) until grep sees the victim's consumer; redis-cli
         # then dies of SIGPIPE, so the status is grep's (pipefail off).
         polls = " || ".join(
-            f"(set +o pipefail; REDISCLI_AUTH={shlex.quote(PASSWORD)} stdbuf -oL redis-cli -e --no-auth-warning"
+            f"(set +o pipefail; REDISCLI_AUTH={shlex.quote(PASSWORD)} stdbuf -oL redis-cli -e --no-auth-warning{CLI_TLS}"
             f" -h {h} -p {REDIS_PORT} -r -1 -i 0.005 XPENDING {tasks} workers - + 100 2>/dev/null"
             f" | grep -q -m1 '^{victim.name}-')"
             for h in REDIS_HOSTS

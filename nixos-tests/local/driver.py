@@ -119,14 +119,15 @@ def remove_stale() -> None:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def redis_conf(topology: dict, directory: Path) -> str:
-    """The same lines as redisConf in lib.nix, with this node's directory."""
+def redis_conf(topology: dict, directory: Path, shared: str = "/tmp/shared") -> str:
+    """The same lines as redisConf in lib.nix, with this node's directory
+    and the run's SHARED for @SHARED@."""
     lines = [
         f"port {topology['redis']['port']}",
         f"requirepass {topology['password']}",
         f"dir {directory}",
         'logfile ""',
-        *topology["redis"].get("config", []),
+        *(line.replace("@SHARED@", shared) for line in topology["redis"].get("config", [])),
     ]
     return "\n".join(lines) + "\n"
 
@@ -135,11 +136,12 @@ def redis_url(topology: dict) -> str:
     """The same URL as redisUrl in lib.nix: the first node with service
     "redis", else every node with service "redis-raft"."""
     port, password = topology["redis"]["port"], topology["password"]
+    scheme = "rediss" if topology.get("tls") else "redis"
     def having(service: str) -> list[str]:
         return sorted(n for n, s in topology["nodes"].items() if service in s["services"])
     if having("redis"):
-        return f"redis://:{password}@{having('redis')[0]}:{port}"
-    return f"redis://:{password}@" + ",".join(f"{n}:{port}" for n in having("redis-raft"))
+        return f"{scheme}://:{password}@{having('redis')[0]}:{port}"
+    return f"{scheme}://:{password}@" + ",".join(f"{n}:{port}" for n in having("redis-raft"))
 
 
 def raft_argv(topology: dict, node: str, directory: Path) -> list[str]:
@@ -158,12 +160,13 @@ def worker_argv(topology: dict) -> list[str]:
     return ["wclab", "worker", "--job", topology["job"], *topology["worker"]["args"]]
 
 
-def unit_environment(topology: dict, service: str) -> dict[str, str]:
+def unit_environment(topology: dict, service: str, shared: str = "/tmp/shared") -> dict[str, str]:
     """The environment lib.nix gives the unit of `service`."""
     if service == "redis-raft":
         return {"WCLAB_RAFT_PASSWORD": topology["password"], "WCLAB_LOG": "info"}
     if service == "worker":
-        return {"WCLAB_REDIS_URL": redis_url(topology), "WCLAB_LOG": "info", **topology["worker"].get("env", {})}
+        tls = {"WCLAB_TLS_CA": f"{shared}/tls/ca.pem"} if topology.get("tls") else {}
+        return {"WCLAB_REDIS_URL": redis_url(topology), "WCLAB_LOG": "info", **tls, **topology["worker"].get("env", {})}
     return {}
 
 
@@ -171,12 +174,13 @@ def test_script(name: str, shared: str) -> str:
     """The test script, built exactly as nixos-tests/lib.nix builds testScript
     (scripts/check-nix compares the two)."""
     topology_text = (TESTS / "topologies" / f"{name}.json").read_text()
+    script = json.loads(topology_text).get("script", name)
     return "\n".join([
         "import json",
         f"TOPOLOGY = json.loads({json.dumps(topology_text)})",
         f"SHARED = {json.dumps(shared)}",
         (TESTS / "prelude.py").read_text(),
-        (TESTS / f"{name}.py").read_text(),
+        (TESTS / f"{script}.py").read_text(),
     ])  # fmt: skip
 
 
@@ -214,7 +218,7 @@ class Machine:
                 directory = self.state / "wclab-redis"  # StateDirectory=wclab-redis
                 directory.mkdir(parents=True, exist_ok=True)
                 conf = self.state / "redis.conf"
-                conf.write_text(redis_conf(topo, directory))
+                conf.write_text(redis_conf(topo, directory, str(self.net.shared)))
                 conf.chmod(0o600)
                 units[UNIT_OF_SERVICE[service]] = (["redis-server", str(conf)], {})
             elif service == "redis-raft":
@@ -222,7 +226,7 @@ class Machine:
                 directory.mkdir(parents=True, exist_ok=True)
                 units[UNIT_OF_SERVICE[service]] = (raft_argv(topo, self.name, directory), unit_environment(topo, service))
             elif service == "worker":
-                units[UNIT_OF_SERVICE[service]] = (worker_argv(topo), unit_environment(topo, service))
+                units[UNIT_OF_SERVICE[service]] = (worker_argv(topo), unit_environment(topo, service, str(self.net.shared)))
             else:
                 raise RuntimeError(f"{self.name}: no local unit for service {service!r}")
         return units

@@ -63,6 +63,23 @@ pub enum Command {
     /// own redis-server), form a cluster, inspect it, measure it.
     #[command(subcommand)]
     Raft(RaftCommand),
+    /// Print, or create on your own Redis, the ACL users of wclab's roles:
+    /// worker, submitter, observer (docs/security.md says what each may
+    /// run).
+    ///
+    /// Each gets a fresh random password. Without --apply, prints the users
+    /// as ACL SETUSER commands (for redis-cli) or as `user` lines (for
+    /// redis.conf or an ACL file), and on stderr the URL each kind of
+    /// process should be given. With --apply, creates them on the server of
+    /// WCLAB_REDIS_URL (an administrator's URL), loads the function library,
+    /// and prints `ROLE URL` lines. `wclab run` and `wclab stream` make
+    /// their private Redis this way by themselves.
+    Acl(AclArgs),
+    /// Make a certificate authority and a server certificate for a Redis
+    /// that speaks TLS (`tls-port`): ca.pem for the clients (--tls-ca),
+    /// server.pem and server.key for redis-server. The CA's key is not
+    /// kept.
+    TlsCerts(TlsCertsArgs),
 }
 
 /// `wclab gen` corpora.
@@ -125,11 +142,49 @@ impl Command {
 /// Where Redis is.
 #[derive(Debug, Args, Clone)]
 pub struct RedisArgs {
-    /// Redis URL: redis://[:password@]host:port[/db]. Read from
-    /// WCLAB_REDIS_URL when not given (preferred: the environment keeps the
-    /// password out of `ps`).
+    /// Redis URL: redis://[user:password@]host:port[/db] (rediss:// for
+    /// TLS). Read from WCLAB_REDIS_URL when not given (preferred: the
+    /// environment keeps the password out of `ps`).
     #[arg(long, env = crate::REDIS_URL_ENV, hide_env_values = true)]
     pub redis: String,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub tls: TlsArgs,
+}
+
+/// TLS to Redis, as a client.
+#[derive(Debug, Args, Clone, Default)]
+pub struct TlsArgs {
+    /// Talk to Redis in TLS: a redis:// URL is taken as rediss://. (With
+    /// `run` and `stream`, their private Redis speaks TLS only.)
+    #[arg(long, env = crate::TLS_ENV)]
+    pub tls: bool,
+
+    /// The CA certificate (PEM) that signed the server's certificate; the
+    /// only one trusted. Without it, the system's roots are. `run --tls`
+    /// and `stream --tls` hand theirs to their workers.
+    #[arg(long, env = crate::TLS_CA_ENV, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+}
+
+/// The certificates of a private Redis that speaks TLS (`run`, `stream`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ServerTlsArgs {
+    /// The private Redis's certificate (PEM, valid for 127.0.0.1), instead
+    /// of one made at start; with --tls-key and --tls-ca.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_key", "tls_ca"], conflicts_with = "redis")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// With --redis: the URL given to the workers instead of --redis (say,
+    /// redis://worker:PASSWORD@host:port, from `wclab acl --apply`), so
+    /// that they hold the worker's credentials only.
+    #[arg(long, env = crate::WORKER_REDIS_URL_ENV, hide_env_values = true, requires = "redis")]
+    pub worker_redis: Option<String>,
 }
 
 /// How the input is read.
@@ -288,6 +343,14 @@ pub struct RunArgs {
     /// (to look at dump.rdb and redis.log afterwards).
     #[arg(long, conflicts_with = "redis")]
     pub redis_dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub tls: TlsArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub server_tls: ServerTlsArgs,
 }
 
 /// `wclab worker`.
@@ -466,13 +529,72 @@ pub struct StreamArgs {
     pub drain_timeout: Duration,
 
     /// Use this Redis instead of starting a private one (the job is left in
-    /// it): redis://[:password@]host:port[/db].
+    /// it): redis://[user:password@]host:port[/db].
     #[arg(long, env = crate::REDIS_URL_ENV, hide_env_values = true)]
     pub redis: Option<String>,
 
     /// Job name (default: a fresh name per run).
     #[arg(long)]
     pub job: Option<String>,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub tls: TlsArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub server_tls: ServerTlsArgs,
+}
+
+/// `wclab acl`.
+#[derive(Debug, Args)]
+pub struct AclArgs {
+    /// Create the users on the server of --redis (WCLAB_REDIS_URL: an
+    /// administrator's URL) and load the function library, then print each
+    /// role's URL.
+    #[arg(long, requires = "redis")]
+    pub apply: bool,
+
+    /// The server: an administrator's URL with --apply; without it, only
+    /// its host and port are used, in the URLs printed.
+    #[arg(long, env = crate::REDIS_URL_ENV, hide_env_values = true)]
+    pub redis: Option<String>,
+
+    /// Users for this job's keys only (wclab:{JOB}:*), named ROLE-JOB,
+    /// instead of every job's (named after their roles).
+    #[arg(long)]
+    pub job: Option<String>,
+
+    /// Without --apply: `commands` (ACL SETUSER, for redis-cli) or `conf`
+    /// (`user` lines, for redis.conf or an ACL file).
+    #[arg(long, value_enum, default_value_t = AclFormat::Commands)]
+    pub format: AclFormat,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub tls: TlsArgs,
+}
+
+/// How `wclab acl` prints the users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AclFormat {
+    /// `ACL SETUSER ...`, one per line.
+    Commands,
+    /// `user ...` lines.
+    Conf,
+}
+
+/// `wclab tls-certs`.
+#[derive(Debug, Args)]
+pub struct TlsCertsArgs {
+    /// Directory for ca.pem, server.pem and server.key (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+
+    /// A host name or IP address the server is reached by (repeatable, or
+    /// comma-separated). Default: 127.0.0.1, localhost and ::1.
+    #[arg(long, value_delimiter = ',')]
+    pub host: Vec<String>,
 }
 
 /// `wclab plot`.

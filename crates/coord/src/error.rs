@@ -6,15 +6,32 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum CoordError {
     /// The URL could not be parsed.
-    #[error("invalid Redis URL {url:?}: {reason}. Expected redis://[:password@]host:port[/db]")]
+    #[error("invalid Redis URL {url:?}: {reason}. Expected redis://[user:password@]host:port[/db] (rediss:// for TLS)")]
     BadUrl {
         /// The URL as given, password masked.
         url: String,
         /// What is wrong with it.
         reason: String,
     },
+    /// The CA file given for TLS cannot be used.
+    #[error("cannot use {} as the CA to trust: {reason}. Give the PEM file of the CA that signed the server's certificate (wclab run --tls writes its CA to <redis dir>/tls/ca.pem)", path.display())]
+    BadCa {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The TLS handshake failed for good: the server's certificate is not
+    /// one we trust, or the server does not speak TLS.
+    #[error("TLS with {target} failed: {problem}")]
+    Tls {
+        /// The server.
+        target: RedisTarget,
+        /// What went wrong and what to do, for people.
+        problem: String,
+    },
     /// Redis refused our password (or wants one we did not give).
-    #[error("Redis at {target} rejected the password ({detail}). Check the password in the URL; if Redis was restarted, it must be started with the same requirepass")]
+    #[error("Redis at {target} rejected the user or password ({detail}). Check them in the URL (redis://user:password@host:port); if Redis was restarted, it must be started with the same requirepass and ACL users")]
     Auth {
         /// The server.
         target: RedisTarget,
@@ -22,7 +39,7 @@ pub enum CoordError {
         detail: String,
     },
     /// Redis could not be reached for longer than the retry policy allows.
-    #[error("Redis at {target} is unreachable (gave up after {waited:?}): {source}. Is redis-server running there? Without --redis, wclab starts its own")]
+    #[error("Redis at {target} is unreachable (gave up after {waited:?}): {source}. Is redis-server running there, and does it speak TLS (then use rediss:// or --tls) or not? Without --redis, wclab starts its own")]
     Unreachable {
         /// The server.
         target: RedisTarget,
@@ -31,6 +48,30 @@ pub enum CoordError {
         /// The last error.
         #[source]
         source: redis::RedisError,
+    },
+    /// The user of the URL may not run a command (Redis's `NOPERM`): it
+    /// is not the user of this role, or the server's ACL lacks a command.
+    #[error("Redis at {target} refused {op} to user {user:?} ({detail}). Each kind of process needs the user of its role (worker, submitter, observer; `wclab acl` creates them, docs/security.md lists what each may run)")]
+    Forbidden {
+        /// The server.
+        target: RedisTarget,
+        /// The user of the URL.
+        user: String,
+        /// What we were doing.
+        op: &'static str,
+        /// What Redis said.
+        detail: String,
+    },
+    /// Our function library is not (exactly) loaded, and the user of the
+    /// URL may not load it.
+    #[error("the wclab function library on {target} is {state}, and user {user:?} may not load it (FUNCTION LOAD is the administrator's). Load it as the administrator: `wclab acl --apply` with the admin's URL in WCLAB_REDIS_URL")]
+    LibraryNotLoaded {
+        /// The server.
+        target: RedisTarget,
+        /// The user of the URL.
+        user: String,
+        /// "missing" or "of another version".
+        state: &'static str,
     },
     /// Redis answered with an error we do not expect: a bug, or a server
     /// that is not what we think (too old for Functions, say).

@@ -24,6 +24,7 @@
 //! `CommitOutcome::NotPending`. A call the functions refuse (it changed
 //! nothing) is [`CoordError::Refused`], told apart by its error code.
 
+pub mod acl;
 pub mod checkpoint;
 pub mod claim;
 pub mod commit;

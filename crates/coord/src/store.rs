@@ -50,6 +50,10 @@ enum Disposition {
     GenericErr,
     /// The password is wrong.
     Auth,
+    /// The user may not run this command (`NOPERM`).
+    Forbidden,
+    /// The TLS handshake failed for good (certificate, or no TLS there).
+    Tls(String),
     /// Anything else: a bug or an unexpected server.
     Fatal,
 }
@@ -75,6 +79,12 @@ fn classify(e: &RedisError) -> Disposition {
     let has = |code: &str| codes.iter().any(|(c, _)| c == code);
     if e.kind() == ErrorKind::AuthenticationFailed || has("WRONGPASS") || has("NOAUTH") {
         return Disposition::Auth;
+    }
+    if has("NOPERM") {
+        return Disposition::Forbidden;
+    }
+    if let Some(problem) = tls_problem(e) {
+        return Disposition::Tls(problem);
     }
     if e.code() == Some("UNKNOWN") {
         return Disposition::Unknown;
@@ -104,6 +114,47 @@ fn classify(e: &RedisError) -> Disposition {
         return Disposition::GenericErr;
     }
     Disposition::Fatal
+}
+
+/// What a failed TLS handshake means and what to do, if `e` is one: the
+/// rustls error inside redis-rs's I/O error (tokio-rustls hands it over
+/// whole). Such a failure is permanent: trying again meets the same
+/// certificate.
+fn tls_problem(e: &RedisError) -> Option<String> {
+    use rustls::{CertificateError, Error as Tls};
+    type Inner = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+    let inner = std::error::Error::source(e)?.downcast_ref::<Inner>()?;
+    let io = inner.downcast_ref::<std::io::Error>()?;
+    let tls = io.get_ref()?.downcast_ref::<Tls>()?;
+    let fix_ca = "give the CA that signed the server's certificate with --tls-ca FILE (or WCLAB_TLS_CA); `wclab run --tls` writes its CA to <redis dir>/tls/ca.pem";
+    Some(match tls {
+        Tls::InvalidCertificate(
+            CertificateError::UnknownIssuer | CertificateError::BadSignature,
+        ) => format!("the server's certificate is not signed by a CA we trust ({tls}): {fix_ca}"),
+        Tls::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => format!("the server's certificate is not made out to the host of the URL ({tls}): connect by a name or address that it holds, or make one for this host (wclab tls-certs --host HOST)"),
+        Tls::InvalidCertificate(
+            CertificateError::Expired
+            | CertificateError::ExpiredContext { .. }
+            | CertificateError::NotValidYet
+            | CertificateError::NotValidYetContext { .. },
+        ) => format!("the server's certificate is out of its validity period ({tls}): renew it, or check this machine's clock"),
+        Tls::InvalidCertificate(_) => format!("the server's certificate was refused ({tls}): {fix_ca}"),
+        Tls::InvalidMessage(_) | Tls::InappropriateMessage { .. } | Tls::InappropriateHandshakeMessage { .. } => format!(
+            "the server does not speak TLS there ({tls}): use redis:// without --tls, or the server's TLS port"
+        ),
+        other => format!("the handshake failed ({other}); check the certificates (--tls-ca) and that the server speaks TLS there"),
+    })
+}
+
+/// Makes rustls use ring, the one crypto provider wclab builds, whatever
+/// features other crates turn on (with two, rustls would not pick one).
+fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 /// Whether `conn`'s server has a library named wclab; `true` when that
@@ -136,6 +187,12 @@ pub struct Store {
     conn: Option<MultiplexedConnection>,
     policy: RetryPolicy,
     library_checked_once: bool,
+    /// Whether the library was ever seen loaded (or loaded by us) on this
+    /// server (for the logs).
+    library_seen: bool,
+    /// Whether we are waiting for an administrator to load the library
+    /// (said once in the log, not at every try).
+    library_awaited: bool,
     /// Whether MULTI/EXEC may be used: not on a Raft cluster, whose
     /// sidecars replicate single commands only.
     transactions: bool,
@@ -159,11 +216,10 @@ impl Store {
     /// Connects (retrying as `policy` allows) and loads the function library
     /// if it is missing or differs from ours.
     pub async fn connect(target: RedisTarget, policy: RetryPolicy) -> Result<Store, CoordError> {
-        let clients = target
-            .endpoints()
-            .iter()
-            .map(|info| {
-                redis::Client::open(info.clone()).map_err(|e| CoordError::BadUrl {
+        install_crypto_provider();
+        let clients = (0..target.endpoints().len())
+            .map(|i| {
+                target.client(i).map_err(|e| CoordError::BadUrl {
                     url: target.to_string(),
                     reason: e.to_string(),
                 })
@@ -177,6 +233,8 @@ impl Store {
             conn: None,
             policy,
             library_checked_once: false,
+            library_seen: false,
+            library_awaited: false,
             transactions,
             uncertain: false,
         };
@@ -309,8 +367,26 @@ impl Store {
                     }
                 }
                 Disposition::Auth => return Err(self.auth_error(&err)),
+                Disposition::Forbidden => return Err(self.forbidden(op, &err)),
+                Disposition::Tls(problem) => return Err(self.tls_error(problem)),
                 Disposition::Fatal | Disposition::GenericErr => return Err(self.failed(op, err)),
             }
+        }
+    }
+
+    fn forbidden(&self, op: &'static str, e: &RedisError) -> CoordError {
+        CoordError::Forbidden {
+            target: self.target.clone(),
+            user: self.target.user().to_owned(),
+            op,
+            detail: e.to_string(),
+        }
+    }
+
+    fn tls_error(&self, problem: String) -> CoordError {
+        CoordError::Tls {
+            target: self.target.clone(),
+            problem,
         }
     }
 
@@ -376,17 +452,50 @@ impl Store {
             let attempt = async {
                 let mut c = self.clients[self.current]
                     .get_multiplexed_async_connection_with_config(&config)
-                    .await?;
+                    .await
+                    .map_err(Setup::Redis)?;
                 self.ensure_library(&mut c).await?;
-                Ok::<_, RedisError>(c)
+                Ok::<_, Setup>(c)
             };
-            match attempt.await {
+            let e = match attempt.await {
                 Ok(c) => {
                     self.conn = Some(c.clone());
                     return Ok(c);
                 }
-                Err(e) => match classify(&e) {
+                Err(Setup::Redis(e)) => e,
+                Err(Setup::MayNotLoad { missing, refusal }) => {
+                    let gave_up =
+                        (self.policy.give_up_after).is_some_and(|d| started.elapsed() >= d);
+                    if !missing || gave_up {
+                        return Err(CoordError::LibraryNotLoaded {
+                            target: self.target.clone(),
+                            user: self.target.user().to_owned(),
+                            state: if missing {
+                                "missing"
+                            } else {
+                                "of another version"
+                            },
+                        });
+                    }
+                    // Missing: an administrator is about to load it (a
+                    // Redis restarted without it, lab 4a; a worker started
+                    // before the job's set-up).
+                    if !std::mem::replace(&mut self.library_awaited, true) {
+                        tracing::warn!(target = %self.target, user = self.target.user(), seen_before = self.library_seen,
+                            "the wclab function library is not loaded and this user may not load it; waiting for an administrator to load it");
+                    }
+                    self.rotate();
+                    self.wait(&mut waits, started, refusal).await?;
+                    continue;
+                }
+            };
+            {
+                match classify(&e) {
                     Disposition::Auth => return Err(self.auth_error(&e)),
+                    Disposition::Forbidden => {
+                        return Err(self.forbidden("list the function library (FUNCTION LIST)", &e))
+                    }
+                    Disposition::Tls(problem) => return Err(self.tls_error(problem)),
                     Disposition::Fatal | Disposition::GenericErr => {
                         return Err(CoordError::Redis {
                             target: self.target.clone(),
@@ -399,7 +508,7 @@ impl Store {
                         self.rotate();
                         self.wait(&mut waits, started, e).await?;
                     }
-                },
+                }
             }
         }
     }
@@ -418,17 +527,21 @@ impl Store {
     }
 
     /// Loads `lua/wclab.lua` unless Redis already has exactly that code.
-    async fn ensure_library(&mut self, conn: &mut MultiplexedConnection) -> Result<(), RedisError> {
+    /// A user that may not load it (an ACL role) is told so.
+    async fn ensure_library(&mut self, conn: &mut MultiplexedConnection) -> Result<(), Setup> {
         let listed: Value = redis::cmd("FUNCTION")
             .arg("LIST")
             .arg("LIBRARYNAME")
             .arg("wclab")
             .arg("WITHCODE")
             .query_async(conn)
-            .await?;
+            .await
+            .map_err(Setup::Redis)?;
         let loaded = library_code(&listed);
         if loaded.as_deref() == Some(FUNCTION_LIBRARY.as_bytes()) {
             self.library_checked_once = true;
+            self.library_seen = true;
+            self.library_awaited = false;
             return Ok(());
         }
         match (&loaded, self.library_checked_once) {
@@ -440,15 +553,35 @@ impl Store {
                 tracing::info!(target = %self.target, "loading the wclab function library")
             }
         }
-        redis::cmd("FUNCTION")
+        let load = redis::cmd("FUNCTION")
             .arg("LOAD")
             .arg("REPLACE")
             .arg(FUNCTION_LIBRARY)
             .query_async::<String>(conn)
-            .await?;
+            .await;
+        match load {
+            Ok(_) => {}
+            Err(e) if matches!(classify(&e), Disposition::Forbidden) => {
+                return Err(Setup::MayNotLoad {
+                    missing: loaded.is_none(),
+                    refusal: e,
+                })
+            }
+            Err(e) => return Err(Setup::Redis(e)),
+        }
         self.library_checked_once = true;
+        self.library_seen = true;
         Ok(())
     }
+}
+
+/// Why setting up a connection failed.
+enum Setup {
+    /// Redis (or the network) said no.
+    Redis(RedisError),
+    /// The library is missing or differs, and FUNCTION LOAD was refused
+    /// (`NOPERM`): the user is not the administrator.
+    MayNotLoad { missing: bool, refusal: RedisError },
 }
 
 /// Finds `library_code` in a FUNCTION LIST reply (RESP2 flat arrays).

@@ -12,8 +12,17 @@
 //!
 //! It dies with the process that started it ([`tied`]), however that
 //! process ends.
+//!
+//! Least privilege (issue 17): besides its administrator (Redis's `default`
+//! user, with `requirepass`), a server may have ACL users, each with its
+//! own random password and the rules its caller gives (wclab's roles:
+//! `wclab_coord::acl`). They are written into the config file, so that a
+//! restart after a crash (lab 4a) has them again. With [`ServerTls`] the
+//! server speaks TLS only, with certificates made at start ([`tls`]) or
+//! given.
 
 pub mod tied;
+pub mod tls;
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
@@ -48,6 +57,9 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// The TLS certificates could not be made or read.
+    #[error("TLS set-up of the private Redis failed: {0}")]
+    Tls(#[from] tls::TlsError),
     /// The server exited or did not answer in time.
     #[error("redis-server did not start: {reason}. Its log is {}", log.display())]
     DidNotStart {
@@ -69,6 +81,31 @@ pub struct ServerOptions {
     pub dir: Option<PathBuf>,
     /// Extra `redis.conf` lines, e.g. `appendonly yes`.
     pub extra_config: Vec<String>,
+    /// ACL users besides the administrator (`default`), each given a random
+    /// password of its own.
+    pub users: Vec<AclUser>,
+    /// TLS only (no plain-text port), when set.
+    pub tls: Option<ServerTls>,
+}
+
+/// An ACL user of a private server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AclUser {
+    /// The user name (`worker`, ...).
+    pub name: String,
+    /// Its ACL rules after `on` and the password, e.g. `-@all`, `+xlen`,
+    /// `~wclab:*` (one rule per element).
+    pub rules: Vec<String>,
+}
+
+/// Where a TLS server's certificates come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerTls {
+    /// A new CA and server certificate for 127.0.0.1 and localhost, made at
+    /// start in the server's directory (`tls/`).
+    Generate,
+    /// Files made elsewhere; the certificate must be valid for 127.0.0.1.
+    Files(tls::TlsFiles),
 }
 
 /// A running `redis-server` child process. Killed when dropped.
@@ -80,6 +117,20 @@ pub struct RedisServer {
     _tempdir: Option<tempfile::TempDir>,
     binary: PathBuf,
     config: PathBuf,
+    /// The config as the caller gave it (with `users` and `tls`), for
+    /// rewriting the file on a restart with another password.
+    settings: Settings,
+}
+
+/// What goes into the config file besides port, password and directory.
+#[derive(Clone)]
+struct Settings {
+    extra: Vec<String>,
+    /// Each user with its password.
+    users: Vec<(AclUser, String)>,
+    tls: Option<tls::TlsFiles>,
+    /// The client side of `tls`: trusts its CA only.
+    client_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl RedisServer {
@@ -109,6 +160,7 @@ impl RedisServer {
             }
         };
         let password = opts.password.clone().unwrap_or_else(random_password);
+        let settings = Settings::new(&opts, &dir)?;
         // With a free port picked for us there is a small race (another
         // process may take it between our probe and Redis's bind): retry.
         let attempts = if opts.port.is_some() { 1 } else { 5 };
@@ -121,7 +173,7 @@ impl RedisServer {
                     source,
                 })?,
             };
-            let config = write_config(&dir, port, &password, &opts.extra_config)?;
+            let config = write_config(&dir, port, &password, &settings)?;
             let mut server = RedisServer {
                 child: None,
                 port,
@@ -130,6 +182,7 @@ impl RedisServer {
                 _tempdir: None,
                 binary: binary.clone(),
                 config,
+                settings: settings.clone(),
             };
             match server.spawn() {
                 Ok(()) => {
@@ -178,7 +231,7 @@ impl RedisServer {
                     log,
                 });
             }
-            match ping(self.port, &self.password) {
+            match ping(self.port, &self.password, self.settings.client_tls.as_ref()) {
                 Ok(true) => break,
                 Ok(false) | Err(_) if Instant::now() < deadline => {
                     // A fresh server answers within ~10 ms: poll finely at
@@ -205,10 +258,46 @@ impl RedisServer {
         Ok(())
     }
 
-    /// `redis://:password@127.0.0.1:port` — contains the password: hand it
-    /// to children through the environment only.
+    /// `redis://:password@127.0.0.1:port` (`rediss://` with TLS), the
+    /// administrator's URL — contains the password: hand it to children
+    /// through the environment only.
     pub fn url(&self) -> String {
-        format!("redis://:{}@127.0.0.1:{}", self.password, self.port)
+        format!(
+            "{}://:{}@127.0.0.1:{}",
+            self.scheme(),
+            self.password,
+            self.port
+        )
+    }
+
+    /// The URL of ACL user `name` (with its password), if the server has it.
+    pub fn url_as(&self, name: &str) -> Option<String> {
+        let password = self.user_password(name)?;
+        Some(format!(
+            "{}://{name}:{password}@127.0.0.1:{}",
+            self.scheme(),
+            self.port
+        ))
+    }
+
+    /// The password of ACL user `name`, if the server has it.
+    pub fn user_password(&self, name: &str) -> Option<&str> {
+        (self.settings.users.iter())
+            .find(|(u, _)| u.name == name)
+            .map(|(_, pw)| pw.as_str())
+    }
+
+    /// The certificates, when the server speaks TLS: clients need `ca`.
+    pub fn tls(&self) -> Option<&tls::TlsFiles> {
+        self.settings.tls.as_ref()
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.settings.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        }
     }
 
     /// The port.
@@ -259,14 +348,7 @@ impl RedisServer {
     pub fn restart_with_password(&mut self, password: &str) -> Result<(), ServerError> {
         self.kill();
         self.password = password.to_owned();
-        let extra = std::fs::read_to_string(&self.config).unwrap_or_default();
-        let extra: Vec<String> = extra
-            .lines()
-            .skip_while(|l| !l.starts_with("protected-mode"))
-            .skip(1)
-            .map(str::to_owned)
-            .collect();
-        self.config = write_config(&self.dir, self.port, password, &extra)?;
+        self.config = write_config(&self.dir, self.port, password, &self.settings)?;
         self.restart()
     }
 
@@ -315,22 +397,121 @@ fn find_binary() -> Result<PathBuf, ServerError> {
         })
 }
 
+impl Settings {
+    /// Passwords for the users, certificates for TLS.
+    fn new(opts: &ServerOptions, dir: &Path) -> Result<Settings, ServerError> {
+        let users = (opts.users.iter())
+            .map(|u| (u.clone(), random_password()))
+            .collect();
+        let tls = match &opts.tls {
+            None => None,
+            Some(ServerTls::Files(files)) => Some(files.clone()),
+            Some(ServerTls::Generate) => {
+                let names: Vec<String> = tls::LOOPBACK_NAMES.map(str::to_owned).to_vec();
+                Some(tls::generate(&dir.join("tls"), &names)?)
+            }
+        };
+        let client_tls = match &tls {
+            None => None,
+            Some(files) => {
+                let pem = tls::read_ca(&files.ca)?;
+                let config = tls::client_config(&pem).map_err(|reason| tls::TlsError::BadCa {
+                    path: files.ca.clone(),
+                    reason,
+                })?;
+                Some(config)
+            }
+        };
+        Ok(Settings {
+            extra: opts.extra_config.clone(),
+            users,
+            tls,
+            client_tls,
+        })
+    }
+
+    /// The config lines for TLS and the users.
+    fn lines(&self, port: u16) -> Vec<String> {
+        let mut lines = Vec::new();
+        match &self.tls {
+            None => lines.push(format!("port {port}")),
+            Some(files) => {
+                // TLS only: no plain-text port at all. Clients are known by
+                // their passwords (ACL users), not by certificates.
+                lines.push("port 0".into());
+                lines.push(format!("tls-port {port}"));
+                lines.push(format!(
+                    "tls-cert-file {}",
+                    config_arg(&files.cert.to_string_lossy())
+                ));
+                lines.push(format!(
+                    "tls-key-file {}",
+                    config_arg(&files.key.to_string_lossy())
+                ));
+                lines.push(format!(
+                    "tls-ca-cert-file {}",
+                    config_arg(&files.ca.to_string_lossy())
+                ));
+                lines.push("tls-auth-clients no".into());
+            }
+        }
+        for (user, password) in &self.users {
+            let rules: Vec<String> = user.rules.iter().map(|r| config_arg(r)).collect();
+            lines.push(format!(
+                "user {} reset on >{password} {}",
+                config_arg(&user.name),
+                rules.join(" ")
+            ));
+        }
+        lines
+    }
+}
+
+/// An argument of a redis.conf line (or of a redis-cli command), quoted
+/// when it must be (Redis splits lines like a shell, with `"..."` and
+/// backslash escapes).
+pub fn config_arg(s: &str) -> String {
+    if !s.is_empty()
+        && !s
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\'))
+    {
+        return s.to_owned();
+    }
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 fn write_config(
     dir: &Path,
     port: u16,
     password: &str,
-    extra: &[String],
+    settings: &Settings,
 ) -> Result<PathBuf, ServerError> {
     use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join("redis.conf");
     let text = format!(
-        "# Written by wclab. Contains the password: readable by its owner only.\n\
-         bind 127.0.0.1\nport {port}\nrequirepass {password}\ndir {dir}\n\
+        "# Written by wclab. Contains the passwords: readable by its owner only.\n\
+         bind 127.0.0.1\n{listen}\nrequirepass {password}\ndir {dir}\n\
          dbfilename dump.rdb\nlogfile {log}\nsave \"\"\nappendonly no\ndaemonize no\n\
          lazyfree-lazy-server-del yes\nprotected-mode yes\n{extra}\n",
+        listen = settings.lines(port).join("\n"),
         dir = dir.display(),
         log = dir.join("redis.log").display(),
-        extra = extra.join("\n"),
+        extra = settings.extra.join("\n"),
     );
     let setup = |source| ServerError::Setup {
         dir: dir.to_owned(),
@@ -360,15 +541,32 @@ fn random_password() -> String {
         .collect()
 }
 
-/// `AUTH` + `PING` over a raw socket; `Ok(true)` once the server is ready
-/// (not still loading its dataset).
-fn ping(port: u16, password: &str) -> std::io::Result<bool> {
-    let mut s = TcpStream::connect_timeout(
+/// `AUTH` + `PING` over a raw socket (in TLS with `tls`); `Ok(true)` once
+/// the server is ready (not still loading its dataset).
+fn ping(
+    port: u16,
+    password: &str,
+    tls: Option<&std::sync::Arc<rustls::ClientConfig>>,
+) -> std::io::Result<bool> {
+    let s = TcpStream::connect_timeout(
         &SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
         Duration::from_millis(200),
     )?;
     s.set_read_timeout(Some(Duration::from_millis(500)))?;
+    match tls {
+        None => auth_and_ping(s, password),
+        Some(config) => {
+            let name = rustls::pki_types::ServerName::IpAddress(Ipv4Addr::LOCALHOST.into());
+            let conn = rustls::ClientConnection::new(config.clone(), name)
+                .map_err(std::io::Error::other)?;
+            auth_and_ping(rustls::StreamOwned::new(conn, s), password)
+        }
+    }
+}
+
+fn auth_and_ping(mut s: impl Read + Write, password: &str) -> std::io::Result<bool> {
     write!(s, "AUTH {password}\r\nPING\r\n")?;
+    s.flush()?;
     let mut buf = [0u8; 256];
     let mut got = Vec::new();
     while !got.ends_with(b"\r\n") || got.iter().filter(|&&b| b == b'\n').count() < 2 {
@@ -388,12 +586,12 @@ mod tests {
     #[test]
     fn starts_answers_and_restarts_on_the_same_port() {
         let mut s = RedisServer::start(ServerOptions::default()).unwrap();
-        assert!(ping(s.port(), s.password()).unwrap());
-        assert!(!ping(s.port(), "wrong").unwrap());
+        assert!(ping(s.port(), s.password(), None).unwrap());
+        assert!(!ping(s.port(), "wrong", None).unwrap());
         let port = s.port();
         s.restart().unwrap();
         assert_eq!(s.port(), port);
-        assert!(ping(port, s.password()).unwrap());
+        assert!(ping(port, s.password(), None).unwrap());
         let mode = std::fs::metadata(s.dir().join("redis.conf")).unwrap();
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(
@@ -401,6 +599,99 @@ mod tests {
             0,
             "config must not be readable by others"
         );
+    }
+
+    /// Sends `request` in plain text and returns what came back within 300 ms.
+    fn talk(port: u16, request: &str) -> String {
+        let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    }
+
+    #[test]
+    fn each_user_has_its_own_password_and_rules_also_after_a_restart() {
+        let reader = AclUser {
+            name: "reader".into(),
+            rules: vec!["-@all".into(), "+get".into(), "~app:*".into()],
+        };
+        let mut s = RedisServer::start(ServerOptions {
+            users: vec![reader],
+            ..Default::default()
+        })
+        .unwrap();
+        let pw = s.user_password("reader").unwrap().to_owned();
+        assert_ne!(pw, s.password());
+        assert_eq!(
+            s.url_as("reader").unwrap(),
+            format!("redis://reader:{pw}@127.0.0.1:{}", s.port())
+        );
+        assert!(s.url_as("nobody").is_none());
+        for _ in 0..2 {
+            let said = talk(
+                s.port(),
+                &format!("AUTH reader {pw}\r\nGET app:x\r\nGET other\r\nFLUSHALL\r\n"),
+            );
+            let lines: Vec<&str> = said.lines().collect();
+            assert_eq!(lines[0], "+OK", "{said}");
+            assert_eq!(lines[1], "$-1", "{said}");
+            assert!(lines[2].starts_with("-NOPERM"), "{said}");
+            assert!(lines[3].starts_with("-NOPERM"), "{said}");
+            s.restart().unwrap();
+        }
+        let wrong = talk(s.port(), "AUTH reader wrong\r\n");
+        assert!(wrong.starts_with("-WRONGPASS"), "{wrong}");
+    }
+
+    #[test]
+    fn a_tls_server_speaks_tls_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = RedisServer::start(ServerOptions {
+            dir: Some(dir.path().to_owned()),
+            tls: Some(ServerTls::Generate),
+            ..Default::default()
+        })
+        .unwrap();
+        // It started: its PING went through TLS, checked against the CA.
+        let files = s.tls().unwrap().clone();
+        assert!(files.ca.starts_with(s.dir()), "{files:?}");
+        assert!(s.url().starts_with("rediss://:"));
+        let plain = talk(s.port(), &format!("AUTH {}\r\nPING\r\n", s.password()));
+        assert!(!plain.contains("PONG"), "answered in plain text: {plain}");
+        // Another CA is not trusted: the check is real.
+        let other = tempfile::tempdir().unwrap();
+        let other = tls::generate(other.path(), &["127.0.0.1".into()]).unwrap();
+        let config = tls::client_config(&std::fs::read(&other.ca).unwrap()).unwrap();
+        let e = ping(s.port(), s.password(), Some(&config)).unwrap_err();
+        assert!(e.to_string().contains("UnknownIssuer"), "{e}");
+        // Given files are used as they are, on a restart too.
+        let port = s.port();
+        drop(s);
+        let mut again = RedisServer::start(ServerOptions {
+            port: Some(port),
+            tls: Some(ServerTls::Files(files.clone())),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(again.tls(), Some(&files));
+        again.restart().unwrap();
+    }
+
+    #[test]
+    fn config_arguments_are_quoted_when_they_must_be() {
+        assert_eq!(config_arg("~wclab:*"), "~wclab:*");
+        assert_eq!(config_arg("~wclab:{a b}:*"), "\"~wclab:{a b}:*\"");
+        assert_eq!(config_arg("x\"y\\"), "\"x\\\"y\\\\\"");
+        assert_eq!(config_arg(""), "\"\"");
     }
 
     #[test]

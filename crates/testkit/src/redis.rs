@@ -65,6 +65,20 @@ impl Client {
         }
     }
 
+    /// Connects and authenticates as ACL user `user`.
+    pub fn connect_as(port: u16, user: &str, password: &str) -> std::io::Result<Client> {
+        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        let mut c = Client {
+            reader: BufReader::new(stream),
+        };
+        match c.cmd(&["AUTH", user, password]) {
+            Reply::Status(_) => Ok(c),
+            other => Err(std::io::Error::other(format!(
+                "AUTH {user} failed: {other:?}"
+            ))),
+        }
+    }
+
     /// Runs one command.
     pub fn cmd<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Reply {
         let mut buf = format!("*{}\r\n", args.len()).into_bytes();

@@ -1,11 +1,13 @@
 //! One module per subcommand.
 
+mod acl;
 mod gen;
 mod plot;
 mod raft;
 mod run;
 mod stream;
 mod submit;
+mod tls_certs;
 mod top;
 mod worker;
 
@@ -50,6 +52,8 @@ pub fn dispatch(cli: Cli) -> Result<Outcome> {
             Command::Stream(args) => stream::stream(args).await,
             Command::Plot(args) => plot::plot(args),
             Command::Raft(what) => raft::raft(what).await,
+            Command::Acl(args) => acl::acl(args).await,
+            Command::TlsCerts(args) => tls_certs::tls_certs(args),
         }
     });
     // Do not wait for blocking threads still busy (a worker told to stop
@@ -89,9 +93,46 @@ pub(crate) fn warn_if_password_on_command_line(url: &str) {
     }
 }
 
+/// The server of `url` with the TLS options: `--tls` makes a `redis://`
+/// URL a `rediss://` one, `--tls-ca` is the CA to trust.
+pub(crate) fn target(url: &str, tls: &crate::cli::TlsArgs) -> Result<wclab_coord::RedisTarget> {
+    let url = if tls.tls {
+        with_tls(url)
+    } else {
+        url.to_owned()
+    };
+    let target = wclab_coord::RedisTarget::parse(&url)?;
+    Ok(match &tls.tls_ca {
+        Some(ca) => target.with_ca(ca)?,
+        None => target,
+    })
+}
+
+/// `url` with `redis://` replaced by `rediss://` (in each endpoint of a list).
+pub(crate) fn with_tls(url: &str) -> String {
+    let parts: Vec<String> = (url.split(','))
+        .map(|p| match p.trim_start().strip_prefix("redis://") {
+            Some(rest) => format!("rediss://{rest}"),
+            None => p.to_owned(),
+        })
+        .collect();
+    parts.join(",")
+}
+
 /// Connects for a first contact: fail fast with a clear message.
 pub(crate) async fn connect(url: &str) -> Result<wclab_coord::Store> {
-    let target = wclab_coord::RedisTarget::parse(url)?;
+    connect_to(wclab_coord::RedisTarget::parse(url)?).await
+}
+
+/// [`connect`] with the TLS options.
+pub(crate) async fn connect_with(
+    url: &str,
+    tls: &crate::cli::TlsArgs,
+) -> Result<wclab_coord::Store> {
+    connect_to(target(url, tls)?).await
+}
+
+pub(crate) async fn connect_to(target: wclab_coord::RedisTarget) -> Result<wclab_coord::Store> {
     // Fail fast, but give every endpoint of a cluster its chance.
     let first_contact = wclab_coord::RetryPolicy::FAIL_FAST
         .give_up_after
@@ -108,4 +149,19 @@ pub(crate) async fn connect(url: &str) -> Result<wclab_coord::Store> {
         std::time::Duration::from_secs(120),
     ));
     Ok(store)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_turns_every_endpoint_to_rediss() {
+        assert_eq!(with_tls("redis://:pw@h:1"), "rediss://:pw@h:1");
+        assert_eq!(with_tls("rediss://h:1"), "rediss://h:1");
+        assert_eq!(
+            with_tls("redis://:pw@a:1,b:2,redis://c:3"),
+            "rediss://:pw@a:1,b:2,rediss://c:3"
+        );
+    }
 }

@@ -7,6 +7,7 @@
 //! [`chaos`]: crate::chaos
 
 use super::Outcome;
+use crate::backend::Backend;
 use crate::chaos::{Chaos, ChaosPlan};
 use crate::cli::{InputArgs, OutputArgs, RunArgs};
 use crate::inputs::{self, Inputs};
@@ -16,7 +17,7 @@ use anyhow::{Context, Result};
 use std::time::{Duration, Instant};
 use wclab_coord::job::{self, JobPlan, JobSpec};
 use wclab_coord::{JobKeys, Store};
-use wclab_server::{RedisServer, ServerOptions};
+use wclab_server::ServerOptions;
 
 /// How often `run` looks at the job.
 const POLL: Duration = Duration::from_millis(10);
@@ -35,25 +36,20 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
     // The private Redis lives as long as this function.
     let given = (args.redis.clone())
         .or_else(|| args.redis_cluster.as_deref().map(super::raft::cluster_url));
-    let (mut server, url) = match &given {
-        Some(url) => {
-            super::warn_if_password_on_command_line(url);
-            (None, url.clone())
-        }
-        None => {
-            let opts = ServerOptions {
-                port: args.port,
-                dir: args.redis_dir.clone(),
-                extra_config: args.redis_config.clone(),
-                ..Default::default()
-            };
-            let server = tokio::task::spawn_blocking(move || RedisServer::start(opts)).await??;
-            let url = server.url();
-            tracing::info!(port = server.port(), dir = %server.dir().display(), "started a private redis-server");
-            (Some(server), url)
-        }
+    if let Some(url) = &given {
+        super::warn_if_password_on_command_line(url);
+    }
+    let opts = ServerOptions {
+        port: args.port,
+        dir: args.redis_dir.clone(),
+        extra_config: args.redis_config.clone(),
+        ..Default::default()
     };
-    let mut store = super::connect(&url).await?;
+    let mut backend = Backend::start(given.as_deref(), opts, &args.tls, &args.server_tls).await?;
+    let mut store = backend.driver().await?;
+    // Checkpoints and the labs' faults act on the server itself: the
+    // administrator's, not the submitter's, business.
+    let mut admin = backend.admin().await?;
     let job_name = args.job.clone().unwrap_or_else(|| {
         let ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -91,7 +87,7 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
 
     if let Some(every) = args.checkpoint_every {
         // Where the checkpoints go, as Redis itself says (CONFIG GET dir).
-        let dump = wclab_coord::checkpoint::dump_path(&mut store).await?;
+        let dump = wclab_coord::checkpoint::dump_path(&mut admin).await?;
         eprintln!(
             "checkpoints: BGSAVE every {} into {} (CONFIG GET dir / dbfilename)",
             humantime::format_duration(every),
@@ -112,7 +108,7 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
             vec!["--threads".into(), threads.to_string()],
         ]
         .concat(),
-        env: worker_env(&url),
+        env: backend.worker_env(),
     };
     let mut supervisor = Supervisor::start(command, workers)?;
     tracing::info!(pids = ?supervisor.pids(), "workers started");
@@ -132,7 +128,7 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
                     return Ok::<_, anyhow::Error>(status);
                 }
                 chaos
-                    .step(&mut store, &keys, status.files_done, &mut supervisor, server.as_mut(), &say)
+                    .step(&mut admin, &keys, status.files_done, &mut supervisor, backend.server_mut(), &say)
                     .await?;
                 supervisor.keep_alive()?;
                 // Often enough that the end of a sub-second job is seen at
@@ -178,16 +174,6 @@ pub(crate) fn plan(inputs: &Inputs, args: &InputArgs) -> JobPlan {
         },
         tasks: inputs.tasks.clone(),
     }
-}
-
-/// The environment of workers started by `run`: the Redis URL (never on
-/// the command line), and quiet logs unless the user asked for more.
-fn worker_env(url: &str) -> Vec<(String, String)> {
-    let mut env = vec![(crate::REDIS_URL_ENV.to_owned(), url.to_owned())];
-    if std::env::var_os("WCLAB_LOG").is_none() && std::env::var_os("RUST_LOG").is_none() {
-        env.push(("WCLAB_LOG".into(), "warn".into()));
-    }
-    env
 }
 
 /// Resolves inputs and refuses an empty job.

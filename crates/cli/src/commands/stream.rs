@@ -15,6 +15,7 @@
 //! percentiles, recovery) and the plot live in `wclab-stream`.
 
 use super::Outcome;
+use crate::backend::Backend;
 use crate::cli::StreamArgs;
 use crate::supervisor::{Supervisor, WorkerCommand};
 use anyhow::{Context, Result};
@@ -31,7 +32,7 @@ use std::time::{Duration, Instant};
 use wclab_coord::job::{self, JobSpec};
 use wclab_coord::submit::{self, TaskSpec};
 use wclab_coord::{results, speculate, JobKeys, Store};
-use wclab_server::{RedisServer, ServerOptions};
+use wclab_server::ServerOptions;
 use wclab_stream::plot::{self, PlotOptions, Series};
 use wclab_stream::summary::{Percentiles, Summary};
 use wclab_stream::{record, schedule, Event, EventKind, LatencyRecord};
@@ -59,18 +60,14 @@ pub async fn stream(args: StreamArgs) -> Result<Outcome> {
         format!("{} files/s{spec}", args.rate)
     });
 
-    let (_server, url) = match &args.redis {
-        Some(url) => (None, url.clone()),
-        None => {
-            let server =
-                tokio::task::spawn_blocking(|| RedisServer::start(ServerOptions::default()))
-                    .await??;
-            let url = server.url();
-            tracing::info!(port = server.port(), "started a private redis-server");
-            (Some(server), url)
-        }
-    };
-    let mut store = super::connect(&url).await?;
+    let backend = Backend::start(
+        args.redis.as_deref(),
+        ServerOptions::default(),
+        &args.tls,
+        &args.server_tls,
+    )
+    .await?;
+    let mut store = backend.driver().await?;
     let job_name = args.job.clone().unwrap_or_else(|| {
         let ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -121,12 +118,13 @@ pub async fn stream(args: StreamArgs) -> Result<Outcome> {
         program: std::env::current_exe()
             .context("cannot find the wclab executable to start workers")?,
         args: worker_args,
-        env: worker_env(&url),
+        env: backend.worker_env(),
     };
     // Slots 0..N are normal, then C crashing, then S stragglers; a slot
     // keeps its role when its process is replaced.
     let mut supervisor = Supervisor::start(command, total_workers)?;
-    wait_for_workers(&mut store, total_workers).await?;
+    // CLIENT LIST is the administrator's.
+    wait_for_workers(&mut backend.admin().await?, total_workers).await?;
 
     let straggler_slots = args.workers + args.crashing..total_workers;
     let throttle = Throttle::start(args.straggler_cpu, args.straggler_period);
@@ -370,16 +368,6 @@ fn display_name(roots: &[std::path::PathBuf], path: &str) -> String {
 fn straggler_pids(supervisor: &Supervisor, slots: std::ops::Range<usize>) -> Vec<u32> {
     let pids = supervisor.pids();
     slots.filter_map(|s| pids.get(s).copied()).collect()
-}
-
-/// The environment of the workers: the Redis URL (never on the command
-/// line), and quiet logs unless the user asked for more.
-fn worker_env(url: &str) -> Vec<(String, String)> {
-    let mut env = vec![(crate::REDIS_URL_ENV.to_owned(), url.to_owned())];
-    if std::env::var_os("WCLAB_LOG").is_none() && std::env::var_os("RUST_LOG").is_none() {
-        env.push(("WCLAB_LOG".into(), "warn".into()));
-    }
-    env
 }
 
 /// The Redis server's clock, ms: the one clock of the lab.

@@ -7,7 +7,7 @@ use wclab_coord::{job, JobKeys};
 pub async fn submit(args: SubmitArgs) -> Result<Outcome> {
     let inputs = super::run::resolve_inputs(&args.input)?;
     super::warn_if_password_on_command_line(&args.redis.redis);
-    let mut store = super::connect(&args.redis.redis).await?;
+    let mut store = super::connect_with(&args.redis.redis, &args.redis.tls).await?;
     let keys = JobKeys::new(&args.job);
     if args.fresh {
         job::delete(&mut store, &keys).await?;

@@ -6,7 +6,7 @@ use wclab_coord::{results, JobKeys};
 
 pub async fn top(args: TopArgs) -> Result<Outcome> {
     super::warn_if_password_on_command_line(&args.redis.redis);
-    let mut store = super::connect(&args.redis.redis).await?;
+    let mut store = super::connect_with(&args.redis.redis, &args.redis.tls).await?;
     let keys = JobKeys::new(&args.job);
     if !wclab_coord::job::status(&mut store, &keys).await?.exists {
         anyhow::bail!(

@@ -2,11 +2,11 @@ use super::Outcome;
 use crate::cli::WorkerArgs;
 use anyhow::Result;
 use wclab_coord::claim::ClaimRules;
-use wclab_coord::{RedisTarget, RetryPolicy, Store};
+use wclab_coord::{RetryPolicy, Store};
 use wclab_worker::{Worker, WorkerConfig};
 
 pub async fn worker(args: WorkerArgs) -> Result<Outcome> {
-    let target = RedisTarget::parse(&args.redis.redis)?;
+    let target = super::target(&args.redis.redis, &args.redis.tls)?;
     super::warn_if_password_on_command_line(&args.redis.redis);
     // At start, an unreachable Redis is most likely a wrong address: say so
     // within a minute. Once connected, a worker outlives Redis outages.

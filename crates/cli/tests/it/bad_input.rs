@@ -91,7 +91,7 @@ fn a_wrong_password_is_a_configuration_error_without_leaking_the_password() {
         let o = output(cmd.arg("--input").arg(dir.path()));
         assert_status(&o, 2);
         let e = stderr(&o);
-        assert!(e.contains("rejected the password"), "{e}");
+        assert!(e.contains("rejected the user or password"), "{e}");
         assert!(!e.contains("not-the-password"), "password leaked: {e}");
         assert_eq!(
             e.contains("visible to every user in `ps`"),
@@ -374,11 +374,12 @@ fn the_private_redis_password_is_on_no_command_line_either() {
         .find_map(|v| v.strip_prefix(b"WCLAB_REDIS_URL="))
         .map(|v| String::from_utf8_lossy(v).into_owned())
         .expect("the URL reaches the workers through their environment");
+    // redis://worker:PASSWORD@host:port: the worker's user only.
     let password = url
-        .split_once("://:")
+        .split_once("://worker:")
         .and_then(|(_, rest)| rest.split_once('@'))
         .map(|(pw, _)| pw.to_owned())
-        .expect("a password in the URL");
+        .expect("the worker's user and password in the URL");
     assert!(password.len() >= 16, "a random password: {password}");
     let everyone = wclab_testkit::procs::children(run.id());
     assert!(

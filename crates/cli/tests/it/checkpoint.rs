@@ -148,7 +148,7 @@ fn a_restart_with_another_password_is_explained() {
     assert_status(&o, 2);
     let e = stderr(&o);
     assert!(
-        e.contains("rejected the password") && e.contains("same requirepass"),
+        e.contains("rejected the user or password") && e.contains("same requirepass"),
         "{e}"
     );
 }

@@ -10,4 +10,5 @@ mod labs;
 mod python;
 mod raft;
 mod raft_anomalies;
+mod security;
 mod stream;
