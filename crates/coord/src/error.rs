@@ -39,7 +39,7 @@ pub enum CoordError {
         detail: String,
     },
     /// Redis could not be reached for longer than the retry policy allows.
-    #[error("Redis at {target} is unreachable (gave up after {waited:?}): {source}. Is redis-server running there, and does it speak TLS (then use rediss:// or --tls) or not? Without --redis, wclab starts its own")]
+    #[error("Redis at {target} is unreachable (gave up after {secs:.1} s): {source}. Is redis-server running there, and does it speak TLS (then use rediss:// or --tls) or not? Without --redis, wclab starts its own", secs = .waited.as_secs_f64())]
     Unreachable {
         /// The server.
         target: RedisTarget,
