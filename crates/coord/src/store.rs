@@ -136,9 +136,6 @@ pub struct Store {
     conn: Option<MultiplexedConnection>,
     policy: RetryPolicy,
     library_checked_once: bool,
-    /// Whether MULTI/EXEC may be used: not on a Raft cluster, whose
-    /// sidecars replicate single commands only.
-    transactions: bool,
     /// Whether the last call was retried after a try whose outcome is not
     /// known (`-UNKNOWN`, or the connection lost or timed out once the
     /// command was sent).
@@ -169,7 +166,6 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let transactions = !target.is_cluster();
         let mut store = Store {
             target,
             clients,
@@ -177,7 +173,6 @@ impl Store {
             conn: None,
             policy,
             library_checked_once: false,
-            transactions,
             uncertain: false,
         };
         store.connection().await?;
@@ -187,21 +182,6 @@ impl Store {
     /// The server this store talks to.
     pub fn target(&self) -> &RedisTarget {
         &self.target
-    }
-
-    /// Whether this server takes MULTI/EXEC transactions (as far as is known:
-    /// false for several endpoints, and after a server refused one).
-    pub(crate) fn transactions(&self) -> bool {
-        self.transactions
-    }
-
-    /// Records that the server refused a transaction (a single node of a
-    /// Raft cluster, given as a plain URL).
-    pub(crate) fn no_transactions(&mut self) {
-        if self.transactions {
-            tracing::info!(target = %self.target, "the server takes no MULTI (a Raft node?): commits go as FCALL arguments");
-        }
-        self.transactions = false;
     }
 
     /// Whether the last [`Store::call`] or [`Store::call_pipe`] succeeded
