@@ -64,20 +64,27 @@ pub struct WorkerConfig {
 
 /// Limits of a merged commit.
 ///
-/// Redis's work is one ZINCRBY per distinct word per commit, so committing
-/// k tasks at once divides it by up to k: the distinct words of several
-/// files overlap heavily. A worker still claims one task at a time (so work
-/// stays balanced between workers) and commits when a limit is reached, or
-/// as soon as nothing is waiting. Meanwhile it renews the leases of the
-/// tasks it has counted. A crash loses at most one batch of work, which is
-/// counted again: never counts.
+/// Redis's work per commit is proportional to the commit's distinct words
+/// (checking and storing its tally), so committing k tasks at once divides
+/// it by up to k: the distinct words of several files overlap heavily. A
+/// worker still claims one task at a time (so work stays balanced between
+/// workers) and commits when a limit is reached, or as soon as nothing is
+/// waiting. Meanwhile it renews the leases of the tasks it has counted. A
+/// crash loses at most one batch of work, which is counted again: never
+/// counts.
+///
+/// With `max_tasks` above 1 the limit grows with what the worker has
+/// committed (a batch may hold as many tasks as the worker committed
+/// before), so that the number of commits grows with the logarithm of the
+/// job, not with the job: Redis's work per GB falls as jobs grow. The
+/// delay limit (at most half a lease) still bounds every batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CommitBatch {
     /// Tasks per commit at most.
     pub max_tasks: usize,
-    /// Distinct words per commit at most: one commit is one Lua call that
-    /// blocks Redis for about a microsecond per word, and must stay far
-    /// below its busy-script threshold (5 s).
+    /// Distinct words per commit at most: bounds the worker's memory and
+    /// the time one commit blocks Redis (well under a microsecond per word
+    /// of its tally), far below Redis's busy-script threshold (5 s).
     pub max_distinct: usize,
     /// Longest a counted task waits for its commit.
     pub max_delay: Duration,
@@ -327,7 +334,12 @@ impl Worker {
         // batch wait longer than half a lease.
         let max_delay = b.max_delay.min(self.config.rules.lease / 2);
         let u = &self.uncommitted;
-        u.tasks.len() >= b.max_tasks
+        let max_tasks = if b.max_tasks > 1 {
+            b.max_tasks.max(self.report.committed as usize)
+        } else {
+            b.max_tasks
+        };
+        u.tasks.len() >= max_tasks
             || u.merged.distinct() >= b.max_distinct
             || u.oldest.is_some_and(|t| t.elapsed() >= max_delay)
     }
