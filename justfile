@@ -6,27 +6,12 @@ wclab := "target/release/wclab"
 corpus := "out/corpus"
 
 # List the recipes
+[private]
 default:
-    @just --list
-
-# Build the release binary
-build:
-    cargo build --release --bin wclab
-
-# Generate the lab corpus (32 files x 4 MiB of English) unless it exists
-corpus: build
-    @[ -d {{corpus}} ] || {{wclab}} gen text --out {{corpus}} --files 32 --size 4MiB --seed 1
-
-# The whole test suite: Rust tests and lints, offline Nix checks, multi-host tests (root)
-test: cargo-test check-nix hosts-test test-aarch64
-
-# Formatting, lints, unit and integration tests (no root needed)
-cargo-test:
-    cargo fmt --all -- --check
-    cargo clippy --workspace --all-targets -- -D warnings
-    cargo test --workspace
+    @just --list --unsorted
 
 # Lab 1 (batch): count the corpus with 1 and 2 workers (one thread each), check it is exact, show the speed-up
+[group('labs')]
 lab1: corpus
     #!/usr/bin/env bash
     set -euo pipefail
@@ -43,6 +28,7 @@ lab1: corpus
       'BEGIN { printf "speed-up with 2 workers: %.2fx (%s -> %s MB/s; %d cores here)\n", b / a, a, b, '"$(nproc)"' }'
 
 # Lab 2 (worker fault tolerance): kill -9 workers holding tasks at seeded points of the job; counts stay exact
+[group('labs')]
 lab2 KILLS="20" SEED="1": corpus
     #!/usr/bin/env bash
     set -euo pipefail
@@ -56,6 +42,7 @@ lab2 KILLS="20" SEED="1": corpus
     echo "EXACT: counts equal the oracle despite {{KILLS}} kills ($(wc -l < out/lab2.tsv) distinct words)"
 
 # Lab 3 (streaming): 3 scenarios x 2 injection rates (+ speculation); all timelines side by side in out/lab3/lab3.png
+[group('labs')]
 lab3 DURATION="20s": build
     #!/usr/bin/env bash
     set -euo pipefail
@@ -87,11 +74,34 @@ lab3 DURATION="20s": build
       -o $d/lab3.png
     echo "side by side: $d/lab3.png; each: $d/none.png $d/crash.png $d/straggle.png $d/speculation.png; per run: $d/*/summary.json"
 
+# Build the release binary
+[group('setup')]
+build:
+    cargo build --release --bin wclab
+
+# Generate the lab corpus (32 files x 4 MiB of English) unless it exists
+[group('setup')]
+corpus: build
+    @[ -d {{corpus}} ] || {{wclab}} gen text --out {{corpus}} --files 32 --size 4MiB --seed 1
+
+# The whole test suite: Rust tests and lints, offline Nix checks, multi-host tests (root)
+[group('tests')]
+test: cargo-test check-nix hosts-test test-aarch64
+
+# Formatting, lints, unit and integration tests (no root needed)
+[group('tests')]
+cargo-test:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    cargo test --workspace
+
 # Remove generated corpora and results
+[group('setup')]
 clean:
     rm -rf out
 
 # Lab 4a (checkpoints): BGSAVE every 500ms, Redis killed and restored from dump.rdb; counts stay exact
+[group('labs')]
 lab4-checkpoint KILLS="4" SEED="1": corpus
     #!/usr/bin/env bash
     set -euo pipefail
@@ -108,35 +118,43 @@ lab4-checkpoint KILLS="4" SEED="1": corpus
     echo "EXACT: counts equal the oracle after every restore"
 
 # Compare persistence modes (none, BGSAVE, AOF everysec/always): throughput and work redone after crashes
+[group('benchmarks')]
 bench-persistence: build
     bench/persistence.sh {{wclab}}
 
 # Speed benchmark: kernel, end to end, and baselines (cat, coreutils, the seed in Python) in one run
+[group('benchmarks')]
 bench:
     bench/suite.sh
 
 # Offline checks of the Nix side: .nix parse and format, flake.lock, test scripts, stub evaluation
+[group('tests')]
 check-nix:
     scripts/check-nix
 
 # The counting kernel's tests on aarch64 (NEON) under qemu-user, cross-compiled (installs the toolchain with apt)
+[group('tests')]
 test-aarch64:
     scripts/test-aarch64
 
 # The NixOS VM test scripts on network-namespace hosts (root); binary from $WCLAB_BIN_DIR or target/release
+[group('tests')]
 hosts-test *TOPOLOGIES:
     [ -n "${WCLAB_BIN_DIR:-}" ] || cargo build --release --bin wclab
     python3 nixos-tests/local/driver.py {{TOPOLOGIES}}
 
 # Lab 4b (Raft): 2f+1 replicas; f of them (the leader among them) killed and restarted twice mid-job; exact, nothing lost
+[group('labs')]
 lab4-raft F="1": build
     scripts/lab4-raft.sh {{F}} {{wclab}}
 
 # Price of Raft: commit FCALL p50/p99 and job MB/s for plain Redis, Redis + BGSAVE, Raft f=1 and f=2
+[group('benchmarks')]
 bench-raft: build
     bench/raft.sh {{wclab}}
 
 # Jepsen-style matrix (issue 21): every workload x nemesis on 3 and 5 nodes, DURATION each; report in out/jepsen/report.md
+[group('tests')]
 jepsen DURATION="20s" SEED="1":
     cargo build --release --bin wclab --bin wclab-jepsen
     target/release/wclab-jepsen matrix --wclab target/release/wclab --duration {{DURATION}} --seed {{SEED}} --out out/jepsen

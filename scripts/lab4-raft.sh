@@ -12,11 +12,12 @@ F=${F#F=} # `just lab4-raft F=2` passes "F=2"
 wclab=${2:-target/release/wclab}
 corpus=${3:-out/lab4-raft-corpus}
 N=$((2 * F + 1))
-base=${WCLAB_RAFT_BASE_PORT:-17400}
 rdir=out/lab4-raft
 # shellcheck source=scripts/raft-lib.sh
 . "$(dirname "$0")/raft-lib.sh"
 command -v redis-cli > /dev/null || { echo "redis-cli is needed (apt-get install redis-tools)" >&2; exit 2; }
+# Node i listens on base+i: free ports picked now, unless fixed by the user.
+base=${WCLAB_RAFT_BASE_PORT:-$(pick_base_port "$N")}
 
 [ -d "$corpus" ] || "$wclab" gen text --out "$corpus" --files 300 --size 128KiB --seed 5 2> /dev/null
 tasks=$(find "$corpus" -type f | wc -l)
@@ -28,20 +29,25 @@ job=lab4raft-$$
 key="wclab:{$job}:job"
 # One commit per file: every commit goes through the Raft log, and the
 # progress sampled below moves file by file.
+# Its summary is printed after the faults' lines, once it is done.
 "$wclab" run --input "$corpus" --workers 2 --lease 2s --commit-batch 1 --redis-cluster "$nodes" --job "$job" \
-  -k 5 -o out/lab4-raft.tsv &
+  -k 5 -o out/lab4-raft.tsv > "$rdir/run.txt" &
 run=$!
 
-# Committed tasks, sampled through the cluster: must never go back.
-done_now() { redis-cli -p $((base + $(leader_id || echo 1))) HGET "$key" files_done 2> /dev/null | grep -E '^[0-9]+$' || true; }
+# Committed tasks, sampled through the cluster (linearizable reads): a
+# decrease is committed work lost, to be recomputed. Measured, not assumed.
+done_now() { timeout 2 redis-cli -p $((base + $(leader_id || echo 1))) HGET "$key" files_done 2> /dev/null | grep -E '^[0-9]+$' || true; }
 last=0
+lost=0
+samples=0
 sample() {
   local v
   v=$(done_now)
   [ -z "$v" ] && return 0
+  samples=$((samples + 1))
   if [ "$v" -lt "$last" ]; then
     echo "LOST: committed tasks went back from $last to $v" >&2
-    exit 1
+    lost=$((lost + last - v))
   fi
   last=$v
 }
@@ -77,16 +83,23 @@ for round in 1 2; do
 done
 wait "$run"
 sample
+cat "$rdir/run.txt"
 echo "== checks"
 [ -f out/lab1-oracle.tsv ] && [ "$corpus" = out/corpus ] || scripts/oracle-coreutils "$corpus" > out/lab4-raft-oracle.tsv
 cmp out/lab4-raft.tsv out/lab4-raft-oracle.tsv
 echo "EXACT: counts equal the oracle ($(wc -l < out/lab4-raft.tsv) distinct words)"
 records=$(redis-cli -p $((base + $(leader_id))) XLEN "wclab:{$job}:done")
 committed=$(redis-cli -p $((base + $(leader_id))) HGET "$key" files_done)
-echo "committed tasks: $committed of $tasks, completion records: $records, never went back: yes"
+echo "committed tasks: $committed of $tasks, completion records: $records"
+echo "recomputed tasks (committed, then lost and redone): $lost, from $samples samples of the committed count during the job"
 [ "$records" = "$tasks" ] && [ "$committed" = "$tasks" ] || { echo "a task was committed twice or lost" >&2; exit 1; }
-echo "recomputed tasks (committed, then lost and redone): 0"
+[ "$lost" = 0 ] || { echo "committed tasks were lost" >&2; exit 1; }
 sleep 1
 echo "replica digests (applied index, digest):"
 digests | sed 's/^/  /'
-[ "$(digests | awk '{print $2}' | sort -u | wc -l)" = 1 ] && echo "IDENTICAL: every replica holds the same data"
+if [ "$(digests | awk '{print $2}' | sort -u | wc -l)" = 1 ]; then
+  echo "IDENTICAL: every replica holds the same data"
+else
+  echo "the replicas differ (digests above)" >&2
+  exit 1
+fi

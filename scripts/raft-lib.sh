@@ -2,7 +2,8 @@
 # start 2f+1 `wclab raft node`s on loopback, form the cluster, crash nodes.
 #
 # Needs: $wclab (the binary), $rdir (a directory for the nodes), $base
-# (base port: node i listens on base+i), $N (number of nodes).
+# (base port: node i listens on base+i; pick_base_port finds a free one),
+# $N (number of nodes).
 
 node_addr() { echo "127.0.0.1:$((base + $1))"; }
 
@@ -12,16 +13,44 @@ cluster_nodes() { # host:port,host:port,...
   echo "$out"
 }
 
+# A free base port: N consecutive ports nothing listens on, from a random
+# start, unless the user fixed one with WCLAB_RAFT_BASE_PORT.
+port_in_use() { (exec 3<> "/dev/tcp/127.0.0.1/$1") 2> /dev/null; }
+pick_base_port() { # N
+  local try b i busy
+  for try in $(seq 1 50); do
+    b=$((20000 + RANDOM % 30000))
+    busy=0
+    for i in $(seq 1 "$1"); do port_in_use $((b + i)) && busy=1 && break; done
+    [ "$busy" = 0 ] && echo "$b" && return 0
+  done
+  echo "no $1 consecutive free ports found; set WCLAB_RAFT_BASE_PORT" >&2
+  return 1
+}
+
+# Starts node `id` and waits until it answers as itself (RAFT.INFO names
+# its id), with a deadline. A node that exits at start, or a port on which
+# another process answers, fails at once with the cause from its log.
 start_node() { # id
+  local port=$((base + $1)) pid t
+  if port_in_use "$port"; then
+    echo "node $1: port $port is taken by another process; move the nodes with WCLAB_RAFT_BASE_PORT (node i listens on base+i)" >&2
+    return 1
+  fi
   "$wclab" raft node --id "$1" --listen "$(node_addr "$1")" --dir "$rdir/n$1" >> "$rdir/n$1.log" 2>&1 &
-  echo $! > "$rdir/n$1.pid"
+  pid=$!
+  echo "$pid" > "$rdir/n$1.pid"
   disown
-  local t
   for t in $(seq 1 300); do
-    redis-cli -p $((base + $1)) PING > /dev/null 2>&1 && return 0
+    if ! kill -0 "$pid" 2> /dev/null; then
+      echo "node $1 exited at start (port $port; WCLAB_RAFT_BASE_PORT moves the nodes); the end of $rdir/n$1.log:" >&2
+      tail -n 5 "$rdir/n$1.log" | sed 's/^/  /' >&2
+      return 1
+    fi
+    timeout 1 redis-cli -p "$port" RAFT.INFO 2> /dev/null | tr -d '\r' | grep -qx "node_id:$1" && return 0
     sleep 0.05
   done
-  echo "node $1 did not start; see $rdir/n$1.log" >&2
+  echo "node $1 did not answer as itself on port $port within 15 s; see $rdir/n$1.log" >&2
   return 1
 }
 

@@ -224,7 +224,7 @@ impl Chaos {
         delivered: u64,
         say: &dyn Fn(String),
     ) {
-        let ours = supervisor.pids();
+        let ours = supervisor.live_pids();
         let mut holding: Vec<u32> = holders
             .iter()
             .filter(|(_, n)| *n > 0)

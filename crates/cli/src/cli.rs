@@ -213,7 +213,7 @@ pub struct RunArgs {
     pub input: InputArgs,
 
     /// Number of worker processes (default: number of cores).
-    #[arg(long, short)]
+    #[arg(long, short, value_parser = at_least_one)]
     pub workers: Option<usize>,
 
     /// Use this Redis instead of starting a private one:
@@ -227,7 +227,7 @@ pub struct RunArgs {
     pub redis_cluster: Option<String>,
 
     /// Port for the private Redis (default: a free one).
-    #[arg(long, conflicts_with = "redis")]
+    #[arg(long, conflicts_with = "redis", value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
 
     /// Job name (default: a fresh name per run).
@@ -243,7 +243,7 @@ pub struct RunArgs {
     pub lease: LeaseArgs,
 
     /// Counting threads per worker (default: cores / workers, at least 1).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub threads: Option<usize>,
 
     /// Lab 2: kill this many workers with SIGKILL while the job runs, each
@@ -306,7 +306,7 @@ pub struct WorkerArgs {
     pub lease: LeaseArgs,
 
     /// Counting threads (default: all cores).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub threads: Option<usize>,
 
     /// Exit when every task of the job is committed or dead-lettered,
@@ -453,7 +453,7 @@ pub struct StreamArgs {
     pub lease: LeaseArgs,
 
     /// Counting threads per worker.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
     pub threads: usize,
 
     /// Seed of the chaos: when the crashing workers die.
@@ -519,9 +519,15 @@ pub struct PlotArgs {
     #[arg(long, default_value_t = 600)]
     pub height: u32,
 
-    /// Logarithmic latency axis.
-    #[arg(long)]
+    /// Logarithmic latency axis (default: logarithmic only when a panel's
+    /// worst latency is more than 8 times its median, so that a 5 s file
+    /// and 50 ms ones are both readable).
+    #[arg(long, conflicts_with = "linear")]
     pub log: bool,
+
+    /// Linear latency axis, whatever the latencies.
+    #[arg(long)]
+    pub linear: bool,
 }
 
 /// `wclab raft`: lab 4b.
@@ -653,6 +659,16 @@ pub struct RaftNodeArgs {
     pub snapshot_every: u64,
 }
 
+/// Parses a count that must be at least 1 (threads, workers): 0 would
+/// start nothing and wait forever.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a whole number")),
+    }
+}
+
 /// Parses `64MiB`, `1G`, `4096`...
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
@@ -668,7 +684,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "g" | "gb" | "gib" => 1 << 30,
         other => return Err(format!("unknown size unit {other:?} (use KiB, MiB, GiB)")),
     };
-    Ok(n * mult)
+    // Unchecked, a huge size wrapped around silently in release builds.
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large (at most {} bytes)", u64::MAX))
 }
 
 #[cfg(test)]
@@ -686,5 +704,8 @@ mod tests {
         assert_eq!(parse_size("64MiB"), Ok(64 << 20));
         assert_eq!(parse_size("4096"), Ok(4096));
         assert!(parse_size("lots").is_err());
+        assert_eq!(parse_size("16777215GiB"), Ok(16777215 << 30));
+        let e = parse_size("17179869184GiB").unwrap_err();
+        assert!(e.contains("too large"), "{e}");
     }
 }

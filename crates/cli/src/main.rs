@@ -11,7 +11,7 @@ fn main() -> ExitCode {
     match wclab::commands::dispatch(cli) {
         Ok(outcome) => outcome.exit_code(),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", wclab::logging::one_sentence(&e));
             ExitCode::from(2)
         }
     }

@@ -189,6 +189,22 @@ fn failure(d: DeadTask) -> Failure {
     }
 }
 
+/// Longest word a table shows whole, in characters.
+pub const TABLE_WORD_CHARS: usize = 40;
+
+/// `word` as a table shows it: whole up to [`TABLE_WORD_CHARS`]
+/// characters, otherwise its beginning, an ellipsis and its length. A
+/// "word" is any run of non-space bytes, so an input without spaces is one
+/// word as long as the file (a 200 MB one reached the terminal whole); the
+/// `-o` file and `--json` keep every word whole.
+pub fn table_word(word: &str) -> std::borrow::Cow<'_, str> {
+    if word.chars().count() <= TABLE_WORD_CHARS {
+        return word.into();
+    }
+    let head: String = word.chars().take(TABLE_WORD_CHARS - 15).collect();
+    format!("{head}… ({} bytes)", word.len()).into()
+}
+
 /// Prints the summary: a table of top words and totals on stdout, or one
 /// JSON object; failures always go to stderr too.
 pub fn print(summary: &Summary, json: bool) -> Result<()> {
@@ -200,13 +216,14 @@ pub fn print(summary: &Summary, json: bool) -> Result<()> {
         let width = summary
             .top
             .iter()
-            .map(|w| w.word.chars().count())
+            .map(|w| table_word(&w.word).chars().count())
             .max()
             .unwrap_or(4)
-            .clamp(4, 40);
+            .clamp(4, TABLE_WORD_CHARS);
         writeln!(out, "{:>5}  {:<width$}  {:>12}", "rank", "word", "count")?;
         for (i, w) in summary.top.iter().enumerate() {
-            writeln!(out, "{:>5}  {:<width$}  {:>12}", i + 1, w.word, w.count)?;
+            let word = table_word(&w.word);
+            writeln!(out, "{:>5}  {:<width$}  {:>12}", i + 1, word, w.count)?;
         }
         writeln!(out)?;
         writeln!(
@@ -269,24 +286,56 @@ pub fn print(summary: &Summary, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// Creates (or empties) the `--output` file. Commands do it once before
-/// the job too, so that a path that cannot be written is found out before
-/// the work rather than after it.
-pub fn create_output(path: &Path) -> Result<std::fs::File> {
-    std::fs::File::create(path)
-        .with_context(|| format!("cannot create the --output file {}", path.display()))
+/// Checks, before the job, that the `--output` file can be written, so
+/// that a path that cannot is found out before the work rather than after
+/// it. Nothing is created or emptied: an output from an earlier run stays
+/// as it was until the new one replaces it whole.
+pub fn check_output(path: &Path) -> Result<()> {
+    let cannot = || format!("cannot write the --output file {}", path.display());
+    if path.exists() {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .with_context(cannot)?;
+    }
+    tempfile::NamedTempFile::new_in(output_dir(path))
+        .with_context(cannot)
+        .map(drop)
+}
+
+/// The directory `path` is written in.
+fn output_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
 }
 
 /// Writes every word as `word<TAB>count`, count descending then bytes.
+///
+/// Into a temporary file next to `path`, renamed over it once complete:
+/// a run interrupted (Ctrl-C, a crash, a full disk) leaves either the old
+/// file or the whole new one, never an empty or truncated one.
 pub async fn write_output(store: &mut Store, keys: &JobKeys, path: &Path) -> Result<()> {
     let words = results::all(store, keys).await?;
-    let file = create_output(path)?;
-    let mut w = std::io::BufWriter::new(file);
+    let cannot = || format!("cannot write the --output file {}", path.display());
+    let tmp = tempfile::NamedTempFile::new_in(output_dir(path)).with_context(cannot)?;
+    let mut w = std::io::BufWriter::new(tmp);
     for wc in &words {
-        w.write_all(&wc.word)?;
-        writeln!(w, "\t{}", wc.count)?;
+        w.write_all(&wc.word).with_context(cannot)?;
+        writeln!(w, "\t{}", wc.count).with_context(cannot)?;
     }
-    w.flush()
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    let tmp = w
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(cannot)?;
+    // NamedTempFile is created 0600; an output is an ordinary file.
+    let mode = std::fs::metadata(path)
+        .map(|m| m.permissions())
+        .unwrap_or_else(|_| std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    tmp.as_file().set_permissions(mode).with_context(cannot)?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(cannot)?;
     Ok(())
 }

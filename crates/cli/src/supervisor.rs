@@ -45,6 +45,12 @@ pub struct Supervisor {
     config_failures: u64,
     /// Workers that died and were replaced.
     pub replaced: u64,
+    /// PIDs this supervisor has sent SIGKILL to. A killed worker stays a
+    /// child (a zombie) until [`Supervisor::keep_alive`] reaps it, and its
+    /// consumer keeps holding its tasks until they are stolen: without this
+    /// set, the next round of chaos would find it "holding a task" and
+    /// kill, and count, the same dead process again.
+    killed: std::collections::HashSet<u32>,
 }
 
 impl Supervisor {
@@ -57,12 +63,26 @@ impl Supervisor {
             children_wanted: n,
             config_failures: 0,
             replaced: 0,
+            killed: Default::default(),
         })
     }
 
     /// PIDs of the current workers.
     pub fn pids(&self) -> Vec<u32> {
         self.children.iter().map(Child::id).collect()
+    }
+
+    /// PIDs of the workers that are alive and were not sent SIGKILL: the
+    /// ones a crash can still be inflicted on.
+    pub fn live_pids(&mut self) -> Vec<u32> {
+        let killed = &self.killed;
+        self.children
+            .iter_mut()
+            .filter_map(|c| {
+                let alive = matches!(c.try_wait(), Ok(None));
+                (alive && !killed.contains(&c.id())).then(|| c.id())
+            })
+            .collect()
     }
 
     /// Kills the `index % n`-th worker with SIGKILL (a crash);
@@ -76,12 +96,18 @@ impl Supervisor {
     }
 
     /// Kills worker `pid` with SIGKILL (a crash, for lab 2);
-    /// [`Supervisor::keep_alive`] will replace it. False if it is not ours.
+    /// [`Supervisor::keep_alive`] will replace it. True only when `pid` is
+    /// one of ours, alive, not already killed, and the signal was sent: a
+    /// caller counts kills by it.
     pub fn kill_pid(&mut self, pid: u32) -> bool {
-        if !self.children.iter().any(|c| c.id() == pid) {
+        if !self.live_pids().contains(&pid) {
             return false;
         }
-        kill(Pid::from_raw(pid as i32), Signal::SIGKILL).is_ok()
+        let sent = kill(Pid::from_raw(pid as i32), Signal::SIGKILL).is_ok();
+        if sent {
+            self.killed.insert(pid);
+        }
+        sent
     }
 
     /// Sends `sig` to every worker (SIGSTOP / SIGCONT to freeze and thaw
@@ -151,5 +177,41 @@ impl Supervisor {
 impl Drop for Supervisor {
     fn drop(&mut self) {
         self.stop(Duration::from_secs(2));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A supervisor of `n` real processes that ignore their arguments and
+    /// wait, standing in for workers (the `worker` subcommand needs Redis).
+    fn sleepers(dir: &std::path::Path, n: usize) -> Supervisor {
+        let program = dir.join("sleeper");
+        std::fs::write(&program, "#!/bin/sh\nexec sleep 60\n").unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let command = WorkerCommand {
+            program,
+            args: Vec::new(),
+            env: Vec::new(),
+        };
+        Supervisor::start(command, n).unwrap()
+    }
+
+    #[test]
+    fn a_worker_is_killed_and_counted_once_even_before_it_is_reaped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sup = sleepers(dir.path(), 2);
+        let pid = sup.pids()[0];
+        assert!(sup.kill_pid(pid));
+        // Dead (or dying) but not reaped: still a child, no longer a target.
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(sup.pids().contains(&pid));
+        assert!(!sup.kill_pid(pid), "a dead worker was killed again");
+        assert!(!sup.live_pids().contains(&pid));
+        assert!(!sup.kill_pid(1), "not ours");
+        assert_eq!(sup.keep_alive().unwrap(), 1);
+        assert_eq!(sup.live_pids().len(), 2);
     }
 }

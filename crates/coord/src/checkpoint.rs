@@ -85,11 +85,6 @@ pub async fn persistence(store: &mut Store) -> Result<Persistence, CoordError> {
     })
 }
 
-/// Unix time (s) of the last successful save.
-pub async fn last_save(store: &mut Store) -> Result<u64, CoordError> {
-    store.call("read LASTSAVE", &redis::cmd("LASTSAVE")).await
-}
-
 /// Where the snapshot lives: `CONFIG GET dir` and `dbfilename`.
 pub async fn dump_path(store: &mut Store) -> Result<std::path::PathBuf, CoordError> {
     let dir: Vec<String> = store

@@ -26,7 +26,7 @@
 //! fallback for files that cannot be mapped reads them in bounded pieces
 //! too; a field's bytes are buffered only for the counted column.
 
-use crate::scan::is_word_byte;
+use crate::word::is_word_byte;
 use crate::{CountError, Counts};
 use std::path::Path;
 
@@ -324,12 +324,49 @@ impl<'a> CsvCounter<'a> {
         CountError::MissingColumn {
             path: self.origin.to_owned(),
             column: self.column.to_owned(),
-            found: self
-                .header
-                .iter()
-                .map(|h| String::from_utf8_lossy(h).into_owned())
-                .collect::<Vec<_>>()
-                .join(","),
+            found: header_for_people(&self.header),
         }
     }
 }
+
+/// The columns of a header as an error message shows them: a file that is
+/// not CSV at all (binary, or text without commas) has a "header" of
+/// garbage, which must not reach a terminal raw (control bytes, escape
+/// sequences) nor whole (a file without a newline is all header). Columns
+/// are shown up to [`SHOWN_COLUMNS`], each up to [`SHOWN_CHARS`]
+/// characters, with anything unprintable escaped.
+fn header_for_people(header: &[Vec<u8>]) -> String {
+    let mut shown: Vec<String> = header
+        .iter()
+        .take(SHOWN_COLUMNS)
+        .map(|h| {
+            let text = String::from_utf8_lossy(h);
+            let mut col: String = text
+                .chars()
+                .take(SHOWN_CHARS)
+                .flat_map(|c| {
+                    let printable = !c.is_control() && c != '\u{fffd}';
+                    let escaped: String = if printable {
+                        c.to_string()
+                    } else {
+                        c.escape_default().collect()
+                    };
+                    escaped.chars().collect::<Vec<_>>()
+                })
+                .collect();
+            if text.chars().count() > SHOWN_CHARS {
+                col.push('…');
+            }
+            col
+        })
+        .collect();
+    if header.len() > SHOWN_COLUMNS {
+        shown.push(format!("… ({} columns)", header.len()));
+    }
+    shown.join(",")
+}
+
+/// Columns of a header an error message shows.
+const SHOWN_COLUMNS: usize = 12;
+/// Characters of one header column an error message shows.
+const SHOWN_CHARS: usize = 32;

@@ -7,8 +7,9 @@
 //! (or one CSV field) is longer than that.
 
 use crate::csv::CsvCounter;
-use crate::scan::{is_word_byte, Isa};
+use crate::scan::Isa;
 use crate::text::{self, Scratch, INITIAL_WORDS};
+use crate::word::is_word_byte;
 use crate::{CountError, Counter, Counts, Format};
 use rayon::prelude::*;
 use std::fs::File;

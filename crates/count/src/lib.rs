@@ -33,10 +33,11 @@ mod scan;
 mod simd;
 mod table;
 mod text;
+mod word;
 
 pub use counts::Counts;
 pub use error::CountError;
-pub use scan::is_word_byte;
+pub use word::is_word_byte;
 
 /// Hooks for this crate's tests and benchmarks to force a code path. Not a
 /// stable API.
@@ -148,11 +149,6 @@ impl Counter {
     pub fn threads(mut self, threads: Option<usize>) -> Self {
         self.threads = threads;
         self
-    }
-
-    /// The configured format.
-    pub fn input_format(&self) -> &Format {
-        &self.format
     }
 
     /// Counts the words of a whole in-memory buffer of plain text.

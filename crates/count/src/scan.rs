@@ -18,16 +18,8 @@
 //! runs.)
 
 use crate::simd::{Scalar, Simd};
+use crate::word::{is_word_byte, CHUNK, POSITIONS};
 use std::ops::Range;
-
-/// True for bytes that belong to words: everything but 0x09–0x0D and 0x20.
-///
-/// This is the whole word definition; every classifier below must agree
-/// with it bit for bit (a unit test checks all 256 bytes on each).
-#[inline]
-pub const fn is_word_byte(b: u8) -> bool {
-    !matches!(b, b'\t' | b'\n' | 0x0B | 0x0C | b'\r' | b' ')
-}
 
 /// A byte classifier: how the whitespace masks are computed.
 ///
@@ -98,14 +90,6 @@ impl Isa {
         }
     }
 }
-
-/// Bytes classified per pass, a multiple of 64: the unit of the kernel's
-/// batches. Measured rather than derived: on the speed issue's kind of
-/// corpus, 32 KiB was ~8 % faster than 4 KiB (which kept a chunk and its
-/// word positions in L1) and a little faster than 8 or 16; each chunk has
-/// fixed costs (loop exits, a call per table, a look-ahead that restarts),
-/// and the data and positions stream well enough from L2.
-pub(crate) const CHUNK: usize = 32 * 1024;
 
 /// Fills `out[i]` with the whitespace mask of `chunk[64 * i..][..64]`,
 /// bits past the end of `chunk` set, as if it were padded with spaces.
@@ -309,10 +293,6 @@ pub(crate) fn for_each_word_until<F: FnMut(usize, usize)>(
 const NONE: usize = usize::MAX;
 /// `open` when the open word started before the range and is not ours.
 const FOREIGN: usize = usize::MAX - 1;
-
-/// Most word starts (or ends) one chunk can hold, plus room for
-/// [`Simd::flatten`]'s unconditional writes past the last one.
-pub(crate) const POSITIONS: usize = CHUNK / 2 + 1 + 64;
 
 /// Hands `sink` every word of `data` whose first byte lies in `range`, in
 /// order. A word that starts in the range runs to its real end even past

@@ -20,8 +20,8 @@
 //! x86_64 machines with a cross toolchain and qemu (`just test-aarch64`),
 //! since NEON is part of the aarch64 baseline and cannot be switched off.
 
-use crate::scan::{is_word_byte, POSITIONS};
 use crate::table::{first_bytes, load8, tag, SHORT};
+use crate::word::{is_word_byte, POSITIONS};
 
 /// One instruction set's version of each data-parallel step.
 ///
@@ -220,8 +220,8 @@ pub(crate) mod arm {
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86 {
     use super::{prepare_portable, Simd};
-    use crate::scan::POSITIONS;
     use crate::table::{HASH_K0, HASH_K1, HASH_K2, SHORT};
+    use crate::word::POSITIONS;
     use std::arch::x86_64::*;
 
     /// `vpshufb` table indexed by a byte's low nibble: the one whitespace

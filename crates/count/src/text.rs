@@ -1,9 +1,10 @@
 //! Counting plain text: the kernel (the scanner feeding the hash tables)
 //! and its parallel split of one buffer.
 
-use crate::scan::{scan_words, Isa, WordSink, POSITIONS};
+use crate::scan::{scan_words, Isa, WordSink};
 use crate::simd::Simd;
 use crate::table::{first_bytes, hash16, load8, LongTable, INLINE};
+use crate::word::POSITIONS;
 use crate::Counts;
 use std::ops::Range;
 

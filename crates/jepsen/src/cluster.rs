@@ -253,6 +253,8 @@ impl Cluster {
         }
         let child = cmd
             .env_remove("WCLAB_RAFT_PASSWORD")
+            // RAFT.PARTITION, the harness's partitions, is a test switch.
+            .env("WCLAB_RAFT_TEST_FAULTS", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

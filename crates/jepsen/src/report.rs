@@ -1,8 +1,98 @@
-//! Reports in Markdown: one run's, and the matrix's table.
+//! What a run found ([`RunReport`]) and its reports: `report.json`, and in
+//! Markdown one run's and the matrix's table. The runner fills it in;
+//! nothing here runs anything.
 
-use crate::check::Validity;
-use crate::runner::RunReport;
+use crate::check::windows::Window;
+use crate::check::{Anomaly, Check, Validity};
+use crate::cluster::Exit;
+use crate::history::{self, Outcome};
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
 use std::fmt::Write;
+use std::path::Path;
+
+/// Operation counts by outcome.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// All operations.
+    pub ops: usize,
+    /// Took effect.
+    pub ok: usize,
+    /// Certainly did not.
+    pub fail: usize,
+    /// May have.
+    pub unknown: usize,
+}
+
+impl Counts {
+    /// Counts of `ops`.
+    pub fn of(ops: &[history::Op]) -> Self {
+        let mut c = Counts::default();
+        for o in ops {
+            c.ops += 1;
+            match o.outcome {
+                Outcome::Ok => c.ok += 1,
+                Outcome::Fail => c.fail += 1,
+                Outcome::Unknown => c.unknown += 1,
+            }
+        }
+        c
+    }
+}
+
+/// What a run found.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct RunReport {
+    /// Cluster size.
+    pub nodes: usize,
+    /// Nemesis name.
+    pub nemesis: String,
+    /// Workload name.
+    pub workload: String,
+    /// Seed.
+    pub seed: u64,
+    /// Client time, seconds.
+    pub duration_s: f64,
+    /// All operations.
+    pub counts: Counts,
+    /// Writes only (write, add, append).
+    pub write_counts: Counts,
+    /// Every checker's verdict.
+    pub checks: Vec<Check>,
+    /// Faults and the unavailability after each.
+    pub windows: Vec<Window>,
+    /// Nodes that stopped on their own.
+    pub exits: Vec<Exit>,
+    /// Panics found in the nodes' logs.
+    pub panics: Vec<String>,
+    /// Overall verdict.
+    pub validity: Validity,
+}
+
+impl RunReport {
+    /// Every anomaly of every checker.
+    pub fn anomalies(&self) -> impl Iterator<Item = &Anomaly> {
+        self.checks.iter().flat_map(|c| c.anomalies.iter())
+    }
+
+    /// The anomaly kinds found, sorted, without repeats.
+    pub fn kinds(&self) -> Vec<String> {
+        let mut k: Vec<String> = self.anomalies().map(|a| a.kind.clone()).collect();
+        k.sort();
+        k.dedup();
+        k
+    }
+}
+
+/// Writes `report.json` and `report.md`.
+pub fn write(dir: &Path, report: &RunReport) -> Result<()> {
+    std::fs::write(
+        dir.join("report.json"),
+        serde_json::to_string_pretty(report)?,
+    )?;
+    std::fs::write(dir.join("report.md"), run_markdown(report))?;
+    Ok(())
+}
 
 fn verdict(v: Validity) -> &'static str {
     match v {

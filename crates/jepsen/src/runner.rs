@@ -4,19 +4,19 @@
 //! nemesis acts; the nemesis heals everything; clients stop; final reads;
 //! replicas must converge to one digest; the history is written
 //! (`history.jsonl`, `nemesis.jsonl`) and checked; the report is written
-//! (`report.json`, `report.md`).
+//! (`report.json`, `report.md`, by [`crate::report`]).
 
 use crate::check::windows::{windows, Window};
 use crate::check::{self, Anomaly, Check, Validity};
-use crate::cluster::{Cluster, ClusterOptions, Exit};
-use crate::history::{self, Event, Fault, Outcome, Recorder, F};
+use crate::cluster::{Cluster, ClusterOptions};
+use crate::history::{self, Event, Fault, Recorder, F};
 use crate::nemesis::{self, Nemesis};
 use crate::partition::RaftSwitch;
+pub use crate::report::{Counts, RunReport};
 use crate::workload::{self, Clients, Workload};
 use anyhow::{Context, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
@@ -67,79 +67,6 @@ impl RunConfig {
             heartbeat: None,
             snapshot_every: Some(100),
         }
-    }
-}
-
-/// Operation counts by outcome.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-pub struct Counts {
-    /// All operations.
-    pub ops: usize,
-    /// Took effect.
-    pub ok: usize,
-    /// Certainly did not.
-    pub fail: usize,
-    /// May have.
-    pub unknown: usize,
-}
-
-impl Counts {
-    /// Counts of `ops`.
-    pub fn of(ops: &[history::Op]) -> Self {
-        let mut c = Counts::default();
-        for o in ops {
-            c.ops += 1;
-            match o.outcome {
-                Outcome::Ok => c.ok += 1,
-                Outcome::Fail => c.fail += 1,
-                Outcome::Unknown => c.unknown += 1,
-            }
-        }
-        c
-    }
-}
-
-/// What a run found.
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct RunReport {
-    /// Cluster size.
-    pub nodes: usize,
-    /// Nemesis name.
-    pub nemesis: String,
-    /// Workload name.
-    pub workload: String,
-    /// Seed.
-    pub seed: u64,
-    /// Client time, seconds.
-    pub duration_s: f64,
-    /// All operations.
-    pub counts: Counts,
-    /// Writes only (write, add, append).
-    pub write_counts: Counts,
-    /// Every checker's verdict.
-    pub checks: Vec<Check>,
-    /// Faults and the unavailability after each.
-    pub windows: Vec<Window>,
-    /// Nodes that stopped on their own.
-    pub exits: Vec<Exit>,
-    /// Panics found in the nodes' logs.
-    pub panics: Vec<String>,
-    /// Overall verdict.
-    pub validity: Validity,
-}
-
-impl RunReport {
-    /// Every anomaly of every checker.
-    pub fn anomalies(&self) -> impl Iterator<Item = &Anomaly> {
-        self.checks.iter().flat_map(|c| c.anomalies.iter())
-    }
-
-    /// The anomaly kinds found, sorted, without repeats.
-    pub fn kinds(&self) -> Vec<String> {
-        let mut k: Vec<String> = self.anomalies().map(|a| a.kind.clone()).collect();
-        k.sort();
-        k.dedup();
-        k
     }
 }
 
@@ -285,7 +212,7 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport> {
         panics: cluster.panics(),
     };
     cluster.stop();
-    write_report(&cfg.out, &report)?;
+    crate::report::write(&cfg.out, &report)?;
     Ok(report)
 }
 
@@ -321,16 +248,6 @@ fn convergence(cluster: &mut Cluster) -> Check {
         )],
         vec![],
     )
-}
-
-/// Writes `report.json` and `report.md`.
-pub fn write_report(dir: &Path, report: &RunReport) -> Result<()> {
-    std::fs::write(
-        dir.join("report.json"),
-        serde_json::to_string_pretty(report)?,
-    )?;
-    std::fs::write(dir.join("report.md"), crate::report::run_markdown(report))?;
-    Ok(())
 }
 
 /// Checks a history written by an earlier run again (register, counter

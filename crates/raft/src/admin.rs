@@ -110,6 +110,10 @@ impl Cluster {
             Name::RaftInit => self.init(&cmd.args[1..]).await,
             Name::RaftJoin => self.join(cmd).await,
             Name::RaftRemove => self.remove(cmd).await,
+            Name::RaftPartition if !crate::testing::enabled() => err(format!(
+                "ERR RAFT.PARTITION is a test switch: start the node with {}=1 to use it",
+                crate::testing::ENV
+            )),
             Name::RaftPartition => {
                 // RAFT.PARTITION [id ...]: drop traffic with these peers; no ids: heal.
                 let mut peers = BTreeSet::new();

@@ -28,8 +28,29 @@ pub enum Frame {
     Array(Option<Vec<Frame>>),
 }
 
-/// Largest bulk string or array accepted from the network (512 MiB, Redis's limit).
-const MAX_LEN: i64 = 512 * 1024 * 1024;
+/// Limits on what is read from the network. The sidecar parses RESP from
+/// anyone who can open a TCP connection to it, before any password: 800 KB
+/// of nested array headers once overflowed its stack and killed the node,
+/// and a header announcing a 512 MiB string made it allocate that much
+/// before a byte of it had arrived.
+pub mod limits {
+    /// Longest bulk string (Redis's `proto-max-bulk-len`).
+    pub const BULK: usize = 512 * 1024 * 1024;
+    /// Longest line: a type byte and a number, an error or status reply,
+    /// or an inline command (Redis's `PROTO_INLINE_MAX_SIZE`).
+    pub const LINE: usize = 64 * 1024;
+    /// Most arguments of one request.
+    pub const ARGS: usize = 1 << 22;
+    /// Bytes one request may hold, counting each argument as its length
+    /// plus [`ARG_OVERHEAD`] (Redis's `client-query-buffer-limit`): what one
+    /// connection can make the sidecar hold in memory.
+    pub const REQUEST: usize = 1024 * 1024 * 1024;
+    /// What an argument costs besides its bytes (its `Vec` and `Frame`).
+    pub const ARG_OVERHEAD: usize = 64;
+    /// Deepest nesting of arrays in a reply (Redis's own replies nest a
+    /// few levels: EXEC of FCALLs of arrays).
+    pub const DEPTH: usize = 32;
+}
 
 impl Frame {
     /// `+OK`.
@@ -118,13 +139,24 @@ fn bad(msg: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.into())
 }
 
+/// Reads one line without its CRLF into `buf`; false at a clean end of
+/// stream. A line longer than [`limits::LINE`] is an error, found after
+/// reading at most that much.
 async fn line<R: AsyncBufRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> io::Result<bool> {
     buf.clear();
-    if r.read_until(b'\n', buf).await? == 0 {
+    let read = (&mut *r)
+        .take(limits::LINE as u64 + 2)
+        .read_until(b'\n', buf)
+        .await?;
+    if read == 0 {
         return Ok(false);
     }
     if !buf.ends_with(b"\r\n") {
-        return Err(bad("line not terminated by CRLF"));
+        return Err(if buf.len() > limits::LINE {
+            bad(format!("line longer than {} bytes", limits::LINE))
+        } else {
+            bad("line not terminated by CRLF")
+        });
     }
     buf.truncate(buf.len() - 2);
     Ok(true)
@@ -137,58 +169,132 @@ fn number(b: &[u8]) -> io::Result<i64> {
         .ok_or_else(|| bad("bad number"))
 }
 
-/// Reads one frame; `None` at a clean end of stream. A line that does not
-/// start with a RESP type byte is an inline command (`PING` typed into
-/// telnet), split on spaces.
+/// A length announced by a header: -1 (nil) or 0..=`max`.
+fn length(b: &[u8], max: usize, what: &str) -> io::Result<Option<usize>> {
+    match number(b)? {
+        -1 => Ok(None),
+        n if n < 0 => Err(bad(format!("negative {what} length"))),
+        n if n as u64 > max as u64 => Err(bad(format!("{what} longer than {max}"))),
+        n => Ok(Some(n as usize)),
+    }
+}
+
+/// Reads the `n` bytes of a bulk string and its CRLF. The buffer grows
+/// as the bytes arrive, so a header alone costs nothing.
+async fn bulk_body<R: AsyncBufRead + Unpin>(r: &mut R, n: usize) -> io::Result<Vec<u8>> {
+    let mut data = Vec::with_capacity(n.min(64 * 1024) + 2);
+    (&mut *r).take(n as u64 + 2).read_to_end(&mut data).await?;
+    if data.len() < n + 2 {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "end of stream inside a bulk string",
+        ));
+    }
+    if !data.ends_with(b"\r\n") {
+        return Err(bad("bulk string not terminated by CRLF"));
+    }
+    data.truncate(n);
+    Ok(data)
+}
+
+/// Reads one request from a client or a peer: an array of bulk strings
+/// (as every Redis client sends), or an inline command (`PING` typed into
+/// telnet), split on spaces. `None` at a clean end of stream. Anything else
+/// (a nested array, a reply type) is a protocol error, as it is to Redis,
+/// and so is a request past [`limits`].
+pub async fn read_request<R: AsyncBufRead + Unpin>(r: &mut R) -> io::Result<Option<Frame>> {
+    read_request_within(r, limits::REQUEST).await
+}
+
+/// [`read_request`] with `max_bytes` in place of [`limits::REQUEST`].
+async fn read_request_within<R: AsyncBufRead + Unpin>(
+    r: &mut R,
+    max_bytes: usize,
+) -> io::Result<Option<Frame>> {
+    let mut buf = Vec::new();
+    if !line(r, &mut buf).await? {
+        return Ok(None);
+    }
+    match buf.first() {
+        Some(b'*') => {}
+        Some(b'$' | b'+' | b'-' | b':') => {
+            return Err(bad("expected '*' (an array of bulk strings)"));
+        }
+        _ => {
+            return Ok(Some(Frame::Array(Some(
+                buf.split(|&c| c == b' ')
+                    .filter(|w| !w.is_empty())
+                    .map(Frame::bulk)
+                    .collect(),
+            ))))
+        }
+    }
+    let Some(n) = length(&buf[1..], limits::ARGS, "array")? else {
+        return Ok(Some(Frame::Array(None)));
+    };
+    let mut budget = max_bytes;
+    let mut args = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        if !line(r, &mut buf).await? {
+            return Err(bad("end of stream inside a request"));
+        }
+        if buf.first() != Some(&b'$') {
+            return Err(bad("expected '$' (a bulk string) in a request"));
+        }
+        let Some(len) = length(&buf[1..], limits::BULK, "bulk string")? else {
+            return Err(bad("a nil bulk string in a request"));
+        };
+        budget = budget
+            .checked_sub(len + limits::ARG_OVERHEAD)
+            .ok_or_else(|| bad(format!("request larger than {max_bytes} bytes")))?;
+        args.push(Frame::Bulk(Some(bulk_body(r, len).await?)));
+    }
+    Ok(Some(Frame::Array(Some(args))))
+}
+
+/// Reads one reply (from a redis-server or a peer's sidecar); `None` at a
+/// clean end of stream. Arrays nest at most [`limits::DEPTH`] deep.
 pub async fn read_frame<R: AsyncBufRead + Unpin>(r: &mut R) -> io::Result<Option<Frame>> {
+    read_nested(r, 0).await
+}
+
+async fn read_nested<R: AsyncBufRead + Unpin>(
+    r: &mut R,
+    depth: usize,
+) -> io::Result<Option<Frame>> {
     let mut buf = Vec::new();
     if !line(r, &mut buf).await? {
         return Ok(None);
     }
     let Some(&kind) = buf.first() else {
-        return Ok(Some(Frame::Array(Some(Vec::new()))));
+        return Err(bad("empty line where a reply was expected"));
     };
-    let rest = buf[1..].to_vec();
+    let rest = &buf[1..];
     let frame = match kind {
-        b'+' => Frame::Simple(String::from_utf8_lossy(&rest).into_owned()),
-        b'-' => Frame::Error(String::from_utf8_lossy(&rest).into_owned()),
-        b':' => Frame::Int(number(&rest)?),
-        b'$' => {
-            let n = number(&rest)?;
-            if n < 0 {
-                Frame::Bulk(None)
-            } else if n > MAX_LEN {
-                return Err(bad("bulk string too long"));
-            } else {
-                let mut data = vec![0; n as usize + 2];
-                r.read_exact(&mut data).await?;
-                data.truncate(n as usize);
-                Frame::Bulk(Some(data))
+        b'+' => Frame::Simple(String::from_utf8_lossy(rest).into_owned()),
+        b'-' => Frame::Error(String::from_utf8_lossy(rest).into_owned()),
+        b':' => Frame::Int(number(rest)?),
+        b'$' => match length(rest, limits::BULK, "bulk string")? {
+            None => Frame::Bulk(None),
+            Some(n) => Frame::Bulk(Some(bulk_body(r, n).await?)),
+        },
+        b'*' => match length(rest, limits::ARGS, "array")? {
+            None => Frame::Array(None),
+            Some(_) if depth >= limits::DEPTH => {
+                return Err(bad(format!("arrays nested deeper than {}", limits::DEPTH)));
             }
-        }
-        b'*' => {
-            let n = number(&rest)?;
-            if n < 0 {
-                Frame::Array(None)
-            } else if n > MAX_LEN {
-                return Err(bad("array too long"));
-            } else {
-                let mut items = Vec::with_capacity(n.min(1024) as usize);
+            Some(n) => {
+                let mut items = Vec::with_capacity(n.min(1024));
                 for _ in 0..n {
-                    let item = Box::pin(read_frame(r))
+                    let item = Box::pin(read_nested(r, depth + 1))
                         .await?
                         .ok_or_else(|| bad("end of stream inside an array"))?;
                     items.push(item);
                 }
                 Frame::Array(Some(items))
             }
-        }
-        _ => Frame::Array(Some(
-            buf.split(|&c| c == b' ')
-                .filter(|w| !w.is_empty())
-                .map(Frame::bulk)
-                .collect(),
-        )),
+        },
+        other => return Err(bad(format!("unknown reply type byte {other:#04x}"))),
     };
     Ok(Some(frame))
 }
@@ -293,10 +399,113 @@ mod tests {
     #[tokio::test]
     async fn an_inline_command_is_split_on_spaces() {
         let mut r = BufReader::new(&b"RAFT.INFO  now\r\n"[..]);
-        let f = read_frame(&mut r).await.unwrap().unwrap();
+        let f = read_request(&mut r).await.unwrap().unwrap();
         assert_eq!(
             f.into_args().unwrap(),
             vec![b"RAFT.INFO".to_vec(), b"now".to_vec()]
+        );
+    }
+
+    async fn request(bytes: &[u8]) -> io::Result<Option<Frame>> {
+        read_request(&mut BufReader::new(bytes)).await
+    }
+
+    fn refused(r: io::Result<Option<Frame>>) -> String {
+        let e = r.expect_err("accepted");
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+        e.to_string()
+    }
+
+    #[tokio::test]
+    async fn nested_array_headers_are_refused_not_recursed_into() {
+        // The remote crash of issue 17: 800 KB of `*3\r\n`.
+        let attack = b"*3\r\n".repeat(200_000);
+        refused(request(&attack).await);
+        let e = read_frame(&mut BufReader::new(&attack[..]))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("nested deeper"), "{e}");
+        // Replies nest as deep as Redis's own.
+        let mut deep = b"*1\r\n".repeat(limits::DEPTH);
+        deep.extend_from_slice(b":1\r\n");
+        assert!(read_frame(&mut BufReader::new(&deep[..])).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_request_past_the_limits_is_refused_before_it_is_read() {
+        let e = refused(request(&vec![b'x'; limits::LINE + 10]).await);
+        assert!(e.contains("line longer"), "{e}");
+        let e = refused(request(format!("*{}\r\n", limits::ARGS + 1).as_bytes()).await);
+        assert!(e.contains("array longer"), "{e}");
+        let e = refused(request(format!("*1\r\n${}\r\n", limits::BULK + 1).as_bytes()).await);
+        assert!(e.contains("bulk string longer"), "{e}");
+        // A header announcing the largest string allowed allocates nothing
+        // up front: the stream ends, and that is all.
+        let header = format!("*1\r\n${}\r\nabc", limits::BULK);
+        let e = request(header.as_bytes()).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        // Strings each within the per-string limit, together past the
+        // request's: refused at the header that passes it, unread.
+        let three = b"*3\r\n$100\r\n".to_vec();
+        let mut bytes = three;
+        bytes.extend(std::iter::repeat_n(b'a', 100));
+        bytes.extend_from_slice(b"\r\n$100\r\n");
+        bytes.extend(std::iter::repeat_n(b'a', 100));
+        bytes.extend_from_slice(b"\r\n$100\r\n");
+        let within = |max| {
+            let bytes = bytes.clone();
+            async move { read_request_within(&mut BufReader::new(&bytes[..]), max).await }
+        };
+        let e = refused(within(300).await);
+        assert!(e.contains("request larger than 300"), "{e}");
+        let e = within(1000).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+        for bad in [
+            &b"$3\r\nabc\r\n"[..],
+            b"*1\r\n*1\r\n$1\r\na\r\n",
+            b"*1\r\n$-1\r\n",
+            b"*-5\r\n",
+            b"*1\r\n$2\r\nabc\r\n",
+        ] {
+            refused(request(bad).await);
+        }
+    }
+
+    #[tokio::test]
+    async fn random_bytes_never_panic_and_well_formed_requests_survive_them() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+        let good = {
+            let mut out = Vec::new();
+            Frame::command(&[&b"FCALL"[..], b"wclab_commit", b"7", b"\r\n\x00"]).encode(&mut out);
+            out
+        };
+        for _ in 0..20_000 {
+            // A well-formed request, then mutated: bytes flipped, cut,
+            // spliced with RESP's own punctuation.
+            let mut bytes = good.clone();
+            for _ in 0..rng.random_range(0..4) {
+                let i = rng.random_range(0..bytes.len());
+                match rng.random_range(0..4) {
+                    0 => bytes[i] = rng.random(),
+                    1 => bytes.truncate(i),
+                    2 => bytes.splice(i..i, b"*9\r\n".iter().copied()).for_each(drop),
+                    _ => bytes
+                        .splice(i..i, b"$99999999\r\n".iter().copied())
+                        .for_each(drop),
+                }
+                if bytes.is_empty() {
+                    break;
+                }
+            }
+            let mut r = BufReader::new(&bytes[..]);
+            while let Ok(Some(_)) = read_request(&mut r).await {}
+            let mut r = BufReader::new(&bytes[..]);
+            while let Ok(Some(_)) = read_frame(&mut r).await {}
+        }
+        assert_eq!(
+            request(&good).await.unwrap().unwrap().into_args().unwrap()[3],
+            b"\r\n\x00".to_vec()
         );
     }
 }

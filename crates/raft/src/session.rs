@@ -27,7 +27,7 @@ use crate::admin::Admin;
 use crate::admin::Cluster;
 use crate::command::{self, Command, Kind, Name};
 use crate::election::{PreVoter, Timing};
-use crate::resp::{read_frame, write_frame, Conn, Frame};
+use crate::resp::{read_request, write_frame, Conn, Frame};
 use crate::sm::StateMachine;
 use crate::types::{NodeId, Request};
 use openraft::error::{ClientWriteError, RaftError};
@@ -136,7 +136,19 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream) -> std::io::Re
         proxy: None,
         refused_multi: false,
     };
-    while let Some(frame) = read_frame(&mut rd).await? {
+    loop {
+        let frame = match read_request(&mut rd).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            // As Redis does: say why, then hang up (the stream is out of
+            // step, or the request is past the limits).
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                let reply = Frame::err(format!("ERR Protocol error: {e}"));
+                let _ = write_frame(&mut wr, &reply).await;
+                break;
+            }
+            Err(e) => return Err(e),
+        };
         let Some(args) = frame.into_args() else {
             write_frame(
                 &mut wr,

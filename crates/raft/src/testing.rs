@@ -11,7 +11,9 @@
 //!   whose command (or, for FCALL, whose function) is NAME with `-UNKNOWN`
 //!   instead of its result — a write applied whose client cannot know it.
 //!
-//! Without the variable, `RAFT.FAULT` is refused and nothing here fires.
+//! Without the variable, `RAFT.FAULT` is refused and nothing here fires;
+//! so is `RAFT.PARTITION` (the tests' and the Jepsen harness's partitions),
+//! which any authenticated client could otherwise send to cut a node off.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};

@@ -23,6 +23,7 @@
 //!   system fonts at all.
 
 mod error;
+mod glyphs;
 pub mod plot;
 pub mod record;
 pub mod schedule;

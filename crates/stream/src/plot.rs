@@ -55,8 +55,8 @@ pub struct PlotOptions {
     /// Caption above the chart (with [`panels`], above them all; empty:
     /// none).
     pub title: String,
-    /// Logarithmic latency axis (useful when spikes dwarf normal latency).
-    pub log_y: bool,
+    /// The latency axis: linear, logarithmic, or chosen per panel.
+    pub y_scale: YScale,
     /// With [`panels`], how many side by side.
     pub columns: u32,
 }
@@ -67,11 +67,36 @@ impl Default for PlotOptions {
             width: 1200,
             height: 600,
             title: "latency of each file against its injection time".into(),
-            log_y: false,
+            y_scale: YScale::Auto,
             columns: 2,
         }
     }
 }
+
+/// How the latency axis is scaled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum YScale {
+    /// Logarithmic when the worst latency of a panel is more than
+    /// [`LOG_WHEN`] times its median: a 5 s file after a crash and the
+    /// 50 ms ones around it are then both readable, where a linear axis
+    /// squashed every normal file into the bottom tenth.
+    #[default]
+    Auto,
+    /// Linear from 0.
+    Linear,
+    /// Logarithmic.
+    Log,
+}
+
+/// Worst over median latency above which [`YScale::Auto`] goes
+/// logarithmic.
+pub const LOG_WHEN: f64 = 8.0;
+
+/// With several series on one figure, how far apart (in seconds of the x
+/// axis) their dots are drawn. Files are injected in micro-batches at the
+/// same instants in every run, so runs drawn at their true times lie on top
+/// of each other; side by side they can be told apart. The x label says so.
+const SIDE_BY_SIDE_S: f64 = 0.12;
 
 const SERIES_COLOURS: [RGBColor; 6] = [
     RGBColor(31, 119, 180),
@@ -90,7 +115,7 @@ fn event_colour(kind: EventKind) -> RGBColor {
     }
 }
 
-fn register_font() {
+pub(crate) fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         if plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_err() {
@@ -201,7 +226,7 @@ fn render(
     }
     let extra = if heading.is_empty() { 0 } else { HEADING };
     let size = (opts.width * cols, opts.height * rows + extra);
-    let root = BitMapBackend::new(path, size).into_drawing_area();
+    let root = crate::glyphs::Glyphs::new(BitMapBackend::new(path, size), FONT).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
     let area = if heading.is_empty() {
         root.clone()
@@ -211,7 +236,7 @@ fn render(
     };
     let areas = area.split_evenly((rows as usize, cols as usize));
     for (panel, area) in panels.iter().zip(&areas) {
-        draw_panel(area, panel, opts.log_y).map_err(err)?;
+        draw_panel(area, panel, opts.y_scale).map_err(err)?;
     }
     root.present().map_err(|e| err(e.to_string()))
 }
@@ -219,9 +244,9 @@ fn render(
 fn draw_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     panel: &Panel,
-    log_y: bool,
+    y_scale: YScale,
 ) -> Result<(), String> {
-    let prepared = prepare(&panel.series);
+    let mut prepared = prepare(&panel.series);
     let x_max = prepared
         .iter()
         .flat_map(|s| {
@@ -231,27 +256,70 @@ fn draw_panel<DB: DrawingBackend>(
                 .chain(s.events.iter().map(|e| e.0))
         })
         .fold(1.0f64, f64::max)
-        * 1.02;
-    let (y_min, y_max) = y_bounds(&prepared);
-    if log_y {
-        // Latencies of 0 ms or less cannot be drawn on a log axis: at 1 ms.
-        let points: Vec<Prepared> = prepared
-            .into_iter()
-            .map(|mut s| {
-                s.points.iter_mut().for_each(|p| p.1 = p.1.max(1.0));
-                s
-            })
-            .collect();
-        draw(
-            area,
-            &points,
-            x_max,
-            (1.0..y_max * 1.5).log_scale(),
-            &panel.title,
-        )
-    } else {
-        draw(area, &prepared, x_max, y_min..y_max, &panel.title)
+        * 1.02
+        + SIDE_BY_SIDE_S;
+    let log = match y_scale {
+        YScale::Log => true,
+        YScale::Linear => false,
+        YScale::Auto => spiky(&prepared),
+    };
+    let n = prepared.len();
+    if n > 1 {
+        for (i, s) in prepared.iter_mut().enumerate() {
+            let shift = (i as f64 - (n - 1) as f64 / 2.0) * SIDE_BY_SIDE_S;
+            s.points
+                .iter_mut()
+                .for_each(|p| p.0 = (p.0 + shift).max(0.0));
+        }
     }
+    let legend = legend_entries(&prepared);
+    let (chart_area, legend_area) = {
+        let rows = legend_rows(area, &legend);
+        let height = area.dim_in_pixel().1 as i32;
+        area.split_vertically(height - LEGEND_ROW * rows as i32 - 6)
+    };
+    let axes = Axes {
+        title: &panel.title,
+        x_max,
+        side_by_side: n > 1,
+        log,
+    };
+    let (y_min, y_max) = y_bounds(&prepared);
+    if log {
+        // Latencies of 0 ms or less cannot be drawn on a log axis: at 1 ms.
+        for s in &mut prepared {
+            s.points.iter_mut().for_each(|p| p.1 = p.1.max(1.0));
+        }
+        let low = prepared
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1))
+            .fold(f64::INFINITY, f64::min)
+            .clamp(1.0, 10.0);
+        draw(
+            &chart_area,
+            &prepared,
+            &axes,
+            (low * 0.7..y_max * 2.5).log_scale(),
+        )?;
+    } else {
+        // Headroom above the worst file for the events' triangles.
+        draw(&chart_area, &prepared, &axes, y_min..y_max * 1.12)?;
+    }
+    draw_legend(&legend_area, &legend)
+}
+
+/// Whether the worst latency dwarfs the median (see [`YScale::Auto`]).
+fn spiky(series: &[Prepared]) -> bool {
+    let mut all: Vec<f64> = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .collect();
+    if all.is_empty() {
+        return false;
+    }
+    all.sort_by(f64::total_cmp);
+    let median = all[all.len() / 2].max(1.0);
+    all[all.len() - 1] > LOG_WHEN * median
 }
 
 /// The latency axis of a linear panel: from 0 (or below, to show negative
@@ -267,12 +335,20 @@ fn y_bounds(series: &[Prepared]) -> (f64, f64) {
 /// Dash and gap lengths of the event lines of the i-th series.
 const DASHES: [(u32, u32); 4] = [(6, 4), (2, 3), (12, 4), (8, 3)];
 
+/// What a panel's axes show.
+struct Axes<'a> {
+    title: &'a str,
+    x_max: f64,
+    /// Several series drawn side by side (see [`SIDE_BY_SIDE_S`]).
+    side_by_side: bool,
+    log: bool,
+}
+
 fn draw<DB, Y>(
     root: &DrawingArea<DB, plotters::coord::Shift>,
     series: &[Prepared],
-    x_max: f64,
+    axes: &Axes,
     y: Y,
-    title: &str,
 ) -> Result<(), String>
 where
     DB: DrawingBackend,
@@ -281,20 +357,33 @@ where
 {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     let mut chart = ChartBuilder::on(root)
-        .caption(title, (FAMILY, 22))
+        .caption(axes.title, (FAMILY, 22))
         .margin(12)
         .x_label_area_size(44)
         .y_label_area_size(70)
-        .build_cartesian_2d(0.0..x_max, y)
+        .build_cartesian_2d(0.0..axes.x_max, y)
         .map_err(e)?;
     let (y_lo, y_hi) = {
         let r = chart.y_range();
         (r.start, r.end)
     };
+    let x_desc = if axes.side_by_side {
+        format!(
+            "injection time (s); the runs' dots {:.2} s apart, side by side",
+            SIDE_BY_SIDE_S
+        )
+    } else {
+        "injection time (s)".to_string()
+    };
+    let y_desc = if axes.log {
+        "latency, injection to commit (ms, log scale)"
+    } else {
+        "latency, injection to commit (ms)"
+    };
     chart
         .configure_mesh()
-        .x_desc("injection time (s)")
-        .y_desc("latency, injection to commit (ms)")
+        .x_desc(x_desc)
+        .y_desc(y_desc)
         .label_style((FAMILY, 14))
         .axis_desc_style((FAMILY, 16))
         .light_line_style(RGBColor(235, 235, 235))
@@ -303,30 +392,23 @@ where
         .map_err(e)?;
 
     let several = series.len() > 1;
-    let mut kinds_seen = Vec::new();
     for (i, s) in series.iter().enumerate() {
         let (dash, gap) = DASHES[i % DASHES.len()];
         for &(at, kind) in &s.events {
-            let colour = event_colour(kind);
-            let drawn = chart
+            chart
                 .draw_series(DashedLineSeries::new(
                     [(at, y_lo), (at, y_hi)],
                     dash,
                     gap,
-                    colour.stroke_width(2),
+                    event_colour(kind).stroke_width(2),
                 ))
                 .map_err(e)?;
-            if !kinds_seen.contains(&kind) {
-                kinds_seen.push(kind);
-                drawn.label(kind.label()).legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(2))
-                });
-            }
             if several {
-                // Whose event: a triangle of the series' colour on top,
-                // one row per series so that simultaneous events show both.
+                // Whose event: a triangle of the series' colour, inside
+                // the frame, one row per series so that simultaneous
+                // events show both.
                 let mark = EmptyElement::at((at, y_hi))
-                    + TriangleMarker::new((0, 8 + 14 * (i % 8) as i32), 7, s.colour.filled());
+                    + TriangleMarker::new((0, 12 + 15 * (i % 8) as i32), 7, s.colour.filled());
                 chart.draw_series([mark]).map_err(e)?;
             }
         }
@@ -339,25 +421,132 @@ where
                 colour.mix(0.5).stroke_width(1),
             ))
             .map_err(e)?;
+        chart
+            .draw_series(s.points.iter().map(|&p| Circle::new(p, 2, colour.filled())))
+            .map_err(e)?;
+    }
+    if series.iter().all(|s| s.points.is_empty()) {
+        // Blank axes say nothing: say that nothing was committed.
+        let plot = chart.plotting_area();
+        let (w, h) = plot.dim_in_pixel();
+        let style = TextStyle::from((FAMILY, 22).into_font())
+            .color(&NOTE_COLOUR)
+            .pos(plotters::style::text_anchor::Pos::new(
+                plotters::style::text_anchor::HPos::Center,
+                plotters::style::text_anchor::VPos::Center,
+            ));
+        plot.strip_coord_spec()
+            .draw_text(NO_FILES, &style, (w as i32 / 2, h as i32 / 2))
+            .map_err(e)?;
+    }
+    Ok(())
+}
+
+/// The colour of [`NO_FILES`]: not a grey, which antialiased black text
+/// is made of.
+const NOTE_COLOUR: RGBColor = RGBColor(150, 60, 40);
+
+/// Written on a panel whose runs committed nothing.
+pub const NO_FILES: &str = "no file committed in this run";
+
+/// One entry of a panel's legend.
+enum Mark {
+    /// An event kind: a line of its colour.
+    Event(EventKind),
+    /// A series: a dot of its colour.
+    Series(RGBColor),
+}
+
+fn legend_entries(series: &[Prepared]) -> Vec<(Mark, String)> {
+    let mut out = Vec::new();
+    let mut kinds: Vec<EventKind> = Vec::new();
+    for s in series {
+        for &(_, kind) in &s.events {
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+                out.push((Mark::Event(kind), kind.label().to_string()));
+            }
+        }
+    }
+    let several = series.len() > 1;
+    for s in series {
         let marks = if several && !s.events.is_empty() {
             " (▲ its events)"
         } else {
             ""
         };
-        chart
-            .draw_series(s.points.iter().map(|&p| Circle::new(p, 2, colour.filled())))
-            .map_err(e)?
-            .label(format!("{} ({} files){marks}", s.label, s.points.len()))
-            .legend(move |(x, y)| Circle::new((x + 10, y), 4, colour.filled()));
+        let text = format!("{} ({} files){marks}", s.label, s.points.len());
+        out.push((Mark::Series(s.colour), text));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FAMILY, 14))
-        .draw()
-        .map_err(e)?;
+    out
+}
+
+/// Height of one row of the legend, in pixels.
+const LEGEND_ROW: i32 = 22;
+/// Left edge of the legend: under the plot, past the y axis's labels.
+const LEGEND_LEFT: i32 = 82;
+const LEGEND_FONT: u32 = 14;
+
+/// The legend laid out left to right and wrapped to the panel's width:
+/// each entry's position as (row, x).
+fn legend_layout<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    entries: &[(Mark, String)],
+) -> Vec<(usize, i32)> {
+    let width = area.dim_in_pixel().0 as i32 - 12;
+    let font = TextStyle::from((FAMILY, LEGEND_FONT).into_font());
+    let (mut row, mut x) = (0, LEGEND_LEFT);
+    entries
+        .iter()
+        .map(|(_, text)| {
+            let w = 28
+                + area
+                    .estimate_text_size(text, &font)
+                    .map_or(8 * text.len() as u32, |s| s.0) as i32;
+            if x + w > width && x > LEGEND_LEFT {
+                row += 1;
+                x = LEGEND_LEFT;
+            }
+            let at = (row, x);
+            x += w + 22;
+            at
+        })
+        .collect()
+}
+
+fn legend_rows<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    entries: &[(Mark, String)],
+) -> usize {
+    legend_layout(area, entries).last().map_or(0, |l| l.0 + 1)
+}
+
+/// Draws the legend under the chart, outside the data.
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    entries: &[(Mark, String)],
+) -> Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let font = (FAMILY, LEGEND_FONT).into_font();
+    for ((mark, text), (row, x)) in entries.iter().zip(legend_layout(area, entries)) {
+        let y = row as i32 * LEGEND_ROW + LEGEND_ROW / 2;
+        match mark {
+            Mark::Event(kind) => area
+                .draw(&PathElement::new(
+                    [(x, y), (x + 20, y)],
+                    event_colour(*kind).stroke_width(2),
+                ))
+                .map_err(e)?,
+            Mark::Series(colour) => area
+                .draw(&Circle::new((x + 10, y), 4, colour.filled()))
+                .map_err(e)?,
+        }
+        let style = TextStyle::from(font.clone()).pos(plotters::style::text_anchor::Pos::new(
+            plotters::style::text_anchor::HPos::Left,
+            plotters::style::text_anchor::VPos::Center,
+        ));
+        area.draw_text(text, &style, (x + 28, y)).map_err(e)?;
+    }
     Ok(())
 }
 
@@ -421,7 +610,7 @@ mod tests {
         let opts = PlotOptions {
             width: 640,
             height: 480,
-            log_y: true,
+            y_scale: YScale::Log,
             ..PlotOptions::default()
         };
         timeline(&p, &s, &opts).unwrap();
@@ -508,5 +697,59 @@ mod tests {
             count(&decode(&p).2, SERIES_COLOURS[0])
         };
         assert!(count(&px, SERIES_COLOURS[0]) > legend_only + 10);
+    }
+
+    fn steady(n: u64, latency: u64) -> Vec<LatencyRecord> {
+        (0..n)
+            .map(|i| LatencyRecord::new("f", 1000 + i * 100, 1000 + i * 100 + latency, "w", 1))
+            .collect()
+    }
+
+    #[test]
+    fn the_axis_goes_logarithmic_only_when_a_spike_dwarfs_the_median() {
+        let mut recs = steady(50, 40);
+        let s = |r: &[LatencyRecord]| {
+            spiky(&prepare(&[Series {
+                label: "x".into(),
+                records: r,
+                events: &[],
+            }]))
+        };
+        assert!(!s(&recs));
+        recs.push(LatencyRecord::new("slow", 9000, 14_000, "w", 1));
+        assert!(s(&recs), "a 5 s file among 40 ms ones");
+        assert!(!s(&[]));
+    }
+
+    #[test]
+    fn an_empty_run_says_so_and_the_legend_is_under_the_chart() {
+        let d = tempfile::tempdir().unwrap();
+        let grey = NOTE_COLOUR;
+        let empty = [Series {
+            label: "x".into(),
+            records: &[],
+            events: &[],
+        }];
+        let p = d.path().join("empty.png");
+        timeline(&p, &empty, &PlotOptions::default()).unwrap();
+        assert!(
+            count(&decode(&p).2, grey) > 50,
+            "no note on an empty figure"
+        );
+
+        let recs = steady(30, 40);
+        let full = [Series {
+            label: "x".into(),
+            records: &recs,
+            events: &[],
+        }];
+        let p = d.path().join("full.png");
+        timeline(&p, &full, &PlotOptions::default()).unwrap();
+        let (w, h, px) = decode(&p);
+        assert_eq!(count(&px, grey), 0);
+        // The series' colour in the bottom rows: its legend entry, below
+        // the x axis, not over the data.
+        let bottom = &px[((h - LEGEND_ROW as u32) * w) as usize..];
+        assert!(count(bottom, SERIES_COLOURS[0]) > 10);
     }
 }

@@ -73,7 +73,13 @@ pub fn plot(args: PlotArgs) -> Result<Outcome> {
             .title
             .clone()
             .unwrap_or_else(|| PlotOptions::default().title),
-        log_y: args.log,
+        y_scale: if args.log {
+            wclab_stream::plot::YScale::Log
+        } else if args.linear {
+            wclab_stream::plot::YScale::Linear
+        } else {
+            wclab_stream::plot::YScale::Auto
+        },
         columns: args.columns,
     };
     if panels == 1 {

@@ -71,7 +71,7 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
 
     // An output that cannot be written is found out now, not after the job.
     if let Some(path) = &args.output.output {
-        report::create_output(path)?;
+        report::check_output(path)?;
     }
     let chaos_plan = ChaosPlan {
         worker_kills: args.chaos_kills,

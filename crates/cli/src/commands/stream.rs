@@ -758,17 +758,19 @@ fn print_summary(s: &Summary, out: &Path, dead: &[results::DeadTask]) {
             .after_release_ms
             .map(|a| format!(", {a} ms after the release"))
             .unwrap_or_default();
+        let recovery = if e.recovered {
+            format!("recovered after {} ms", e.recovery_ms)
+        } else {
+            format!(
+                "late files until {} ms after it, not seen back on time before the run ended",
+                e.recovery_ms
+            )
+        };
         println!(
-            "  {:>6.1}s {:<24} peak {:>6} ms, recovered after {} ms{after_release}{}",
+            "  {:>6.1}s {:<24} peak {:>6} ms, {recovery}{after_release}",
             e.at_s,
             e.kind.label(),
             e.peak_latency_ms,
-            e.recovery_ms,
-            if e.recovered {
-                ""
-            } else {
-                " (not seen recovered)"
-            }
         );
     }
     for d in dead {

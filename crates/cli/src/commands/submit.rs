@@ -21,7 +21,7 @@ pub async fn submit(args: SubmitArgs) -> Result<Outcome> {
         }
     }
     if let Some(path) = args.output.output.as_ref().filter(|_| args.wait) {
-        crate::report::create_output(path)?;
+        crate::report::check_output(path)?;
     }
     let started = Instant::now();
     let plan = super::run::plan(&inputs, &args.input);

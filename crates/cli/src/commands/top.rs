@@ -27,7 +27,8 @@ pub async fn top(args: TopArgs) -> Result<Outcome> {
         println!("{}", serde_json::to_string_pretty(&words)?);
     } else {
         for w in words {
-            println!("{}\t{}", String::from_utf8_lossy(&w.word), w.count);
+            let word = String::from_utf8_lossy(&w.word);
+            println!("{}\t{}", crate::report::table_word(&word), w.count);
         }
     }
     Ok(Outcome::Success)

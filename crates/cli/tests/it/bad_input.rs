@@ -121,7 +121,11 @@ fn an_unreachable_redis_is_a_configuration_error() {
             .arg(dir.path()),
     );
     assert_status(&o, 2);
-    assert!(stderr(&o).contains("unreachable"), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("unreachable"), "{e}");
+    // One sentence: the cause once, not once per link of the error chain.
+    assert_eq!(e.matches("Connection refused").count(), 1, "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
 }
 
 #[test]
@@ -386,4 +390,82 @@ fn the_private_redis_password_is_on_no_command_line_either() {
         assert!(!cmdline.contains(&password), "password in `ps`: {cmdline}");
     }
     assert!(run.wait().unwrap().success());
+}
+
+#[test]
+fn a_huge_word_is_shortened_in_the_table_and_kept_whole_in_the_output_file() {
+    // An input without spaces is one word as long as the file: the table
+    // shows its beginning and its length, the `-o` file the word itself.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    let word = "x".repeat(2_000_000);
+    std::fs::write(input.join("one-word.txt"), format!("{word} short short")).unwrap();
+    let out = dir.path().join("counts.tsv");
+    let o = output(
+        wclab()
+            .args(["run", "--workers", "1", "-k", "5", "--input"])
+            .arg(&input)
+            .arg("-o")
+            .arg(&out),
+    );
+    assert_status(&o, 0);
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.len() < 4_000, "{} bytes on stdout", table.len());
+    assert!(table.contains("… (2000000 bytes)"), "{table}");
+    assert!(table.contains("short"), "{table}");
+    let file = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        file.contains(&format!("{word}\t1")),
+        "the -o file lost the word"
+    );
+}
+
+#[test]
+fn an_interrupted_run_leaves_the_old_output_file_as_it_was() {
+    // The -o file is replaced whole once the job is done: Ctrl-C in the
+    // middle leaves no empty file, and an earlier run's file untouched.
+    let dir = tempfile::tempdir().unwrap();
+    let root = corpus::english(&dir.path().join("in"), 20, 5_000, 7);
+    for earlier in [None, Some("earlier\t1\n")] {
+        let out = dir.path().join("counts.tsv");
+        let _ = std::fs::remove_file(&out);
+        if let Some(text) = earlier {
+            std::fs::write(&out, text).unwrap();
+        }
+        let child = wclab()
+            .args(["run", "--workers", "1", "--input"])
+            .arg(&root)
+            .arg("-o")
+            .arg(&out)
+            .env("WCLAB_TEST_PAUSE", "while_counting:300")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        wclab_testkit::procs::signal(child.id(), nix::sys::signal::Signal::SIGINT);
+        let o = wait_output(child, std::time::Duration::from_secs(30));
+        assert!(!o.status.success(), "the run was not interrupted");
+        match earlier {
+            None => assert!(!out.exists(), "an interrupted run left {}", out.display()),
+            Some(text) => assert_eq!(std::fs::read_to_string(&out).unwrap(), text),
+        }
+        let strays: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n != "in" && n != "counts.tsv")
+            .collect();
+        assert!(strays.is_empty(), "temporary files left: {strays:?}");
+    }
+}
+
+#[test]
+fn zero_threads_workers_or_port_are_usage_errors_naming_the_flag() {
+    for (flag, value) in [("--threads", "0"), ("--workers", "0"), ("--port", "0")] {
+        let o = output(wclab().args(["run", flag, value, "--input", "."]));
+        assert_status(&o, 2);
+        let e = stderr(&o);
+        assert!(e.contains(flag), "{flag} {value}: {e}");
+    }
 }

@@ -230,6 +230,15 @@ fn runs_own_chaos_kills_every_worker_it_was_asked_to_while_batches_are_in_flight
         "each kill is reported:\n{}",
         stderr(&o)
     );
+    // Eight distinct processes: a worker killed but not yet reaped (its
+    // consumer still holding its tasks) is not killed, and counted, again.
+    let err = stderr(&o);
+    let pids: std::collections::BTreeSet<&str> = err
+        .split("chaos: kill -9 worker ")
+        .skip(1)
+        .filter_map(|rest| rest.split(',').next())
+        .collect();
+    assert_eq!(pids.len(), 8, "a worker was killed twice:\n{err}");
 }
 
 #[test]

@@ -6,6 +6,7 @@ mod batch;
 mod chaos;
 mod checkpoint;
 mod common;
+mod labs;
 mod python;
 mod raft;
 mod raft_anomalies;

@@ -771,6 +771,64 @@ fn with_a_password_clients_and_peers_must_authenticate() {
     let mut line = String::new();
     std::io::BufRead::read_line(&mut unauthenticated, &mut line).unwrap();
     assert!(line.starts_with("-NOAUTH"), "{line}");
+    // Test switches are off on a node not started for tests: a client
+    // (even an authenticated one) cannot cut a node off.
+    let mut client = Client::connect(ports[1], "s3cret").unwrap();
+    match client.cmd(&["RAFT.PARTITION", "1"]) {
+        Reply::Error(e) => assert!(e.contains("test switch"), "{e}"),
+        other => panic!("RAFT.PARTITION accepted: {other:?}"),
+    }
+    // Hostile bytes before any password: 800 KB of nested array headers
+    // (once a stack overflow that killed the node), lengths past the
+    // limits, a huge announced string, 256 MB without a newline. Each gets
+    // a protocol error and its connection closed; the node's memory stays
+    // bounded and the cluster keeps committing.
+    let rss_kb = |pid: u32| -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let pid = nodes[1].id();
+    let before = rss_kb(pid);
+    let garbage: Vec<u8> = (0..(1u32 << 20))
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8 | 1)
+        .collect();
+    let attacks: Vec<(&str, Vec<u8>)> = vec![
+        ("nested headers", b"*3\r\n".repeat(200_000)),
+        ("a huge array", b"*2147483647\r\n".to_vec()),
+        ("a huge string", b"$99999999999\r\n".to_vec()),
+        (
+            "a string of the largest size, never sent",
+            b"*1\r\n$536870912\r\nab".to_vec(),
+        ),
+        ("256 MB without a newline", garbage.repeat(256)),
+    ];
+    for (what, bytes) in &attacks {
+        let mut hostile = std::net::TcpStream::connect(("127.0.0.1", ports[1])).unwrap();
+        hostile
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        // The node may hang up before all is sent: that is the point.
+        let _ = std::io::Write::write_all(&mut hostile, bytes);
+        let _ = hostile.shutdown(std::net::Shutdown::Write);
+        let mut reply = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(&hostile), &mut reply);
+        if !what.contains("never sent") {
+            assert!(
+                reply.starts_with("-ERR Protocol error"),
+                "{what}: {reply:?}"
+            );
+        }
+        assert!(
+            matches!(write(ports[1]), Reply::Int(_)),
+            "the node died after {what}"
+        );
+    }
+    let after = rss_kb(pid);
+    assert!(
+        after < before + 64 * 1024,
+        "the node grew from {before} kB to {after} kB"
+    );
     for mut n in nodes {
         procs::kill9(n.id());
         let _ = n.wait();

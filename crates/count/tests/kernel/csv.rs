@@ -202,3 +202,23 @@ fn generated_tweets_count_as_the_csv_crate_reads_them() {
         crate::oracle::assert_same(&read, &expected, "read");
     }
 }
+
+#[test]
+fn a_garbage_header_is_shown_short_and_escaped() {
+    // Not CSV at all: control bytes, an escape sequence, invalid UTF-8, and
+    // no newline, so that the whole file is the "header".
+    let mut data = b"\x1b[2J\x00\x07\xff\xfe,".to_vec();
+    data.extend(std::iter::repeat_n(b'z', 100_000));
+    data.extend((0..1000).flat_map(|i| format!(",c{i}").into_bytes()));
+    let err = Counter::new()
+        .format(Format::Csv {
+            column: "text".into(),
+        })
+        .count_buffer(&data, Path::new("in.csv"))
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(message.len() < 1_000, "{} bytes", message.len());
+    assert!(!message.chars().any(|c| c.is_control()), "{message:?}");
+    assert!(message.contains(r"\u{1b}[2J"), "{message}");
+    assert!(message.contains("(1002 columns)"), "{message}");
+}
