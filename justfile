@@ -127,6 +127,10 @@ bench-persistence: build
 bench:
     bench/suite.sh
 
+# Scale curve (issue 22): wclab run at 1x and 10x the bench corpus against the kernel, Redis CPU per GB; BEFORE=path/to/older/wclab runs it interleaved
+bench-scale REPEAT="3" BEFORE="":
+    bench/scale.sh {{ if BEFORE != "" { "--before " + BEFORE } else { "" } }} {{REPEAT}}
+
 # Offline checks of the Nix side: .nix parse and format, flake.lock, test scripts, stub evaluation
 [group('tests')]
 check-nix:

@@ -47,8 +47,8 @@ local SIGNATURES = {
   {'wclab_submit', 'tasks job submitted', 'now_ms group (id path start end)*'},
   {'wclab_claim', 'tasks dead job leases submitted spec', 'now_ms group consumer lease_ms max_deliveries'},
   {'wclab_renew', 'tasks leases', 'now_ms group consumer id'},
-  {'wclab_commit', 'tasks counts done job leases merging', 'now_ms group consumer n (id bytes)*n words (count word)*'},
-  {'wclab_commit_staged', 'tasks counts done job leases merging', 'now_ms group consumer n (id bytes)*n words distinct'},
+  {'wclab_commit', 'tasks counts tallies done job leases', 'now_ms group consumer n (id bytes)*n words tally'},
+  {'wclab_fold', 'counts tallies job merging', 'now_ms group last n words tally'},
   {'wclab_dead', 'tasks dead job leases', 'now_ms group consumer id reason'},
   {'wclab_release', 'tasks leases', 'now_ms group consumer lease_ms id'},
   {'wclab_speculate', 'tasks done spec', 'now_ms group consumer min_age_ms factor sample'},
@@ -68,9 +68,8 @@ local ARG_TYPES = {
   n = 'posint',
   bytes = 'uint',
   words = 'uint',
-  distinct = 'uint',
-  count = 'posint',
-  word = 'word',
+  tally = 'tally',
+  last = 'id',
   reason = 'text',
   min_age_ms = 'uint',
   factor = 'factor',
@@ -80,7 +79,7 @@ local ARG_TYPES = {
 -- The Redis type of each key of a job (a missing key is fine everywhere).
 local KEY_TYPES = {
   tasks = 'stream', counts = 'zset', done = 'stream', dead = 'stream', job = 'hash',
-  leases = 'zset', submitted = 'hash', spec = 'hash', merging = 'zset',
+  leases = 'zset', submitted = 'hash', spec = 'hash', merging = 'zset', tallies = 'stream',
 }
 
 ---------------------------------------------------------------------------
@@ -157,6 +156,37 @@ local function id_less(a, b)
   return #as < #bs or (#as == #bs and as < bs)
 end
 
+-- A tally (the counts of a commit, or a fold's merged counts): lines of
+-- `count word\n`. Checked with one pattern substitution over the whole text,
+-- which also sums the counts: the pattern match runs in C, so a tally of
+-- 87 k words costs Redis tens of milliseconds, against the hundreds that as
+-- many sorted-set updates cost. A word holds no ASCII whitespace (Lua's %s
+-- is exactly 0x09-0x0D and 0x20), so every line parses one way. Returns
+-- {text, sum, lines}, or nil and why.
+local function check_tally(s)
+  local sum = 0
+  local rest, lines = string.gsub(s, '([1-9]%d*) [^%s]+\n', function(c)
+    sum = sum + c
+    return ''
+  end)
+  if rest ~= '' then
+    -- The slow path, for the message only: the first line that does not parse.
+    local at, line = 1, 1
+    while true do
+      local stop = string.find(s, '\n', at, true)
+      local l = string.sub(s, at, stop or -1)
+      if not stop or not string.find(l, '^[1-9]%d* [^%s]+\n$') then
+        return nil, 'line ' .. line .. ' ' .. show(l) .. ' is not `count word\\n`'
+      end
+      at, line = stop + 1, line + 1
+    end
+  end
+  if sum > MAX_INT then
+    return nil, 'its counts add up to more than 2^53-1'
+  end
+  return {text = s, sum = sum, lines = lines}
+end
+
 local TYPES = {
   now = {'empty, or an integer in 0..2^53-1', function(s)
     if s == '' then
@@ -186,10 +216,8 @@ local TYPES = {
   posint = {'an integer in 1..2^53-1', function(s)
     return int_in(s, 1, MAX_INT)
   end},
-  word = {'a non-empty string', function(s)
-    if s ~= '' then
-      return s
-    end
+  tally = {'a tally (lines `count word\\n`: count in 1..2^53-1, word without ASCII whitespace)', function(s)
+    return check_tally(s)
   end},
   text = {'a string of 1 to 65536 bytes', function(s)
     if #s >= 1 and #s <= 65536 then
@@ -254,7 +282,6 @@ local function signature(name)
         for j, arg in ipairs(item.names or {item.name}) do
           item.types[j] = assert(TYPES[ARG_TYPES[arg]], 'no type for argument ' .. arg)
         end
-        item.pairs = item.times == '' and item.names[1] == 'count' and item.names[2] == 'word'
       end
       SIG[s[1]] = sig
     end
@@ -290,41 +317,10 @@ local function check_keys(sig, keys)
   end
 end
 
--- The hot loop of a commit: (count word)* from args[first] to the end, the
--- same checks as the posint and word types, inline because a commit can
--- carry hundreds of thousands of words. Returns the sum and the largest
--- count.
-local function check_pairs(fname, args, first)
-  local find, tonumber = string.find, tonumber
-  local sum, max = 0, 0
-  for i = first, #args, 2 do
-    local c, w = args[i], args[i + 1]
-    if not find(c, '^[1-9]%d*$') then
-      refuse('WCLABARG', fname, 'ARGV[%d] count %s is not %s', i, show(c), TYPES.posint[1])
-    end
-    local v = tonumber(c)
-    if v > MAX_INT then
-      refuse('WCLABARG', fname, 'ARGV[%d] count %s is not %s', i, show(c), TYPES.posint[1])
-    end
-    if w == '' then
-      refuse('WCLABARG', fname, 'ARGV[%d] word %s is not %s', i + 1, show(w), TYPES.word[1])
-    end
-    sum = sum + v
-    if v > max then
-      max = v
-    end
-  end
-  if sum > MAX_INT then
-    refuse('WCLABARG', fname, 'the counts add up to more than 2^53-1')
-  end
-  return sum, max
-end
-
 -- Checks ARGV against the signature. Returns `a`: a[name] = the value of
 -- each single argument; a.groups[k] = {first = index of its first
 -- argument, reps = repetitions, values = {{...}, ...}} of the k-th repeated
--- group (values only for groups other than (count word)*, for which
--- a.sum_count and a.max_count are given instead).
+-- group.
 local function check_argv(sig, args)
   local fname = sig.name
   local a = {groups = {}}
@@ -338,8 +334,11 @@ local function check_argv(sig, args)
         refuse('WCLABARG', fname, 'ARGV[%d] %s is missing (%d arguments given)', pos, item.name, #args)
       end
       local t = item.types[1]
-      local v = t[2](s)
+      local v, why = t[2](s)
       if v == nil then
+        if why then
+          refuse('WCLABARG', fname, 'ARGV[%d] %s is not %s: %s', pos, item.name, t[1], why)
+        end
         refuse('WCLABARG', fname, 'ARGV[%d] %s %s is not %s', pos, item.name, show(s), t[1])
       end
       a[item.name] = v
@@ -362,9 +361,7 @@ local function check_argv(sig, args)
         end
       end
       local group = {first = pos, reps = reps}
-      if item.pairs then
-        a.sum_count, a.max_count = check_pairs(fname, args, pos)
-      else
+      do
         local values = {}
         for r = 1, reps do
           local row = {}
@@ -729,84 +726,34 @@ end
 register('wclab_renew', checked_call, renew)
 
 ---------------------------------------------------------------------------
--- wclab_commit and wclab_commit_staged: the gate. Every task must still be
--- pending, i.e. nobody has committed it yet (and this Redis knows of it: a
--- Redis restored from an older snapshot may have forgotten the delivery, in
--- which case the task will be delivered again). If so, each is
--- acknowledged, every word is added and a completion record is appended;
--- otherwise nothing changes and the IDs that were not pending are returned,
--- so that the caller can commit the rest. With n = 1 this is exactly
--- "XACK, and only if it returned 1, ZINCRBY".
+-- wclab_commit: the gate. Every task must still be pending, i.e. nobody has
+-- committed it yet (and this Redis knows of it: a Redis restored from an
+-- older snapshot may have forgotten the delivery, in which case the task
+-- will be delivered again). If so, each is acknowledged, the commit's
+-- tally is appended to `tallies` and a completion record to `done`;
+-- otherwise nothing changes and the IDs that were not pending are
+-- returned, so that the caller can commit the rest. With n = 1 this is
+-- exactly "XACK, and only if it returned 1, add the counts".
 --
--- How the words are added. A sorted set costs Redis a microsecond or two
--- per ZINCRBY, and a big merged commit carries most of the vocabulary: when
--- it has at least a quarter as many words as `counts` (and a thousand),
--- they go into `merging` with a few multi-member ZADDs and are summed into
--- `counts` with one ZUNIONSTORE, which is faster per word than that many
--- ZINCRBYs. Smaller commits (a stream's tweets) use ZINCRBY, which costs
--- nothing per word already there.
+-- Why a tally and not the sorted set. A sorted-set update costs Redis a
+-- microsecond or two per word (ZINCRBY from Lua; a ZUNIONSTORE rebuilds
+-- all of `counts`), and a big merged commit carries most of the
+-- vocabulary, so a job's Redis work grew with commits x vocabulary. A tally
+-- is one string: checking it is one pattern match in C, storing it a
+-- memcpy. The job's counts are `counts` plus every tally not folded yet;
+-- wclab_fold moves tallies into `counts` (once at the end of a batch,
+-- every few seconds in a stream), which costs a sorted-set update per
+-- distinct word of the merged tallies, so per fold, not per commit.
 --
--- wclab_commit_staged takes words already in `merging` (score = count): the
--- caller ZADDs them there and calls it in one MULTI/EXEC, so that Redis
--- takes the words in its native argument parsing, not as Lua strings (which
--- costs more than the sorted set itself for a commit of most of the
--- vocabulary). `merging` is scratch that belongs to the call: whatever the
--- reply (applied, not pending, refused), it is gone afterwards, except when
--- KEYS are not the job's (then nothing at all is touched). Not for a Raft
--- cluster, which has no MULTI.
-
-local UNION_MIN_WORDS = 1000
--- Arguments per multi-member ZADD: below Lua's unpack limit (8000), even.
-local ZADD_CHUNK = 7000
+-- Exactness: `tally_words` in `job` is the sum of the words of the tallies
+-- not folded yet; a commit is refused if the largest count in `counts`
+-- plus that plus its own words could pass 2^53-1 (no count of the job can
+-- be larger than that sum).
 
 -- The largest count in a sorted set (0 when empty).
 local function top_score(key)
   local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
   return tonumber(top[2] or '0')
-end
-
--- Sums the sorted set `merging` (npairs members) into `counts` and removes
--- it: renamed into an empty `counts`, one ZUNIONSTORE when it is big next to
--- `counts`, ZINCRBYs when it is small (a union would rebuild all of `counts`).
-local function fold_merging(counts, merging, npairs, existing)
-  if existing == 0 then
-    redis.call('RENAME', merging, counts)
-  elseif npairs * 4 < existing then
-    local flat = redis.call('ZRANGE', merging, 0, -1, 'WITHSCORES')
-    for i = 1, #flat, 2 do
-      redis.call('ZINCRBY', counts, flat[i + 1], flat[i])
-    end
-    redis.call('UNLINK', merging)
-  else
-    redis.call('ZUNIONSTORE', counts, 2, counts, merging)
-    redis.call('UNLINK', merging)
-  end
-end
-
--- Adds the (count, word) pairs of args[first..] (checked); returns how many.
-local function add_pairs(counts, merging, args, first)
-  local npairs = (#args - first + 1) / 2
-  if npairs <= 0 then
-    return 0
-  end
-  local existing = redis.call('ZCARD', counts)
-  if npairs >= UNION_MIN_WORDS and npairs * 4 >= existing then
-    -- Scratch: whatever a failed transaction left there goes first.
-    redis.call('UNLINK', merging)
-    for i = first, #args, ZADD_CHUNK do
-      redis.call('ZADD', merging, unpack(args, i, math.min(#args, i + ZADD_CHUNK - 1)))
-    end
-    if redis.call('ZCARD', merging) == npairs then
-      fold_merging(counts, merging, npairs, existing)
-      return npairs
-    end
-    -- A word given twice: ZADD kept one of its counts, ZINCRBY adds both.
-    redis.call('UNLINK', merging)
-  end
-  for i = first, #args, 2 do
-    redis.call('ZINCRBY', counts, args[i], args[i + 1])
-  end
-  return npairs
 end
 
 -- No task twice in one commit: its counts would be in the merged words
@@ -822,11 +769,30 @@ local function check_distinct_tasks(sig, a)
   end
 end
 
--- The checks both commits share after KEYS, ARGV and the key types: `bytes`
--- as each task says, the gate (which tasks are pending), the counts' and
--- counters' exactness. `adding` is the most any one count can grow by.
-local function check_commit_state(sig, keys, args, a, updates, adding)
-  local tasks, counts, job = keys[1], keys[2], keys[4]
+-- `counts` plus the unfolded tallies plus `adding` must stay exact.
+local function check_exact(sig, counts, job, adding)
+  if adding == 0 then
+    return
+  end
+  local pending_words = tonumber(redis.call('HGET', job, 'tally_words') or '0') or 0
+  local top = top_score(counts)
+  if top + pending_words + adding > MAX_INT then
+    refuse('WCLABSTATE', sig.name, '%s holds a count of %s and the tallies not folded yet %s words: adding %s more could pass 2^53-1, where counts stop being exact',
+           show(counts), int_text(top), int_text(pending_words), int_text(adding))
+  end
+end
+
+local function check_commit(sig, keys, args)
+  check_keys(sig, keys)
+  local a = check_argv(sig, args)
+  local tally = a.tally
+  if tally.sum ~= a.words then
+    refuse('WCLABARG', sig.name, 'ARGV[%d] words %s is not the sum of the tally\'s counts, %s',
+           #args - 1, int_text(a.words), int_text(tally.sum))
+  end
+  check_distinct_tasks(sig, a)
+  check_types(sig, keys)
+  local tasks, counts, job = keys[1], keys[2], keys[5]
   local group = a.groups[1]
   local records, gone = {}, {}
   local bytes = 0
@@ -851,76 +817,16 @@ local function check_commit_state(sig, keys, args, a, updates, adding)
   if bytes > MAX_INT then
     refuse('WCLABARG', sig.name, 'the tasks\' bytes add up to more than 2^53-1')
   end
-  if adding > 0 and top_score(counts) + adding > MAX_INT then
-    refuse('WCLABSTATE', sig.name, '%s holds a count of %s: adding up to %s more could pass 2^53-1, where counts stop being exact',
-           show(counts), int_text(top_score(counts)), int_text(adding))
-  end
+  check_exact(sig, counts, job, a.words)
   check_counters(sig.name, job, {'files_done', a.n, 'bytes_done', bytes,
-                                 'words_done', a.words, 'word_updates', updates})
+                                 'words_done', a.words, 'tally_words', a.words})
   a.records, a.gone, a.bytes = records, gone, bytes
   return a
 end
 
-local function check_commit(sig, keys, args)
-  check_keys(sig, keys)
-  local a = check_argv(sig, args)
-  if a.sum_count ~= a.words then
-    refuse('WCLABARG', sig.name, 'ARGV[%d] words %s is not the sum of the counts, %s',
-           a.groups[1].first + 2 * a.n, int_text(a.words), int_text(a.sum_count))
-  end
-  check_distinct_tasks(sig, a)
-  check_types(sig, keys)
-  return check_commit_state(sig, keys, args, a, a.groups[2].reps, a.words)
-end
-
-local function check_commit_staged(sig, keys, args)
-  check_keys(sig, keys)
-  -- From here on `merging` is the call's own: refused or not, it goes.
-  local ok, a = pcall(function()
-    local a = check_argv(sig, args)
-    check_distinct_tasks(sig, a)
-    check_types(sig, keys)
-    local merging = keys[6]
-    local t = redis.call('TYPE', merging).ok
-    if t ~= 'zset' and t ~= 'none' then
-      refuse('WCLABARG', sig.name, '%s is a %s: nothing staged', show(merging), t)
-    end
-    local present = redis.call('ZCARD', merging)
-    if present ~= a.distinct then
-      refuse('WCLABARG', sig.name, '%d words staged in %s, ARGV[%d] distinct says %s',
-             present, show(merging), #args, int_text(a.distinct))
-    end
-    local max = 0
-    if present > 0 then
-      -- Cheap checks of the staged counts (reading them all into Lua would
-      -- cost as much as the staging saves): every score at least 1 and at
-      -- most 2^53-1, and `words` at least their number and their maximum.
-      local low = tonumber(redis.call('ZRANGE', merging, 0, 0, 'WITHSCORES')[2])
-      max = top_score(merging)
-      if low < 1 or max > MAX_INT or low % 1 ~= 0 or max % 1 ~= 0 then
-        refuse('WCLABARG', sig.name, 'the counts staged in %s range from %s to %s, not within 1..2^53-1',
-               show(merging), tostring(low), tostring(max))
-      end
-    end
-    if a.words < a.distinct or a.words < max then
-      refuse('WCLABARG', sig.name, 'ARGV[%d] words %s is less than the %s staged words or their largest count %s',
-             #args - 1, int_text(a.words), int_text(a.distinct), int_text(max))
-    end
-    return check_commit_state(sig, keys, args, a, a.distinct, max)
-  end)
-  if not ok then
-    redis.call('UNLINK', keys[6])
-    error(a, 0)
-  end
-  return a
-end
-
-local function commit_with(keys, args, a, staged)
-  local tasks, counts, done, job, leases, merging = keys[1], keys[2], keys[3], keys[4], keys[5], keys[6]
+local function commit(keys, args, a)
+  local tasks, tallies, done, job, leases = keys[1], keys[3], keys[4], keys[5], keys[6]
   if #a.gone > 0 then
-    if staged then
-      redis.call('UNLINK', merging)
-    end
     local reply = {0}
     for _, id in ipairs(a.gone) do
       reply[#reply + 1] = id
@@ -928,17 +834,10 @@ local function commit_with(keys, args, a, staged)
     return reply
   end
   local ms = clock(a.now_ms)
-  local updates
-  if staged then
-    if a.distinct > 0 then
-      fold_merging(counts, merging, a.distinct, redis.call('ZCARD', counts))
-    end
-    updates = a.distinct
-  else
-    updates = add_pairs(counts, merging, args, a.groups[2].first)
+  if a.tally.lines > 0 then
+    append(tallies, ms, {'words', int_text(a.words), 'tally', a.tally.text})
+    redis.call('HINCRBY', job, 'tally_words', int_text(a.words))
   end
-  -- Sorted-set updates: the Redis work of the job, reported per input MB.
-  redis.call('HINCRBY', job, 'word_updates', updates)
   for _, r in ipairs(a.records) do
     local id = r[1]
     redis.call('XACK', tasks, GROUP, id)
@@ -953,12 +852,119 @@ local function commit_with(keys, args, a, staged)
   return {1, a.n}
 end
 
-register('wclab_commit', check_commit, function(keys, args, a)
-  return commit_with(keys, args, a, false)
-end)
-register('wclab_commit_staged', check_commit_staged, function(keys, args, a)
-  return commit_with(keys, args, a, true)
-end)
+register('wclab_commit', check_commit, commit)
+
+---------------------------------------------------------------------------
+-- wclab_fold: moves the tallies up to `last` into `counts`. The caller read
+-- them (XRANGE tallies - last: `n` entries), merged them and sends the
+-- merged tally, with `words` its total. Only a fold removes tallies, and
+-- commits append after the stream's last ID, so the entries up to `last`
+-- are exactly the ones the caller read if there are still `n` of them;
+-- otherwise another fold took some first, and nothing changes (reply
+-- {0}). The merged words must add up to the words of the tallies it
+-- replaces (a wrong merge is refused); the words themselves are the
+-- caller's part, as they were when commits carried them.
+--
+-- Into an empty `counts` (the batch's one fold at the end) the words go
+-- with multi-member ZADDs into `merging` renamed to `counts`, the cheapest
+-- way Redis builds a sorted set; into a non-empty one, with ZINCRBY.
+
+-- Arguments per multi-member ZADD: below Lua's unpack limit (8000), even.
+local ZADD_CHUNK = 7000
+
+local function check_fold(sig, keys, args)
+  check_keys(sig, keys)
+  local a = check_argv(sig, args)
+  if a.tally.sum ~= a.words then
+    refuse('WCLABARG', sig.name, 'ARGV[%d] words %s is not the sum of the tally\'s counts, %s',
+           #args - 1, int_text(a.words), int_text(a.tally.sum))
+  end
+  check_types(sig, keys)
+  local counts, tallies, job = keys[1], keys[2], keys[3]
+  local taken = redis.call('XRANGE', tallies, '-', a.last, 'COUNT', a.n + 1)
+  a.ids = {}
+  if #taken ~= a.n then
+    a.stale = true
+    return a
+  end
+  local words = 0
+  for i, e in ipairs(taken) do
+    a.ids[i] = e[1]
+    local w = tonumber(entry_fields(e).words or '')
+    if not w then
+      refuse('WCLABSTATE', sig.name, 'tally %s in %s has no words field', e[1], show(tallies))
+    end
+    words = words + w
+  end
+  if words ~= a.words then
+    refuse('WCLABARG', sig.name, 'ARGV[%d] words %s is not the sum of the words of the %d tallies up to %s, %s',
+           #args - 1, int_text(a.words), a.n, a.last, int_text(words))
+  end
+  local pending_words = tonumber(redis.call('HGET', job, 'tally_words') or '0') or 0
+  if pending_words < a.words then
+    refuse('WCLABSTATE', sig.name, '%s field tally_words is %s, less than the %s words folded',
+           show(job), int_text(pending_words), int_text(a.words))
+  end
+  if top_score(counts) + a.words > MAX_INT then
+    refuse('WCLABSTATE', sig.name, 'folding %s words into %s could pass 2^53-1', int_text(a.words), show(counts))
+  end
+  check_counters(sig.name, job, {'word_updates', a.tally.lines, 'folds', 1})
+  return a
+end
+
+-- Calls ZADD or ZINCRBY on `key` for every line of a checked tally.
+local function add_tally(key, text, zadd)
+  local buf, k = {}, 0
+  for c, w in string.gmatch(text, '(%d+) ([^\n]+)\n') do
+    if zadd then
+      buf[k + 1], buf[k + 2] = c, w
+      k = k + 2
+      if k >= ZADD_CHUNK then
+        redis.call('ZADD', key, unpack(buf, 1, k))
+        k = 0
+      end
+    else
+      redis.call('ZINCRBY', key, c, w)
+    end
+  end
+  if k > 0 then
+    redis.call('ZADD', key, unpack(buf, 1, k))
+  end
+end
+
+local function fold(keys, args, a)
+  local counts, tallies, job, merging = keys[1], keys[2], keys[3], keys[4]
+  if a.stale then
+    return {0}
+  end
+  local text = a.tally.text
+  if a.tally.lines > 0 then
+    local into_empty = redis.call('ZCARD', counts) == 0
+    if into_empty then
+      -- Scratch: whatever a failed call left there goes first.
+      redis.call('UNLINK', merging)
+      add_tally(merging, text, true)
+      if redis.call('ZCARD', merging) == a.tally.lines then
+        redis.call('RENAME', merging, counts)
+      else
+        -- A word given twice: ZADD kept one of its counts, ZINCRBY adds both.
+        redis.call('UNLINK', merging)
+        add_tally(counts, text, false)
+      end
+    else
+      add_tally(counts, text, false)
+    end
+  end
+  for _, id in ipairs(a.ids) do
+    redis.call('XDEL', tallies, id)
+  end
+  redis.call('HINCRBY', job, 'tally_words', '-' .. int_text(a.words))
+  redis.call('HINCRBY', job, 'word_updates', a.tally.lines)
+  redis.call('HINCRBY', job, 'folds', 1)
+  return {1, a.n}
+end
+
+register('wclab_fold', check_fold, fold)
 
 ---------------------------------------------------------------------------
 -- wclab_dead: dead-letters a task that can never be counted (missing,

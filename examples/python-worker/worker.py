@@ -27,7 +27,6 @@ GROUP = "workers"
 WHITESPACE = b" \t\n\r\x0b\x0c"  # the six bytes that end a word
 SPACE = re.compile(rb"[ \t\n\r\x0b\x0c]")
 CHUNK = 8 << 20  # bytes read at a time
-ZADD_MEMBERS = 50_000  # words per staging ZADD
 DEFAULT_LIBRARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lua", "wclab.lua")
 
 
@@ -53,12 +52,11 @@ class Worker:
         self.args = args
         self.r = redis.Redis.from_url(args.redis)
         j = "wclab:{%s}:" % args.job
-        self.keys = {k: j + k for k in ("tasks", "counts", "done", "dead", "job", "leases", "submitted", "spec", "merging")}
+        self.keys = {k: j + k for k in ("tasks", "counts", "tallies", "done", "dead", "job", "leases", "submitted", "spec", "merging")}
         self.consumer = args.consumer or "py-%s-%d-%04x" % (socket.gethostname(), os.getpid(), random.getrandbits(16))
         self.lease_ms = args.lease_ms
         with open(args.library, "rb") as f:
             self.library = f.read()
-        self.staged_ok = True  # until the server says WCLABNOMULTI
         self.stamp = None  # the job stamp the description was read under
         self.roots = []
         self.batch = []  # counted, uncommitted tasks: (id, start, end)
@@ -80,7 +78,7 @@ class Worker:
                 return
         self.r.execute_command("FUNCTION", "LOAD", "REPLACE", self.library)
 
-    def call(self, fn, roles, *argv, staged_words=None):
+    def call(self, fn, roles, *argv):
         """FCALL fn with the job's keys of `roles`, now_ms empty, group workers.
         Retries what the spec says to retry; raises Refused on a refusal."""
         keys = [self.keys[r] for r in roles]
@@ -88,15 +86,7 @@ class Worker:
         wait = 0.02
         while True:
             try:
-                if staged_words is None:
-                    return self.r.fcall(fn, len(keys), *keys, *args)
-                p = self.r.pipeline(transaction=True)
-                p.unlink(self.keys["merging"])
-                items = list(staged_words.items())
-                for i in range(0, len(items), ZADD_MEMBERS):
-                    p.zadd(self.keys["merging"], dict(items[i:i + ZADD_MEMBERS]))
-                p.fcall(fn, len(keys), *keys, *args)
-                return p.execute()[-1]
+                return self.r.fcall(fn, len(keys), *keys, *args)
             except redis.exceptions.ResponseError as e:
                 code = code_of(e)
                 if code in ("WCLABARG", "WCLABSTATE"):
@@ -242,21 +232,9 @@ class Worker:
             for tid, start, end in self.batch:
                 tasks += [tid, end - start]
             words = sum(self.merged.values())
-            if self.staged_ok and len(self.merged) >= self.args.staged_min_words:
-                try:
-                    reply = self.call("wclab_commit_staged", COMMIT_KEYS, self.consumer, n, *tasks, words,
-                                      len(self.merged), staged_words=self.merged)
-                except redis.exceptions.ResponseError as e:
-                    if code_of(e) != "WCLABNOMULTI":
-                        raise
-                    print("worker: the server takes no MULTI; committing as arguments", file=sys.stderr)
-                    self.staged_ok = False
-                    continue
-            else:
-                pairs = []
-                for word, count in self.merged.items():
-                    pairs += [count, word]
-                reply = self.call("wclab_commit", COMMIT_KEYS, self.consumer, n, *tasks, words, *pairs)
+            # The tally: a line `count word` per word (docs/protocol.md, "Tallies").
+            tally = b"".join(b"%d %s\n" % (count, word) for word, count in self.merged.items())
+            reply = self.call("wclab_commit", COMMIT_KEYS, self.consumer, n, *tasks, words, tally)
             if reply[0] == 1:
                 break
             gone = {g.decode() for g in reply[1:]}
@@ -283,7 +261,7 @@ class Worker:
         self.batch, self.merged = [], collections.Counter()
 
 
-COMMIT_KEYS = ("tasks", "counts", "done", "job", "leases", "merging")
+COMMIT_KEYS = ("tasks", "counts", "tallies", "done", "job", "leases")
 
 
 def count_range(path, start, end, tick):
@@ -343,8 +321,6 @@ def main():
     p.add_argument("--lease-ms", type=int, default=5000, help="a silent worker's task is stolen after this")
     p.add_argument("--max-deliveries", type=int, default=5)
     p.add_argument("--commit-batch", type=int, default=32, help="tasks per commit at most")
-    p.add_argument("--staged-min-words", type=int, default=1000,
-                   help="commits of this many distinct words or more are staged (MULTI + ZADD)")
     p.add_argument("--idle-poll", type=float, default=0.02, help="longest sleep when idle (s)")
     p.add_argument("--exit-when-done", action="store_true")
     p.add_argument("--library", default=DEFAULT_LIBRARY, help="lua/wclab.lua")

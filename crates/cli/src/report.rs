@@ -133,6 +133,8 @@ pub async fn gather(
     wall: Duration,
     workers_replaced: u64,
 ) -> Result<Summary> {
+    // What a finished job's reader expects: every count in the sorted set.
+    wclab_coord::fold::fold(store, keys).await?;
     let top = results::top(store, keys, k).await?;
     let distinct: u64 = store
         .call(

@@ -7,20 +7,17 @@
 //! cargo run --release -p wclab-coord --example commit_cost -- [--rounds N] [--only S] A.lua [B.lua ...]
 //! ```
 //!
-//! Three commits, each into a `counts` set that already holds the whole
-//! vocabulary (83 000 words, like the bench corpus's):
+//! Three commits, each with a `counts` set that already holds the whole
+//! vocabulary (83 000 words, like the bench corpus's), each one tally
+//! (docs/protocol.md, "Tallies"):
 //!
 //! * one word: 1 task, 1 word (what every call costs besides its words);
-//! * small: 1 task, 100 words, as FCALL arguments (ZINCRBY each; lab 3's
-//!   commits);
-//! * big, arguments: 1 task, 83 000 words as FCALL arguments (ZADD into the
-//!   scratch set and one ZUNIONSTORE; a Raft cluster's big commits);
-//! * big, staged: the same words ZADDed into `merging` in a MULTI, then
-//!   `wclab_commit_staged` (a single Redis's big commits: `just bench`).
+//! * small: 1 task, 100 words (lab 3's commits);
+//! * big: 1 task, 83 000 words (a batch's merged commits).
 //!
-//! Only the FCALL is timed (the staging ZADD is Redis's own parsing, the
-//! same for every library). Prints the median over the rounds of each
-//! library's microseconds per call, and each library's ratio to the first.
+//! Prints the median over the rounds of each library's microseconds per
+//! call, and each library's ratio to the first. The libraries must take
+//! the same `wclab_commit` (this protocol's).
 
 use std::time::Duration;
 use wclab_coord::JobKeys;
@@ -38,7 +35,7 @@ fn main() -> redis::RedisResult<()> {
     loop {
         match args.first().map(String::as_str) {
             Some("--rounds") => rounds = args[1].parse().expect("--rounds N"),
-            Some("--only") => only = Some(args[1].parse().expect("--only SCENARIO (0-3)")),
+            Some("--only") => only = Some(args[1].parse().expect("--only SCENARIO (0-2)")),
             _ => break,
         }
         args.drain(..2);
@@ -62,7 +59,7 @@ fn main() -> redis::RedisResult<()> {
     let mut con = redis::Client::open(server.url())?.get_connection()?;
     con.set_read_timeout(Some(Duration::from_secs(120)))?;
 
-    let scenarios = ["one word", "small", "big, arguments", "big, staged"];
+    let scenarios = ["one word", "small", "big"];
     // usec[library][scenario] = one figure per round
     let mut usec = vec![vec![Vec::new(); scenarios.len()]; libraries.len()];
     for round in 0..rounds {
@@ -177,42 +174,21 @@ fn measure(con: &mut redis::Connection, library: &str, scenario: usize) -> redis
     };
     let total: u64 = batch.iter().map(|w| w.1).sum();
     redis::cmd("CONFIG").arg("RESETSTAT").exec(con)?;
+    let (tally, _) = wclab_coord::commit::tally(batch.iter().map(|(w, n)| (w.as_bytes(), *n)));
     for id in &ids {
-        let staged = scenario == 3;
         let mut call = redis::cmd("FCALL");
-        call.arg(if staged {
-            "wclab_commit_staged"
-        } else {
-            "wclab_commit"
-        })
-        .arg(6)
-        .arg(&k.commit_keys()[..])
-        .arg("")
-        .arg("workers")
-        .arg("w")
-        .arg(1)
-        .arg(id)
-        .arg(100)
-        .arg(total);
-        if staged {
-            call.arg(batch.len());
-            let mut pipe = redis::pipe();
-            pipe.atomic();
-            pipe.cmd("UNLINK").arg(&k.merging).ignore();
-            let zadd = pipe.cmd("ZADD").arg(&k.merging);
-            for (w, n) in &batch {
-                zadd.arg(*n).arg(w);
-            }
-            zadd.ignore();
-            pipe.add_command(call);
-            let (reply,): (redis::Value,) = pipe.query(con)?;
-            check(&reply);
-        } else {
-            for (w, n) in &batch {
-                call.arg(*n).arg(w);
-            }
-            check(&call.query(con)?);
-        }
+        call.arg("wclab_commit")
+            .arg(6)
+            .arg(&k.commit_keys()[..])
+            .arg("")
+            .arg("workers")
+            .arg("w")
+            .arg(1)
+            .arg(id)
+            .arg(100)
+            .arg(total)
+            .arg(&tally);
+        check(&call.query(con)?);
     }
     let stats: String = redis::cmd("INFO").arg("commandstats").query(con)?;
     Ok(stats

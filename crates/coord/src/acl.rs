@@ -6,8 +6,8 @@
 //!
 //! | role | may run |
 //! |---|---|
-//! | `worker` | FCALL of the worker's functions (claim, renew, commit, commit_staged, dead, release, speculate); the staged commit's MULTI, UNLINK, ZADD, EXEC; the job's description and progress (HGETALL, XLEN) |
-//! | `submitter` | FCALL wclab_submit; the description (HSET), deleting a job (DEL), progress and results (HGETALL, HGET, XLEN, XPENDING, XRANGE, ZRANGE, ZCARD), TIME, INFO |
+//! | `worker` | FCALL of the worker's functions (claim, renew, commit, dead, release, speculate); the job's description and progress (HGETALL, XLEN) |
+//! | `submitter` | FCALL wclab_submit and wclab_fold (folding the commits' tallies into the counts); the description (HSET), deleting a job (DEL), progress and results (HGETALL, HGET, XLEN, XPENDING, XRANGE, ZRANGE, ZCARD), TIME, INFO |
 //! | `observer` | reads only, on read-only keys: progress and results, TIME, INFO |
 //!
 //! and every role FUNCTION LIST (to see that the library is loaded). The
@@ -46,15 +46,14 @@ const WORKER_FUNCTIONS: &[&str] = &[
     "wclab_claim",
     "wclab_renew",
     "wclab_commit",
-    "wclab_commit_staged",
     "wclab_dead",
     "wclab_release",
     "wclab_speculate",
 ];
 
-/// What a worker sends itself, besides FCALL: the staged commit's
-/// transaction (docs/protocol.md), the job's description and progress.
-const WORKER_DIRECT: &[&str] = &["multi", "exec", "unlink", "zadd", "hgetall", "xlen"];
+/// What a worker sends itself, besides FCALL: the job's description and
+/// progress.
+const WORKER_DIRECT: &[&str] = &["hgetall", "xlen"];
 
 /// What the worker's functions run (lua/wclab.lua, with `now_ms` empty or
 /// given): checked against the worker's own ACL.
@@ -64,7 +63,6 @@ const WORKER_INSIDE: &[&str] = &[
     "hincrby",
     "hmget",
     "hset",
-    "rename",
     "time",
     "type",
     "unlink",
@@ -79,11 +77,9 @@ const WORKER_INSIDE: &[&str] = &[
     "xrevrange",
     "zadd",
     "zcard",
-    "zincrby",
     "zrange",
     "zrangebyscore",
     "zrem",
-    "zunionstore",
 ];
 
 /// What a submitter sends itself: the description, deleting a job
@@ -93,18 +89,25 @@ const SUBMITTER_DIRECT: &[&str] = &[
     "info",
 ];
 
-/// What wclab_submit runs.
+/// What wclab_submit and wclab_fold run.
 const SUBMITTER_INSIDE: &[&str] = &[
     "exists",
+    "hget",
     "hincrby",
     "hmget",
     "hset",
+    "rename",
     "time",
     "type",
+    "unlink",
     "xadd",
+    "xdel",
     "xgroup|create",
     "xinfo|stream",
     "xrange",
+    "zadd",
+    "zcard",
+    "zincrby",
 ];
 
 /// What an observer reads.
@@ -147,7 +150,7 @@ impl Role {
     pub fn functions(self) -> &'static [&'static str] {
         match self {
             Role::Worker => WORKER_FUNCTIONS,
-            Role::Submitter => &["wclab_submit"],
+            Role::Submitter => &["wclab_submit", "wclab_fold"],
             Role::Observer => &[],
         }
     }
@@ -327,9 +330,12 @@ mod tests {
                 .filter(|c| c.starts_with("fcall"))
                 .collect()
         };
-        assert_eq!(fcalls(Role::Submitter), ["fcall|wclab_submit"]);
+        assert_eq!(
+            fcalls(Role::Submitter),
+            ["fcall|wclab_fold", "fcall|wclab_submit"]
+        );
         assert!(fcalls(Role::Observer).is_empty());
-        assert_eq!(fcalls(Role::Worker).len(), 7);
+        assert_eq!(fcalls(Role::Worker).len(), 6);
         assert!(!fcalls(Role::Worker).contains(&"fcall|wclab_submit".to_owned()));
         for r in Role::ALL {
             assert!(

@@ -25,25 +25,10 @@ pub enum CommitOutcome {
     NotPending(Vec<String>),
 }
 
-/// Commits with at least this many distinct words are staged: a native
-/// ZADD and `wclab_commit_staged` in one MULTI/EXEC. Smaller ones travel
-/// as FCALL arguments and are added with ZINCRBY, which is cheapest when
-/// few words are new.
-const STAGED_MIN_WORDS: usize = 1000;
-
-/// Members per staging ZADD (one command stays well inside Redis's limits
-/// on arguments and query buffers).
-const ZADD_MEMBERS: usize = 100_000;
-
-/// Commits `tasks` with the merged `words` of all of them, atomically.
-/// Every word must appear once.
-///
-/// A big batch's words are staged with a native ZADD in the same
-/// transaction as the commit's function: Redis then parses them once, into
-/// its own strings, instead of handing Lua hundreds of thousands of
-/// arguments (on a 2-core machine, with 83 k words, 38 ms of Redis time
-/// against 85 ms; see bench/). On a Raft cluster, which has no MULTI, they
-/// are FCALL arguments.
+/// Commits `tasks` with the merged `words` of all of them, atomically:
+/// the words travel as one tally (docs/protocol.md), which Redis checks
+/// with one pattern match and stores as one string, whatever the commit's
+/// size, on a single Redis and on a Raft cluster alike.
 pub async fn commit<'w>(
     store: &mut Store,
     keys: &JobKeys,
@@ -51,16 +36,28 @@ pub async fn commit<'w>(
     tasks: &[Committed<'_>],
     words: impl IntoIterator<Item = (&'w [u8], u64)>,
 ) -> Result<CommitOutcome, CoordError> {
-    let mut words: Vec<(&[u8], u64)> = words.into_iter().collect();
-    if words.len() >= STAGED_MIN_WORDS && store.transactions() {
-        sort_for_insertion(&mut words);
-        match staged(store, keys, consumer, tasks, &words).await {
-            Err(e) if refuses_transactions(&e) => store.no_transactions(),
-            outcome => return outcome.map(|o| settle(store, tasks, o)),
-        }
-    }
-    let outcome = as_arguments(store, keys, consumer, tasks, &words).await?;
+    let (tally, total) = tally(words);
+    let cmd = call(keys, consumer, tasks, total, &tally);
+    let reply: Value = store.call("commit counts", &cmd).await?;
+    let outcome = outcome(store, reply)?;
     Ok(settle(store, tasks, outcome))
+}
+
+/// The tally of `words`: a line `count word\n` per word, and the sum of
+/// the counts. A word holds no ASCII whitespace (the counter splits on
+/// it), so the text parses one way.
+pub fn tally<'w>(words: impl IntoIterator<Item = (&'w [u8], u64)>) -> (Vec<u8>, u64) {
+    let mut out = Vec::new();
+    let mut total = 0u64;
+    let mut digits = itoa::Buffer::new();
+    for (word, n) in words {
+        out.extend_from_slice(digits.format(n).as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(word);
+        out.push(b'\n');
+        total += n;
+    }
+    (out, total)
 }
 
 /// A commit whose try was retried after an unknown outcome (`-UNKNOWN`
@@ -85,127 +82,25 @@ fn settle(store: &Store, tasks: &[Committed<'_>], outcome: CommitOutcome) -> Com
     }
 }
 
-/// Sorts words into the reverse of the sorted set's order (count, then
-/// word, descending), the order in which Redis inserts them fastest: each
-/// new member is the smallest so far, so the skip list's search for its
-/// place ends at the head at once. Measured with the bench corpus's 83 k
-/// words: ZADD 30 ms against 96 ms in hash order and 44 ms ascending.
-///
-/// Only speed depends on the order, so it need not be exact: a radix sort
-/// on the count and the word's first eight bytes, 2 ms for those words
-/// against 6 ms for a comparison sort of whole words (it is on the
-/// worker's critical path too).
-fn sort_for_insertion(words: &mut Vec<(&[u8], u64)>) {
-    fn prefix(word: &[u8]) -> u64 {
-        let mut b = [0u8; 8];
-        let n = word.len().min(8);
-        b[..n].copy_from_slice(&word[..n]);
-        u64::from_be_bytes(b)
-    }
-    // Descending: complements sort in reverse.
-    let mut keyed: Vec<(u32, u64, u32)> = words
-        .iter()
-        .enumerate()
-        .map(|(i, (w, n))| (!((*n).min(u32::MAX as u64) as u32), !prefix(w), i as u32))
-        .collect();
-    radsort::sort_by_key(&mut keyed, |k| (k.0, k.1));
-    *words = keyed.iter().map(|k| words[k.2 as usize]).collect();
-}
-
-/// The FCALL head of either commit function: keys, consumer, tasks, total.
-fn commit_call(
-    function: &str,
+/// The FCALL of `wclab_commit`.
+pub(crate) fn call(
     keys: &JobKeys,
     consumer: &str,
     tasks: &[Committed<'_>],
-    words: &[(&[u8], u64)],
+    words: u64,
+    tally: &[u8],
 ) -> redis::Cmd {
-    let mut cmd = crate::function_call(function, &keys.commit_keys());
+    let mut cmd = crate::function_call("wclab_commit", &keys.commit_keys());
     cmd.arg(consumer).arg(tasks.len());
     for t in tasks {
         cmd.arg(t.id).arg(t.bytes);
     }
-    cmd.arg(words.iter().map(|w| w.1).sum::<u64>());
+    cmd.arg(words).arg(tally);
     cmd
 }
 
-/// The FCALL of `wclab_commit`: the words as (count, word) arguments.
-pub(crate) fn plain_call(
-    keys: &JobKeys,
-    consumer: &str,
-    tasks: &[Committed<'_>],
-    words: &[(&[u8], u64)],
-) -> redis::Cmd {
-    let mut cmd = commit_call("wclab_commit", keys, consumer, tasks, words);
-    for (word, n) in words {
-        cmd.arg(*n).arg(*word);
-    }
-    cmd
-}
-
-/// The FCALL of `wclab_commit_staged`, for `words` ZADDed into `merging`
-/// in the same transaction.
-pub(crate) fn staged_call(
-    keys: &JobKeys,
-    consumer: &str,
-    tasks: &[Committed<'_>],
-    words: &[(&[u8], u64)],
-) -> redis::Cmd {
-    let mut cmd = commit_call("wclab_commit_staged", keys, consumer, tasks, words);
-    cmd.arg(words.len());
-    cmd
-}
-
-async fn as_arguments(
-    store: &mut Store,
-    keys: &JobKeys,
-    consumer: &str,
-    tasks: &[Committed<'_>],
-    words: &[(&[u8], u64)],
-) -> Result<CommitOutcome, CoordError> {
-    let cmd = plain_call(keys, consumer, tasks, words);
-    let reply: Value = store.call("commit counts", &cmd).await?;
-    outcome(store, "commit counts", reply)
-}
-
-async fn staged(
-    store: &mut Store,
-    keys: &JobKeys,
-    consumer: &str,
-    tasks: &[Committed<'_>],
-    words: &[(&[u8], u64)],
-) -> Result<CommitOutcome, CoordError> {
-    let mut pipe = redis::pipe();
-    pipe.atomic();
-    // Empty already, unless an earlier transaction failed half-way.
-    pipe.cmd("UNLINK").arg(&keys.merging).ignore();
-    for chunk in words.chunks(ZADD_MEMBERS) {
-        let zadd = pipe.cmd("ZADD").arg(&keys.merging);
-        for (word, n) in chunk {
-            zadd.arg(*n).arg(*word);
-        }
-        zadd.ignore();
-    }
-    pipe.add_command(staged_call(keys, consumer, tasks, words));
-    let (reply,): (Value,) = store.call_pipe("commit counts (staged)", &pipe).await?;
-    outcome(store, "commit counts (staged)", reply)
-}
-
-/// A server that takes no MULTI (a Raft node's sidecar): it refuses the
-/// commands of a transaction with the code `WCLABNOMULTI`, and EXEC aborts.
-fn refuses_transactions(e: &CoordError) -> bool {
-    let CoordError::Redis { source, .. } = e else {
-        return false;
-    };
-    crate::store::error_codes(source)
-        .iter()
-        .any(|(code, _)| code == crate::codes::NO_MULTI)
-}
-
-fn outcome(store: &Store, op: &'static str, reply: Value) -> Result<CommitOutcome, CoordError> {
+fn outcome(store: &Store, reply: Value) -> Result<CommitOutcome, CoordError> {
     match reply {
-        // The function's error inside EXEC's reply (a refusal, say).
-        Value::ServerError(e) => Err(store.failed(op, e.into())),
         Value::Array(items) if matches!(items.first(), Some(Value::Int(1))) => {
             Ok(CommitOutcome::Applied)
         }

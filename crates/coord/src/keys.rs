@@ -6,8 +6,11 @@ pub struct JobKeys {
     pub job_name: String,
     /// Stream of tasks, read through the consumer group.
     pub tasks: String,
-    /// Sorted set word → count.
+    /// Sorted set word → count: the folded part of the counts (the job's
+    /// counts are these plus the tallies not folded yet).
     pub counts: String,
+    /// Stream of the commits' tallies not folded into `counts` yet.
+    pub tallies: String,
     /// Stream of completion records (one per committed task).
     pub done: String,
     /// Stream of dead-lettered tasks with their reasons.
@@ -22,7 +25,7 @@ pub struct JobKeys {
     pub submitted: String,
     /// Hash of speculative execution's bookkeeping (lab 3).
     pub spec: String,
-    /// Scratch sorted set of `wclab_commit` (empty between calls).
+    /// Scratch sorted set of `wclab_fold` (empty between calls).
     pub merging: String,
 }
 
@@ -34,6 +37,7 @@ impl JobKeys {
             job_name: name.to_owned(),
             tasks: k("tasks"),
             counts: k("counts"),
+            tallies: k("tallies"),
             done: k("done"),
             dead: k("dead"),
             job: k("job"),
@@ -44,16 +48,21 @@ impl JobKeys {
         }
     }
 
-    /// The KEYS of `wclab_commit` and `wclab_commit_staged`, in order.
+    /// The KEYS of `wclab_commit`, in order.
     pub fn commit_keys(&self) -> [&str; 6] {
         [
             &self.tasks,
             &self.counts,
+            &self.tallies,
             &self.done,
             &self.job,
             &self.leases,
-            &self.merging,
         ]
+    }
+
+    /// The KEYS of `wclab_fold`, in order.
+    pub fn fold_keys(&self) -> [&str; 4] {
+        [&self.counts, &self.tallies, &self.job, &self.merging]
     }
 
     /// The key of a role as docs/protocol.md names it (`tasks`, `counts`,
@@ -62,6 +71,7 @@ impl JobKeys {
         Some(match role {
             "tasks" => &self.tasks,
             "counts" => &self.counts,
+            "tallies" => &self.tallies,
             "done" => &self.done,
             "dead" => &self.dead,
             "job" => &self.job,
@@ -74,10 +84,11 @@ impl JobKeys {
     }
 
     /// Every key of the job, for deleting it.
-    pub fn all(&self) -> [&str; 9] {
+    pub fn all(&self) -> [&str; 10] {
         [
             &self.tasks,
             &self.counts,
+            &self.tallies,
             &self.done,
             &self.dead,
             &self.job,

@@ -14,7 +14,8 @@
 //!   (retry, wrong password, bug) and makes sure the function library is
 //!   loaded, also after Redis was restarted without it.
 //! * One module per operation of the protocol, each a thin typed wrapper of
-//!   one function: [`submit`], [`claim`], [`renew`], [`commit`],
+//!   one function: [`submit`], [`claim`], [`renew`], [`commit`], [`fold`]
+//!   (the commits' tallies into the counts' sorted set),
 //!   [`dead_letter`], [`release`], and [`speculate`] (backup copies of stragglers,
 //!   lab 3); then [`job`] (the job's description and progress) and
 //!   [`results`] (top words, all counts, dead letters).
@@ -30,6 +31,7 @@ pub mod claim;
 pub mod commit;
 pub mod dead_letter;
 mod error;
+pub mod fold;
 pub mod job;
 mod keys;
 pub mod release;

@@ -29,7 +29,8 @@ fn to_words(raw: Vec<(Vec<u8>, f64)>) -> Vec<WordCount> {
 }
 
 /// The `k` most frequent words; ties at the k-th place are broken by word
-/// bytes, ascending.
+/// bytes, ascending. Correct at every instant of a job: while tallies wait
+/// to be folded, every count is read and merged with them ([`all`]).
 pub async fn top(
     store: &mut Store,
     keys: &JobKeys,
@@ -37,6 +38,11 @@ pub async fn top(
 ) -> Result<Vec<WordCount>, CoordError> {
     if k == 0 {
         return Ok(Vec::new());
+    }
+    if tallies_waiting(store, keys).await? > 0 {
+        let mut words = all(store, keys).await?;
+        words.truncate(k);
+        return Ok(words);
     }
     let head: Vec<(Vec<u8>, f64)> = store
         .call(
@@ -67,13 +73,65 @@ pub async fn top(
     let mut words = to_words(ties);
     sort_words(&mut words);
     words.truncate(k);
+    if tallies_waiting(store, keys).await? > 0 {
+        // A commit landed meanwhile: read everything.
+        let mut words = all(store, keys).await?;
+        words.truncate(k);
+        return Ok(words);
+    }
     Ok(words)
 }
 
-/// Every word with its count, sorted by [`sort_words`].
+async fn tallies_waiting(store: &mut Store, keys: &JobKeys) -> Result<u64, CoordError> {
+    store
+        .call("count the tallies", redis::cmd("XLEN").arg(&keys.tallies))
+        .await
+}
+
+async fn folds(store: &mut Store, keys: &JobKeys) -> Result<Option<String>, CoordError> {
+    store
+        .call(
+            "read the job's folds",
+            redis::cmd("HGET").arg(&keys.job).arg("folds"),
+        )
+        .await
+}
+
+/// Every word with its count (`counts` plus the tallies not folded yet),
+/// sorted by [`sort_words`]. Without a transaction (a Raft cluster has
+/// none), a consistent reading: the tallies first, then `counts`, and
+/// again if a fold ran meanwhile (the job's `folds` changed). Commits in
+/// between only append tallies, and leave `counts` alone.
 pub async fn all(store: &mut Store, keys: &JobKeys) -> Result<Vec<WordCount>, CoordError> {
+    loop {
+        let before = folds(store, keys).await?;
+        let tallies = crate::fold::read_tallies(store, keys, None).await?;
+        let folded = folded_counts(store, keys).await?;
+        if folds(store, keys).await? != before {
+            continue;
+        }
+        let mut merged: HashMap<Vec<u8>, u64> = folded;
+        for (id, text) in &tallies {
+            for (word, n) in crate::fold::parse(store, id, text)? {
+                *merged.entry(word.to_vec()).or_default() += n;
+            }
+        }
+        let mut words: Vec<WordCount> = merged
+            .into_iter()
+            .map(|(word, count)| WordCount { word, count })
+            .collect();
+        sort_words(&mut words);
+        return Ok(words);
+    }
+}
+
+/// The `counts` sorted set alone.
+async fn folded_counts(
+    store: &mut Store,
+    keys: &JobKeys,
+) -> Result<HashMap<Vec<u8>, u64>, CoordError> {
     const PAGE: i64 = 100_000;
-    let mut words = Vec::new();
+    let mut words = HashMap::new();
     let mut start = 0i64;
     loop {
         let page: Vec<(Vec<u8>, f64)> = store
@@ -87,13 +145,12 @@ pub async fn all(store: &mut Store, keys: &JobKeys) -> Result<Vec<WordCount>, Co
             )
             .await?;
         let n = page.len() as i64;
-        words.extend(to_words(page));
+        words.extend(to_words(page).into_iter().map(|w| (w.word, w.count)));
         if n < PAGE {
             break;
         }
         start += PAGE;
     }
-    sort_words(&mut words);
     Ok(words)
 }
 

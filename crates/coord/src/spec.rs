@@ -278,8 +278,8 @@ fn rust_calls(keys: &JobKeys) -> Vec<(&'static str, redis::Cmd, Values)> {
             bytes: 22,
         },
     ];
-    // In the order the staged call sends them (most frequent first).
-    let words: [(&[u8], u64); 2] = [(b"w6", 6), (b"w5", 5)];
+    let (tally, words) = crate::commit::tally([(b"w6".as_slice(), 6), (b"w5".as_slice(), 5)]);
+    assert_eq!(tally, b"6 w6\n5 w5\n");
     let claim_rules = ClaimRules {
         lease: Duration::from_millis(1111),
         max_deliveries: 2222,
@@ -296,17 +296,20 @@ fn rust_calls(keys: &JobKeys) -> Vec<(&'static str, redis::Cmd, Values)> {
         ("end", vec!["20", "40"]),
     ]);
     submit_values.remove("consumer");
-    let commit_values = |last: (&'static str, Vec<&'static str>)| {
-        common(&[
-            ("n", vec!["2"]),
-            ("id", vec!["2-1", "2-2"]),
-            ("bytes", vec!["11", "22"]),
-            ("words", vec!["11"]),
-            last,
-        ])
-    };
-    let mut plain = commit_values(("count", vec!["6", "5"]));
-    plain.insert("word", vec!["w6", "w5"]);
+    let commit_values = common(&[
+        ("n", vec!["2"]),
+        ("id", vec!["2-1", "2-2"]),
+        ("bytes", vec!["11", "22"]),
+        ("words", vec!["11"]),
+        ("tally", vec!["6 w6\n5 w5\n"]),
+    ]);
+    let mut fold_values = common(&[
+        ("last", vec!["3-4"]),
+        ("n", vec!["5"]),
+        ("words", vec!["11"]),
+        ("tally", vec!["6 w6\n5 w5\n"]),
+    ]);
+    fold_values.remove("consumer");
     vec![
         (
             "wclab_submit",
@@ -325,13 +328,13 @@ fn rust_calls(keys: &JobKeys) -> Vec<(&'static str, redis::Cmd, Values)> {
         ),
         (
             "wclab_commit",
-            crate::commit::plain_call(keys, "C", &committed, &words),
-            plain,
+            crate::commit::call(keys, "C", &committed, words, &tally),
+            commit_values,
         ),
         (
-            "wclab_commit_staged",
-            crate::commit::staged_call(keys, "C", &committed, &words),
-            commit_values(("distinct", vec!["2"])),
+            "wclab_fold",
+            crate::fold::call(keys, "3-4", 5, words, &tally),
+            fold_values,
         ),
         (
             "wclab_dead",

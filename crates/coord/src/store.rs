@@ -193,9 +193,6 @@ pub struct Store {
     /// Whether we are waiting for an administrator to load the library
     /// (said once in the log, not at every try).
     library_awaited: bool,
-    /// Whether MULTI/EXEC may be used: not on a Raft cluster, whose
-    /// sidecars replicate single commands only.
-    transactions: bool,
     /// Whether the last call was retried after a try whose outcome is not
     /// known (`-UNKNOWN`, or the connection lost or timed out once the
     /// command was sent).
@@ -225,7 +222,6 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let transactions = !target.is_cluster();
         let mut store = Store {
             target,
             clients,
@@ -235,7 +231,6 @@ impl Store {
             library_checked_once: false,
             library_seen: false,
             library_awaited: false,
-            transactions,
             uncertain: false,
         };
         store.connection().await?;
@@ -245,21 +240,6 @@ impl Store {
     /// The server this store talks to.
     pub fn target(&self) -> &RedisTarget {
         &self.target
-    }
-
-    /// Whether this server takes MULTI/EXEC transactions (as far as is known:
-    /// false for several endpoints, and after a server refused one).
-    pub(crate) fn transactions(&self) -> bool {
-        self.transactions
-    }
-
-    /// Records that the server refused a transaction (a single node of a
-    /// Raft cluster, given as a plain URL).
-    pub(crate) fn no_transactions(&mut self) {
-        if self.transactions {
-            tracing::info!(target = %self.target, "the server takes no MULTI (a Raft node?): commits go as FCALL arguments");
-        }
-        self.transactions = false;
     }
 
     /// Whether the last [`Store::call`] or [`Store::call_pipe`] succeeded

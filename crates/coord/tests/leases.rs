@@ -47,8 +47,7 @@ fn commit(k: &JobKeys, now: u64, who: &str, id: &str) -> redis::Cmd {
         .arg(id)
         .arg(10)
         .arg(3)
-        .arg(3)
-        .arg("word");
+        .arg("3 word\n");
     c
 }
 

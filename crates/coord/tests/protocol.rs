@@ -6,7 +6,7 @@ use wclab_coord::commit::{commit, CommitOutcome, Committed};
 use wclab_coord::job::{self, JobPlan, JobSpec};
 use wclab_coord::submit::TaskSpec;
 use wclab_coord::{
-    dead_letter, renew, results, CoordError, JobKeys, RedisTarget, RetryPolicy, Store,
+    dead_letter, fold, renew, results, CoordError, JobKeys, RedisTarget, RetryPolicy, Store,
 };
 use wclab_server::{RedisServer, ServerOptions};
 
@@ -252,28 +252,44 @@ async fn a_worker_before_its_job_is_simply_idle() {
     );
 }
 
-/// A store on `server` that sends big commits as FCALL arguments, as to a
-/// Raft cluster: the same server named twice is "several endpoints".
-async fn argument_store(server: &RedisServer) -> Store {
-    let url = format!("{},{}", server.url(), server.url());
-    Store::connect(RedisTarget::parse(&url).unwrap(), RetryPolicy::FAIL_FAST)
-        .await
-        .unwrap()
-}
-
 fn words(from: usize, to: usize, n: u64) -> Vec<(Vec<u8>, u64)> {
     (from..to)
         .map(|w| (format!("w{w}").into_bytes(), n + w as u64 % 5))
         .collect()
 }
 
-async fn counts(store: &mut Store, keys: &JobKeys) -> std::collections::HashMap<Vec<u8>, u64> {
+type Counts = std::collections::HashMap<Vec<u8>, u64>;
+
+async fn counts(store: &mut Store, keys: &JobKeys) -> Counts {
     results::all(store, keys)
         .await
         .unwrap()
         .into_iter()
         .map(|w| (w.word, w.count))
         .collect()
+}
+
+/// The sorted set `counts` alone (the folded part).
+async fn sorted_set(store: &mut Store, keys: &JobKeys) -> Counts {
+    let raw: Vec<(Vec<u8>, f64)> = store
+        .call(
+            "zrange",
+            redis::cmd("ZRANGE")
+                .arg(&keys.counts)
+                .arg(0)
+                .arg(-1)
+                .arg("WITHSCORES"),
+        )
+        .await
+        .unwrap();
+    raw.into_iter().map(|(w, s)| (w, s as u64)).collect()
+}
+
+async fn tallies(store: &mut Store, keys: &JobKeys) -> u64 {
+    store
+        .call("xlen", redis::cmd("XLEN").arg(&keys.tallies))
+        .await
+        .unwrap()
 }
 
 async fn command_calls(store: &mut Store, cmd: &str) -> u64 {
@@ -288,199 +304,220 @@ async fn command_calls(store: &mut Store, cmd: &str) -> u64 {
         .unwrap_or(0)
 }
 
-async fn staging_is_gone(store: &mut Store, keys: &JobKeys) {
-    let scratch: u64 = store
-        .call("exists", redis::cmd("EXISTS").arg(&keys.merging))
-        .await
-        .unwrap();
-    assert_eq!(scratch, 0, "the scratch set is gone after the commit");
-}
-
-/// Every way words reach `counts`, by both routes (staged in a MULTI, and
-/// as FCALL arguments for a Raft cluster): the sums must not differ.
-#[tokio::test]
-async fn big_and_small_commits_add_the_same_as_one_zincrby_per_word() {
-    for staged in [true, false] {
-        let (server, store, keys) = setup(5).await;
-        let mut store = if staged {
-            store
-        } else {
-            argument_store(&server).await
-        };
-        let mut want: std::collections::HashMap<Vec<u8>, u64> = Default::default();
-        let batches: [(usize, usize, u64); 5] = [
-            (0, 1500, 1),    // into an empty set: renamed into place
-            (500, 2500, 7),  // half new, half old: merged with ZUNIONSTORE
-            (2000, 2010, 3), // a few words: ZINCRBY
-            (0, 5000, 2),    // everything again, and more
-            (6000, 7100, 1), // 1100 words beside 5000: ZINCRBY
-        ];
-        for (i, (from, to, n)) in batches.iter().enumerate() {
-            let id = task(&mut store, &keys, "w", LONG).await;
-            let words = words(*from, *to, *n);
-            for (w, c) in &words {
-                *want.entry(w.clone()).or_default() += c;
-            }
-            let done = [Committed { id: &id, bytes: 10 }];
-            let out = commit(
-                &mut store,
-                &keys,
-                "w",
-                &done,
-                words.iter().map(|(w, c)| (w.as_slice(), *c)),
-            )
-            .await
-            .unwrap();
-            assert_eq!(out, CommitOutcome::Applied, "batch {i}, staged {staged}");
-        }
-        assert_eq!(counts(&mut store, &keys).await, want, "staged {staged}");
-        let st = job::status(&mut store, &keys).await.unwrap();
-        assert_eq!(st.words_done, want.values().sum::<u64>());
-        assert_eq!(st.word_updates, 1500 + 2000 + 10 + 5000 + 1100);
-        staging_is_gone(&mut store, &keys).await;
-        assert_eq!(command_calls(&mut store, "zunionstore").await, 2);
-        assert_eq!(command_calls(&mut store, "zincrby").await, 10 + 1100);
-        assert_eq!(command_calls(&mut store, "rename").await, 1);
-        // One transaction per big commit, unless Redis has no MULTI.
-        assert_eq!(
-            command_calls(&mut store, "exec").await,
-            if staged { 4 } else { 0 }
-        );
-    }
-}
-
-/// A big commit whose tasks were committed meanwhile by a thief changes
-/// nothing, and leaves nothing staged that a later commit could pick up.
-#[tokio::test]
-async fn a_refused_big_commit_leaves_nothing_behind() {
-    let (_s, mut store, keys) = setup(2).await;
-    let a = task(&mut store, &keys, "w", LONG).await;
-    let b = task(&mut store, &keys, "w", LONG).await;
-    let only_b = [Committed { id: &b, bytes: 10 }];
-    let small = words(0, 10, 1);
-    commit(
-        &mut store,
-        &keys,
-        "thief",
-        &only_b,
-        small.iter().map(|(w, c)| (w.as_slice(), *c)),
-    )
-    .await
-    .unwrap();
-    let before = counts(&mut store, &keys).await;
-    let both = [
-        Committed { id: &a, bytes: 10 },
-        Committed { id: &b, bytes: 10 },
-    ];
-    let big = words(0, 5000, 3);
-    let out = commit(
-        &mut store,
-        &keys,
-        "w",
-        &both,
-        big.iter().map(|(w, c)| (w.as_slice(), *c)),
-    )
-    .await
-    .unwrap();
-    assert_eq!(out, CommitOutcome::NotPending(vec![b.clone()]));
-    assert_eq!(counts(&mut store, &keys).await, before);
-    staging_is_gone(&mut store, &keys).await;
-    assert_eq!(job::status(&mut store, &keys).await.unwrap().files_done, 1);
-}
-
-/// What a failed transaction might have left in the scratch set is thrown
-/// away, never added; and the function itself refuses a staging that does
-/// not hold the number of words the caller says it staged.
-#[tokio::test]
-async fn stale_or_missing_staged_words_are_never_counted() {
-    let (_s, mut store, keys) = setup(2).await;
-    let junk: Vec<String> = (0..2000)
-        .flat_map(|i| ["1000".to_string(), format!("junk{i}")])
-        .collect();
-    let _: u64 = store
+/// Everything a refused or stale call must leave as it was.
+async fn snapshot(store: &mut Store, keys: &JobKeys) -> (Counts, Counts, Vec<String>, String) {
+    let ids: Vec<(String, std::collections::HashMap<String, Vec<u8>>)> = store
         .call(
-            "stage junk",
-            redis::cmd("ZADD").arg(&keys.merging).arg(&junk),
+            "xrange",
+            redis::cmd("XRANGE").arg(&keys.tallies).arg("-").arg("+"),
         )
         .await
         .unwrap();
-    let a = task(&mut store, &keys, "w", LONG).await;
-    let big = words(0, 1500, 2);
-    let done = [Committed { id: &a, bytes: 10 }];
-    let out = commit(
-        &mut store,
-        &keys,
-        "w",
-        &done,
-        big.iter().map(|(w, c)| (w.as_slice(), *c)),
-    )
-    .await
-    .unwrap();
-    assert_eq!(out, CommitOutcome::Applied);
-    let want: std::collections::HashMap<Vec<u8>, u64> = big.into_iter().collect();
-    assert_eq!(counts(&mut store, &keys).await, want);
-
-    // Called directly, with 3 words said to be staged and none there.
-    let b = task(&mut store, &keys, "w", LONG).await;
-    let mut call = redis::cmd("FCALL");
-    call.arg("wclab_commit_staged").arg(6);
-    call.arg(&keys.commit_keys()[..]);
-    call.arg("")
-        .arg(wclab_coord::GROUP)
-        .arg("w")
-        .arg(1)
-        .arg(&b)
-        .arg(10)
-        .arg(6)
-        .arg(3);
-    let err = store
-        .call::<redis::Value>("staged", &call)
+    let job: std::collections::BTreeMap<String, String> = store
+        .call("hgetall", redis::cmd("HGETALL").arg(&keys.job))
         .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, CoordError::Refused { code, detail, .. }
-            if code == "WCLABARG" && detail.contains("0 words staged")),
-        "{err}"
-    );
-    staging_is_gone(&mut store, &keys).await;
-    assert_eq!(counts(&mut store, &keys).await, want);
-    let st = job::status(&mut store, &keys).await.unwrap();
-    assert_eq!(st.files_done, 1, "the task was not acknowledged");
+        .unwrap();
+    let pending: redis::Value = store
+        .call(
+            "xpending",
+            redis::cmd("XPENDING").arg(&keys.tasks).arg("workers"),
+        )
+        .await
+        .unwrap();
+    (
+        counts(store, keys).await,
+        sorted_set(store, keys).await,
+        ids.into_iter().map(|e| e.0).collect(),
+        format!("{job:?} {pending:?}"),
+    )
 }
 
-/// A refusal inside the staged commit's transaction reaches the caller as
-/// a refusal (by its code, which redis-rs keeps on the command, not on the
-/// failed transaction), and nothing was committed.
+/// What `counts` means during a job (docs/protocol.md, "The counts during
+/// a job"): the sorted set holds what was folded, the tallies the rest,
+/// and their sum is every acknowledged task's counts at every step, with
+/// folds at any moment; after the last fold the sorted set alone is all.
 #[tokio::test]
-async fn a_refused_staged_commit_is_a_refusal() {
+async fn the_counts_during_a_job_are_the_sorted_set_plus_the_tallies() {
+    let (_s, mut store, keys) = setup(6).await;
+    let mut want = Counts::new();
+    let mut folded = Counts::new();
+    let batches: [(usize, usize, u64, bool); 6] = [
+        (0, 1500, 1, false),
+        (500, 2500, 7, true), // fold: into an empty sorted set
+        (2000, 2010, 3, false),
+        (0, 5000, 2, true), // fold: into a non-empty one
+        (6000, 7100, 1, false),
+        (0, 0, 1, false), // a task without words: no tally
+    ];
+    for (i, (from, to, n, fold_after)) in batches.iter().enumerate() {
+        let id = task(&mut store, &keys, "w", LONG).await;
+        let words = words(*from, *to, *n);
+        let done = [Committed { id: &id, bytes: 10 }];
+        let out = commit(
+            &mut store,
+            &keys,
+            "w",
+            &done,
+            words.iter().map(|(w, c)| (w.as_slice(), *c)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out, CommitOutcome::Applied, "batch {i}");
+        for (w, c) in &words {
+            *want.entry(w.clone()).or_default() += c;
+        }
+        assert_eq!(counts(&mut store, &keys).await, want, "batch {i}");
+        assert_eq!(sorted_set(&mut store, &keys).await, folded, "batch {i}");
+        if *fold_after {
+            let f = fold::fold(&mut store, &keys).await.unwrap();
+            assert_eq!(f.raced, 0);
+            folded = want.clone();
+            assert_eq!(sorted_set(&mut store, &keys).await, folded, "fold {i}");
+            assert_eq!(tallies(&mut store, &keys).await, 0);
+            assert_eq!(counts(&mut store, &keys).await, want, "fold {i}");
+        }
+    }
+    // Batches 0 and 1 folded into the empty set in one ZADD pass (1500 +
+    // 1000 new words in 2500 lines), then batches 2 and 3 with ZINCRBY.
+    assert_eq!(command_calls(&mut store, "rename").await, 1);
+    assert_eq!(command_calls(&mut store, "zincrby").await, 5000);
+    assert_eq!(
+        tallies(&mut store, &keys).await,
+        1,
+        "batch 4; batch 5 had no words"
+    );
+    let top = results::top(&mut store, &keys, 3).await.unwrap();
+    let mut sorted: Vec<_> = want.iter().collect();
+    sorted.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+    let expect: Vec<(Vec<u8>, u64)> = sorted[..3]
+        .iter()
+        .map(|(w, c)| ((*w).clone(), **c))
+        .collect();
+    let got: Vec<(Vec<u8>, u64)> = top.into_iter().map(|w| (w.word, w.count)).collect();
+    assert_eq!(got, expect, "top merges the tallies");
+    fold::fold(&mut store, &keys).await.unwrap();
+    assert_eq!(sorted_set(&mut store, &keys).await, want);
+    let st = job::status(&mut store, &keys).await.unwrap();
+    assert_eq!(st.words_done, want.values().sum::<u64>());
+    assert_eq!(st.word_updates, 2500 + 5000 + 1100);
+    let pending_words: Option<u64> = store
+        .call("hget", redis::cmd("HGET").arg(&keys.job).arg("tally_words"))
+        .await
+        .unwrap();
+    assert_eq!(pending_words, Some(0));
+}
+
+/// A fold whose tallies another fold took first changes nothing; a fold
+/// whose words are not the tallies' is refused and changes nothing.
+#[tokio::test]
+async fn a_stale_or_wrong_fold_changes_nothing() {
+    let (_s, mut store, keys) = setup(2).await;
+    for (i, w) in [b"a".as_slice(), b"b"].into_iter().enumerate() {
+        let id = task(&mut store, &keys, "w", LONG).await;
+        let done = [Committed { id: &id, bytes: 10 }];
+        let n = i as u64 + 2;
+        commit(&mut store, &keys, "w", &done, [(w, n)])
+            .await
+            .unwrap();
+    }
+    let ids: Vec<(String, std::collections::HashMap<String, Vec<u8>>)> = store
+        .call(
+            "xrange",
+            redis::cmd("XRANGE").arg(&keys.tallies).arg("-").arg("+"),
+        )
+        .await
+        .unwrap();
+    let before = snapshot(&mut store, &keys).await;
+    let fcall = |last: &str, n: u64, words: u64, tally: &str| {
+        let mut c = redis::cmd("FCALL");
+        c.arg("wclab_fold").arg(4).arg(&keys.fold_keys()[..]);
+        c.arg("")
+            .arg("workers")
+            .arg(last)
+            .arg(n)
+            .arg(words)
+            .arg(tally);
+        c
+    };
+    // Says 1 tally up to the second: there are 2, so another fold ran.
+    let stale: redis::Value = store
+        .call("fold", &fcall(&ids[1].0, 1, 3, "3 b\n"))
+        .await
+        .unwrap();
+    assert_eq!(stale, redis::Value::Array(vec![redis::Value::Int(0)]));
+    assert_eq!(snapshot(&mut store, &keys).await, before);
+    for (words, tally, why) in [
+        (4, "4 a\n", "not the sum of the words of the 2 tallies"),
+        (5, "2 a\n2 b\n", "is not the sum of the tally's counts"),
+        (5, "2 a\n3 b", "line 2 '3 b' is not"),
+        (5, "2 a\n03 b\n", "line 2"),
+        (5, "2 a\n3 b c\n", "line 2"),
+    ] {
+        let err = store
+            .call::<redis::Value>("fold", &fcall(&ids[1].0, 2, words, tally))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, CoordError::Refused { code, detail, .. }
+                if code == "WCLABARG" && detail.contains(why)),
+            "{tally:?}: {err}"
+        );
+        assert_eq!(snapshot(&mut store, &keys).await, before, "{tally:?}");
+    }
+    let ok: redis::Value = store
+        .call("fold", &fcall(&ids[1].0, 2, 5, "3 b\n2 a\n"))
+        .await
+        .unwrap();
+    assert_eq!(
+        ok,
+        redis::Value::Array(vec![redis::Value::Int(1), redis::Value::Int(2)])
+    );
+    assert_eq!(sorted_set(&mut store, &keys).await, before.0);
+}
+
+/// A malformed tally is refused before anything is written: the task stays
+/// pending, no tally, no record, no total moves.
+#[tokio::test]
+async fn a_malformed_tally_is_refused_and_changes_nothing() {
     let (_s, mut store, keys) = setup(1).await;
     let a = task(&mut store, &keys, "w", LONG).await;
-    let big = words(0, 1500, 2);
-    // The task owns 10 bytes, not 11.
-    let wrong = [Committed { id: &a, bytes: 11 }];
-    let err = commit(
-        &mut store,
-        &keys,
-        "w",
-        &wrong,
-        big.iter().map(|(w, c)| (w.as_slice(), *c)),
-    )
-    .await
-    .unwrap_err();
-    assert!(
-        matches!(&err, CoordError::Refused { code, detail, .. }
-            if code == "WCLABARG" && detail.contains("bytes 11 of task 0-1")),
-        "{err}"
-    );
-    assert!(results::all(&mut store, &keys).await.unwrap().is_empty());
-    staging_is_gone(&mut store, &keys).await;
+    let before = snapshot(&mut store, &keys).await;
+    for (words, tally, why) in [
+        (3, "3 x y\n", "line 1"),    // a word with a space
+        (3, "3 x\n0 y\n", "line 2"), // a count of 0
+        (3, "3 x", "line 1"),        // no newline
+        (3, "03 x\n", "line 1"),     // a leading zero
+        (3, "3 \n", "line 1"),       // no word
+        (3, "3 x\ty\n", "line 1"),   // a tab in the word
+        (4, "3 x\n", "not the sum"), // words is not the sum
+        (1, "9007199254740992 x\n", "2^53-1"),
+    ] {
+        let mut c = redis::cmd("FCALL");
+        c.arg("wclab_commit").arg(6).arg(&keys.commit_keys()[..]);
+        c.arg("")
+            .arg("workers")
+            .arg("w")
+            .arg(1)
+            .arg(&a)
+            .arg(10)
+            .arg(words)
+            .arg(tally);
+        let err = store.call::<redis::Value>("commit", &c).await.unwrap_err();
+        assert!(
+            matches!(&err, CoordError::Refused { code, detail, .. }
+                if code == "WCLABARG" && detail.contains(why)),
+            "{tally:?}: {err}"
+        );
+        assert_eq!(snapshot(&mut store, &keys).await, before, "{tally:?}");
+    }
+    assert!(!job::status(&mut store, &keys).await.unwrap().is_finished());
 }
 
-/// Redis lost the function library (restarted empty, say): the staged
-/// commit's FCALL fails inside the transaction with Redis's generic ERR;
-/// the store finds the library missing, loads it and commits.
+/// Redis lost the function library (restarted empty, say): the commit's
+/// FCALL fails with Redis's generic ERR; the store finds the library
+/// missing, loads it and commits.
 #[tokio::test]
-async fn a_staged_commit_loads_a_lost_library_again() {
+async fn a_commit_loads_a_lost_library_again() {
     let (_s, mut store, keys) = setup(1).await;
     let a = task(&mut store, &keys, "w", LONG).await;
     store
@@ -502,6 +539,6 @@ async fn a_staged_commit_loads_a_lost_library_again() {
     .await
     .unwrap();
     assert_eq!(out, CommitOutcome::Applied);
-    let want: std::collections::HashMap<Vec<u8>, u64> = big.into_iter().collect();
+    let want: Counts = big.into_iter().collect();
     assert_eq!(counts(&mut store, &keys).await, want);
 }

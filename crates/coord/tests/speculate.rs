@@ -57,7 +57,7 @@ fn commit(k: &JobKeys, now: u64, who: &str, id: &str) -> redis::Cmd {
         "wclab_commit",
         &k.commit_keys(),
         now,
-        &[who, "1", id, "10", "1", "1", "word"],
+        &[who, "1", id, "10", "1", "1 word\n"],
     )
 }
 

@@ -27,6 +27,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+use tracing::Instrument;
 use wclab_coord::claim::{Claim, ClaimRules, Task};
 use wclab_coord::commit::{CommitOutcome, Committed};
 use wclab_coord::job::JobSpec;
@@ -64,20 +65,27 @@ pub struct WorkerConfig {
 
 /// Limits of a merged commit.
 ///
-/// Redis's work is one ZINCRBY per distinct word per commit, so committing
-/// k tasks at once divides it by up to k: the distinct words of several
-/// files overlap heavily. A worker still claims one task at a time (so work
-/// stays balanced between workers) and commits when a limit is reached, or
-/// as soon as nothing is waiting. Meanwhile it renews the leases of the
-/// tasks it has counted. A crash loses at most one batch of work, which is
-/// counted again: never counts.
+/// Redis's work per commit is proportional to the commit's distinct words
+/// (checking and storing its tally), so committing k tasks at once divides
+/// it by up to k: the distinct words of several files overlap heavily. A
+/// worker still claims one task at a time (so work stays balanced between
+/// workers) and commits when a limit is reached, or as soon as nothing is
+/// waiting. Meanwhile it renews the leases of the tasks it has counted. A
+/// crash loses at most one batch of work, which is counted again: never
+/// counts.
+///
+/// With `max_tasks` above 1 the limit grows with what the worker has
+/// committed (a batch may hold as many tasks as the worker committed
+/// before), so that the number of commits grows with the logarithm of the
+/// job, not with the job: Redis's work per GB falls as jobs grow. The
+/// delay limit (at most half a lease) still bounds every batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CommitBatch {
     /// Tasks per commit at most.
     pub max_tasks: usize,
-    /// Distinct words per commit at most: one commit is one Lua call that
-    /// blocks Redis for about a microsecond per word, and must stay far
-    /// below its busy-script threshold (5 s).
+    /// Distinct words per commit at most: bounds the worker's memory and
+    /// the time one commit blocks Redis (well under a microsecond per word
+    /// of its tally), far below Redis's busy-script threshold (5 s).
     pub max_distinct: usize,
     /// Longest a counted task waits for its commit.
     pub max_delay: Duration,
@@ -183,6 +191,14 @@ pub struct WorkerReport {
     pub speculated: u64,
 }
 
+/// A merged commit sent on the worker's second connection and not
+/// answered yet: the worker counts its next task meanwhile. One at most, so
+/// at most two batches' counts are in memory (this one's and the next's).
+struct InFlight {
+    ids: Vec<String>,
+    handle: tokio::task::JoinHandle<(Store, Uncommitted, Result<CommitOutcome, CoordError>)>,
+}
+
 /// A worker bound to one job and one Redis.
 pub struct Worker {
     store: Store,
@@ -193,6 +209,11 @@ pub struct Worker {
     report: WorkerReport,
     /// Counted tasks waiting for the next merged commit.
     uncommitted: Uncommitted,
+    /// The connection commits go on (connected at the first commit), while
+    /// no commit is in flight.
+    committer: Option<Store>,
+    /// The commit in flight, if any.
+    in_flight: Option<InFlight>,
 }
 
 /// What became of one task.
@@ -217,7 +238,19 @@ impl Worker {
             spec: None,
             report: WorkerReport::default(),
             uncommitted: Uncommitted::default(),
+            committer: None,
+            in_flight: None,
         }
+    }
+
+    /// Whether `id` is counted and not committed yet (waiting, or in the
+    /// commit in flight).
+    fn holds(&self, id: &str) -> bool {
+        self.uncommitted.holds(id)
+            || self
+                .in_flight
+                .as_ref()
+                .is_some_and(|f| f.ids.iter().any(|i| i == id))
     }
 
     /// Runs until `stop` becomes true (or, with `exit_when_done`, until the
@@ -272,7 +305,7 @@ impl Worker {
                     tracing::warn!(task = %id, "task dead-lettered (delivered too often, or not submitted by the job)");
                     self.report.dead_lettered += 1;
                 }
-                Claim::Task(task) if self.uncommitted.holds(&task.id) => {
+                Claim::Task(task) if self.holds(&task.id) => {
                     // Handed back to us: a restored Redis forgot the
                     // delivery, or our own lease ran out. We hold its counts
                     // already (counting is deterministic); counting it again
@@ -290,12 +323,17 @@ impl Worker {
                     let suspect = task.deliveries > 1;
                     if suspect {
                         self.flush(&mut stop).await?;
+                    } else if self.batch_is_full() {
+                        // Sent now, after this task's claim (which Redis
+                        // then answers first), so that the commit runs in
+                        // Redis while this task is counted here.
+                        self.send(&mut stop).await?;
                     }
                     let handled = self.handle(task, &mut stop).await?;
                     if self.tally(handled) {
                         break;
                     }
-                    if suspect || self.batch_is_full() {
+                    if suspect {
                         self.flush(&mut stop).await?;
                     }
                 }
@@ -305,6 +343,9 @@ impl Worker {
         // Redis that stays away must not keep a stopping worker alive.
         self.store
             .set_policy(RetryPolicy::for_duration(STOPPING_PATIENCE));
+        if let Some(c) = &mut self.committer {
+            c.set_policy(RetryPolicy::for_duration(STOPPING_PATIENCE));
+        }
         self.flush(&mut stop).await?;
         tracing::info!(?self.report, "worker stopping");
         Ok(self.report)
@@ -327,49 +368,85 @@ impl Worker {
         // batch wait longer than half a lease.
         let max_delay = b.max_delay.min(self.config.rules.lease / 2);
         let u = &self.uncommitted;
-        u.tasks.len() >= b.max_tasks
+        let max_tasks = if b.max_tasks > 1 {
+            b.max_tasks.max(self.report.committed as usize)
+        } else {
+            b.max_tasks
+        };
+        u.tasks.len() >= max_tasks
             || u.merged.distinct() >= b.max_distinct
             || u.oldest.is_some_and(|t| t.elapsed() >= max_delay)
     }
 
-    /// Commits every counted task in one FCALL with their merged counts.
-    /// Tasks that are no longer pending (a thief committed them first) are
-    /// dropped and the rest counted again and committed: their counts are
-    /// never added twice, and the others' are never lost.
+    /// Commits every counted task and waits for every answer.
     async fn flush(&mut self, stop: &mut watch::Receiver<bool>) -> Result<(), CoordError> {
+        self.send(stop).await?;
+        self.settle(stop).await
+    }
+
+    /// Sends the counted tasks' merged commit on the second connection
+    /// and returns without its answer, once the previous commit's answer
+    /// is in (one commit in flight at most).
+    async fn send(&mut self, stop: &mut watch::Receiver<bool>) -> Result<(), CoordError> {
+        self.settle(stop).await?;
         if self.uncommitted.tasks.is_empty() {
             return Ok(());
         }
-        testing::pause_at(testing::Point::BeforeCommit);
-        let mut batch = std::mem::take(&mut self.uncommitted);
-        while !batch.tasks.is_empty() {
-            let done: Vec<Committed> = batch
-                .tasks
-                .iter()
-                .map(|t| Committed {
-                    id: &t.id,
-                    bytes: t.end.saturating_sub(t.start),
-                })
-                .collect();
-            let commit_started = std::time::Instant::now();
-            let outcome = commit::commit(
-                &mut self.store,
-                &self.keys,
-                &self.config.consumer,
-                &done,
-                batch.merged.iter(),
-            )
-            .await?;
-            match outcome {
+        let batch = std::mem::take(&mut self.uncommitted);
+        let mut store = match self.committer.take() {
+            Some(s) => s,
+            None => Store::connect(self.store.target().clone(), RetryPolicy::FOREVER).await?,
+        };
+        let keys = self.keys.clone();
+        let consumer = self.config.consumer.clone();
+        let ids = batch.tasks.iter().map(|t| t.id.clone()).collect();
+        let span = tracing::debug_span!("commit", tasks = batch.tasks.len());
+        let handle = tokio::spawn(
+            async move {
+                // After counting, before the FCALL, without renewals.
+                let _ =
+                    tokio::task::spawn_blocking(|| testing::pause_at(testing::Point::BeforeCommit))
+                        .await;
+                let done: Vec<Committed> = batch
+                    .tasks
+                    .iter()
+                    .map(|t| Committed {
+                        id: &t.id,
+                        bytes: t.end.saturating_sub(t.start),
+                    })
+                    .collect();
+                let started = std::time::Instant::now();
+                let outcome =
+                    commit::commit(&mut store, &keys, &consumer, &done, batch.merged.iter()).await;
+                tracing::debug!(
+                    words = batch.merged.distinct(),
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "commit answered"
+                );
+                drop(done);
+                (store, batch, outcome)
+            }
+            .instrument(span),
+        );
+        self.in_flight = Some(InFlight { ids, handle });
+        Ok(())
+    }
+
+    /// Waits for the commit in flight, if any. Tasks that are no longer
+    /// pending (a thief committed them first) are dropped and the rest
+    /// counted again and committed: their counts are never added twice,
+    /// and the others' are never lost.
+    async fn settle(&mut self, stop: &mut watch::Receiver<bool>) -> Result<(), CoordError> {
+        while let Some(flight) = self.in_flight.take() {
+            let (store, mut batch, outcome) = match flight.handle.await {
+                Ok(answer) => answer,
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            };
+            self.committer = Some(store);
+            match outcome? {
                 CommitOutcome::Applied => {
-                    tracing::debug!(
-                        tasks = batch.tasks.len(),
-                        words = batch.merged.distinct(),
-                        took_ms = commit_started.elapsed().as_millis() as u64,
-                        "committed"
-                    );
+                    tracing::debug!(tasks = batch.tasks.len(), "committed");
                     self.report.committed += batch.tasks.len() as u64;
-                    break;
                 }
                 CommitOutcome::NotPending(gone) => {
                     tracing::info!(tasks = ?gone, "task(s) no longer pending (already committed by another worker, or forgotten by a restored Redis): their counts are not added");
@@ -379,8 +456,9 @@ impl Worker {
                         .drain(..)
                         .filter(|t| !gone.contains(&t.id))
                         .collect();
-                    // Counted again into a fresh batch (the merged counts
-                    // cannot be taken apart).
+                    // Counted again (the merged counts cannot be taken
+                    // apart), with whatever was counted meanwhile, and
+                    // committed.
                     for task in rest {
                         match self.handle(task, stop).await? {
                             Handled::Counted(t) => self.uncommitted.add(t),
@@ -389,7 +467,8 @@ impl Worker {
                             Handled::LeftPending | Handled::Interrupted => {}
                         }
                     }
-                    batch = std::mem::take(&mut self.uncommitted);
+                    // Sends (nothing is in flight now); the loop waits.
+                    Box::pin(self.send(stop)).await?;
                 }
             }
         }

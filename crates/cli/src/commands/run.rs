@@ -144,6 +144,10 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
         eprintln!("interrupted; job {job_name} left unfinished");
         return Ok(Outcome::Interrupted);
     };
+    // The counts are complete (the sorted set plus the commits' tallies);
+    // building the sorted set of the result is part of the job's time.
+    let folded = wclab_coord::fold::fold(&mut store, &keys).await?;
+    tracing::info!(?folded, "tallies folded into the counts");
     let mut summary = report::gather(
         &mut store,
         &keys,

@@ -37,6 +37,10 @@ use wclab_stream::plot::{self, PlotOptions, Series};
 use wclab_stream::summary::{Percentiles, Summary};
 use wclab_stream::{record, schedule, Event, EventKind, LatencyRecord};
 
+/// How often the driver folds the commits' tallies into `counts` while a
+/// stream runs (docs/protocol.md, "The counts during a job").
+const FOLD_EVERY: Duration = Duration::from_secs(2);
+
 pub async fn stream(args: StreamArgs) -> Result<Outcome> {
     let total_workers = args.workers + args.crashing + args.stragglers;
     if total_workers == 0 {
@@ -142,6 +146,7 @@ pub async fn stream(args: StreamArgs) -> Result<Outcome> {
     let mut next_batch = 0;
     let mut injected = 0usize;
     let mut last_print = Instant::now();
+    let mut last_fold = Instant::now();
     let outcome = tokio::select! {
         r = async {
             loop {
@@ -173,6 +178,13 @@ pub async fn stream(args: StreamArgs) -> Result<Outcome> {
                 }
                 if supervisor.keep_alive()? > 0 && throttle.is_active() {
                     throttle.set(straggler_pids(&supervisor, straggler_slots.clone()), true);
+                }
+                // The commits' tallies into the counts' sorted set now and
+                // then: the counts are right without it, but `top` and the
+                // final read get slower with every tally left.
+                if last_fold.elapsed() >= FOLD_EVERY {
+                    wclab_coord::fold::fold(&mut store, &keys).await?;
+                    last_fold = Instant::now();
                 }
                 let status = job::status(&mut store, &keys).await?;
                 live.read_done(&mut store, &keys).await?;

@@ -177,3 +177,42 @@ fn csv_input_counts_only_the_named_column() {
     oracle::count(b"say \"hi\"\nhello", &mut want);
     oracle::assert_same(&got, &want);
 }
+
+/// A worker counts its next task while its previous commit is in flight
+/// (issue 22): with every commit held back 1.5 s before its FCALL, a
+/// worker that commits one task at a time holds more than one task, with
+/// nothing committed yet. (A worker that waited for each commit before
+/// claiming again would hold one.) Counts exact, each task once.
+#[test]
+fn a_worker_counts_its_next_task_while_its_commit_is_in_flight() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let root = corpus::english(&dir.path().join("in"), 3, 2_000, 21);
+    assert_status(&submit(&server, "j", &[&root]), 0);
+    let w = spawn_worker(
+        &server,
+        "j",
+        &[("WCLAB_TEST_PAUSE", "before_commit:1500")],
+        &["--commit-batch", "1", "--exit-when-done"],
+    );
+    let mut c = wclab_testkit::redis::Client::connect(server.port(), server.password()).unwrap();
+    wclab_testkit::procs::wait_for(
+        "two tasks held before the first commit lands",
+        std::time::Duration::from_secs(20),
+        || {
+            let pending = c.cmd(&["XPENDING", "wclab:{j}:tasks", "workers"]).array()[0].int();
+            let done = c.cmd(&["HGET", "wclab:{j}:job", "files_done"]);
+            let done = match done {
+                wclab_testkit::redis::Reply::Bulk(Some(b)) => {
+                    String::from_utf8_lossy(&b).into_owned()
+                }
+                _ => "0".into(),
+            };
+            (pending >= 2 && done == "0").then_some(())
+        },
+    );
+    let o = wait_output(w, DEADLINE);
+    assert_status(&o, 0);
+    oracle::assert_same(&counts_in_redis(&server, "j"), &oracle::count_tree(&root));
+    assert_eq!(done_records(&server, "j").len(), 3, "each task once");
+}

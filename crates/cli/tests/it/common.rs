@@ -154,26 +154,51 @@ pub fn wait_finished(server: &RedisServer, job: &str) {
     );
 }
 
-/// Every word's count in the job's sorted set, read directly from Redis.
+/// Every word's count of the job, read directly from Redis: the sorted
+/// set `counts` plus the tallies not folded into it yet
+/// (docs/protocol.md, "The counts during a job"). Read in one MULTI, so
+/// that a fold cannot run between the two reads.
 pub fn counts_in_redis(server: &RedisServer, job: &str) -> WordMap {
     let mut c = wclab_testkit::redis::Client::connect(server.port(), server.password()).unwrap();
-    let r = c.cmd(&[
+    let bulk = |r: &wclab_testkit::redis::Reply| match r {
+        wclab_testkit::redis::Reply::Bulk(Some(b)) => b.clone(),
+        other => panic!("{other:?}"),
+    };
+    c.cmd(&["MULTI"]);
+    c.cmd(&[
         "ZRANGE",
         &format!("wclab:{{{job}}}:counts"),
         "0",
         "-1",
         "WITHSCORES",
     ]);
-    r.array()
+    c.cmd(&["XRANGE", &format!("wclab:{{{job}}}:tallies"), "-", "+"]);
+    let exec = c.cmd(&["EXEC"]);
+    let [sorted, tallies] = exec.array() else {
+        panic!("{exec:?}")
+    };
+    let mut counts: WordMap = sorted
+        .array()
         .chunks(2)
-        .map(|p| {
-            let word = match &p[0] {
-                wclab_testkit::redis::Reply::Bulk(Some(b)) => b.clone(),
-                other => panic!("{other:?}"),
-            };
-            (word, p[1].text().parse::<f64>().unwrap() as u64)
-        })
-        .collect()
+        .map(|p| (bulk(&p[0]), p[1].text().parse::<f64>().unwrap() as u64))
+        .collect();
+    for entry in tallies.array() {
+        let fields = entry.array()[1].array();
+        let tally = fields
+            .chunks(2)
+            .find(|p| p[0].text() == "tally")
+            .map(|p| bulk(&p[1]))
+            .expect("a tally entry without its tally");
+        for line in tally.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let space = line.iter().position(|b| *b == b' ').unwrap();
+            let n: u64 = std::str::from_utf8(&line[..space])
+                .unwrap()
+                .parse()
+                .unwrap();
+            *counts.entry(line[space + 1..].to_vec()).or_default() += n;
+        }
+    }
+    counts
 }
 
 /// The job's completion records: (task id, worker, attempts).
