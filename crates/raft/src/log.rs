@@ -354,11 +354,19 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut g = self.lock();
         for e in &entries {
             if let EntryPayload::Normal(req) = &e.payload {
-                g.remember(req.nonce);
+                for w in &req.writes {
+                    g.remember(w.nonce);
+                    crate::trace::mark(w.nonce, crate::trace::Mark::AppendStart);
+                }
             }
         }
         let rec = Record::Append(entries);
         let res = tokio::task::block_in_place(|| g.write(&rec));
+        if crate::trace::on() {
+            if let Record::Append(es) = &rec {
+                crate::trace::mark_entries(es, crate::trace::Mark::AppendDone);
+            }
+        }
         match res {
             Ok(()) => {
                 g.apply(rec);
@@ -422,12 +430,14 @@ mod tests {
         Entry {
             log_id: LogId::new(CommittedLeaderId::new(term, 1), index),
             payload: EntryPayload::Normal(Request {
-                nonce: index,
-                args: vec![
-                    b"SET".to_vec(),
-                    b"k".to_vec(),
-                    index.to_string().into_bytes(),
-                ],
+                writes: vec![crate::types::Write {
+                    nonce: index,
+                    args: vec![
+                        b"SET".to_vec(),
+                        b"k".to_vec(),
+                        index.to_string().into_bytes(),
+                    ],
+                }],
             }),
         }
     }

@@ -9,4 +9,5 @@ mod common;
 mod python;
 mod raft;
 mod raft_anomalies;
+mod raft_group;
 mod stream;
