@@ -215,7 +215,21 @@ impl LogStore {
             }
             match bincode::deserialize::<Record>(body) {
                 Ok(r) => records.push(r),
-                Err(_) => break,
+                // Whole and checksummed, so not torn: written by a build
+                // with another record format. Dropping it (and what
+                // follows) would be a node that lost acknowledged entries
+                // under its old incarnation: refuse to start instead.
+                Err(e) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "{}: record at byte {pos} is whole but unreadable ({e}): \
+                             a log written by another wclab version? Start this node \
+                             with the version that wrote it, or as a new member",
+                            path.display()
+                        ),
+                    ))
+                }
             }
             pos += 8 + len;
         }
@@ -490,6 +504,21 @@ mod tests {
                 }],
             }),
         }
+    }
+
+    #[test]
+    fn a_whole_record_of_another_format_stops_the_open_instead_of_being_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = b"not a record of this format";
+        let mut raw = Vec::new();
+        raw.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        raw.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+        raw.extend_from_slice(body);
+        std::fs::write(dir.path().join(LOG), &raw).unwrap();
+        let err = LogStore::open(dir.path()).err().expect("refused");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        // Nothing was truncated.
+        assert_eq!(std::fs::read(dir.path().join(LOG)).unwrap(), raw);
     }
 
     #[tokio::test]
