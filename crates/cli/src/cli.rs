@@ -703,9 +703,11 @@ pub enum RaftCommand {
     },
     /// Measure the write latency of the commit FCALL (wclab_commit) through
     /// the normal client path: claim a task, commit it, N times; prints
-    /// p50/p99 in milliseconds as JSON.
+    /// p50/p99 in milliseconds as JSON (one line), and with --breakdown
+    /// where the time goes on a Raft cluster, stage by stage.
     BenchCommit {
-        /// Redis URL, or HOST:PORT,HOST:PORT,... of a Raft cluster.
+        /// Redis URL, or HOST:PORT,HOST:PORT,... of a Raft cluster (the
+        /// client starts with the first).
         #[arg(long)]
         redis: String,
         /// Number of commits.
@@ -714,6 +716,20 @@ pub enum RaftCommand {
         /// Distinct words per commit.
         #[arg(long, default_value_t = 200)]
         words: usize,
+        /// After each commit, `WAIT N` for N replicas of a plain Redis to
+        /// have it (timed with the commit): Redis's own replication as an
+        /// anchor.
+        #[arg(long, default_value_t = 0)]
+        wait_replicas: u32,
+        /// On a Raft cluster (given as HOST:PORT,...): trace every node
+        /// (`RAFT.TRACE`) and print where a commit's time goes.
+        #[arg(long)]
+        breakdown: bool,
+        /// Clients committing at once, each on its own connection (the
+        /// commits are shared out among them); with more than one, the
+        /// figure to read is claims_and_commits_per_s (group commit).
+        #[arg(long, default_value_t = 1)]
+        clients: usize,
     },
     /// Measure failover: start a local cluster, kill its leader (SIGKILL)
     /// again and again while a client writes, and print, as that client

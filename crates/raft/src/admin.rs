@@ -1,6 +1,6 @@
 //! Cluster administration: `RAFT.INIT`, `RAFT.JOIN`, `RAFT.REMOVE`,
 //! `RAFT.INFO`, `RAFT.LEADER`, `RAFT.DIGEST`, `RAFT.SNAPSHOT`,
-//! `RAFT.PARTITION`, `RAFT.FAULT`.
+//! `RAFT.PARTITION`, `RAFT.FAULT`, `RAFT.TRACE`.
 //!
 //! It sees the cluster through [`Cluster`]: the Raft handle (membership,
 //! leader, metrics), the log, the state machine's digests and the peer
@@ -51,6 +51,25 @@ pub enum Admin {
 
 fn err(msg: impl Into<String>) -> Admin {
     Admin::Reply(Frame::err(msg))
+}
+
+/// `RAFT.TRACE START`: record every write's stages on this node (forgetting
+/// earlier records); `RAFT.TRACE STOP`: stop, and return one line per
+/// write (see [`crate::trace`]).
+fn trace(cmd: &Command) -> Frame {
+    match (cmd.text(1).to_ascii_uppercase().as_str(), cmd.args.len()) {
+        ("START", 2) => {
+            crate::trace::start();
+            Frame::ok()
+        }
+        ("STOP", 2) => Frame::Array(Some(
+            crate::trace::stop()
+                .iter()
+                .map(|(nonce, t)| Frame::bulk(t.render(*nonce)))
+                .collect(),
+        )),
+        _ => Frame::err("ERR RAFT.TRACE START | STOP"),
+    }
 }
 
 impl Cluster {
@@ -152,6 +171,7 @@ impl Cluster {
                 Ok(()) => Frame::ok(),
                 Err(e) => Frame::err(format!("ERR {e}")),
             }),
+            Name::RaftTrace => Admin::Reply(trace(cmd)),
             other => err(format!("ERR unknown or malformed {}", other.as_str())),
         }
     }

@@ -119,7 +119,7 @@ commands! {
     RaftInit "RAFT.INIT" Admin, RaftJoin "RAFT.JOIN" Admin, RaftRemove "RAFT.REMOVE" Admin,
     RaftPartition "RAFT.PARTITION" Admin, RaftDigest "RAFT.DIGEST" Admin,
     RaftSnapshot "RAFT.SNAPSHOT" Admin, RaftLeader "RAFT.LEADER" Admin,
-    RaftFault "RAFT.FAULT" Admin,
+    RaftFault "RAFT.FAULT" Admin, RaftTrace "RAFT.TRACE" Admin,
     // Writes.
     Set "SET" Write, Del "DEL" Write, Unlink "UNLINK" Write, Hset "HSET" Write,
     Hsetnx "HSETNX" Write, Hmset "HMSET" Write, Hdel "HDEL" Write, Hincrby "HINCRBY" Write,

@@ -29,9 +29,13 @@
 //! * [`log`]: the durable log and vote (checksummed, fsynced file).
 //! * [`sm`]: the state machine, i.e. the local Redis; snapshots; digests.
 //! * [`net`]: Raft RPCs to peers over RESP (openraft's network); test partitions.
+//! * [`propose`]: group commit: the leader's concurrent writes share a
+//!   log entry (one fsync, one replication round).
 //! * [`rpc`]: the receiving side of those RPCs: incarnation checks, pre-votes.
 //! * [`resp`]: the RESP2 codec.
 //! * [`testing`]: test-only fault switches (`WCLAB_RAFT_TEST_FAULTS=1`).
+//! * [`trace`]: where a write's time goes, per stage (`RAFT.TRACE`, for
+//!   `wclab raft bench-commit`).
 //! * [`failover`]: the failover benchmark (a local cluster of node processes).
 
 pub mod admin;
@@ -44,12 +48,14 @@ pub mod incarnation;
 pub mod log;
 pub mod net;
 pub mod node;
+pub mod propose;
 pub mod rejoin;
 pub mod resp;
 pub mod rpc;
 mod session;
 pub mod sm;
 pub mod testing;
+pub mod trace;
 pub mod types;
 
 pub use node::{run, NodeConfig};

@@ -283,9 +283,11 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
+        crate::trace::mark_entries(&rpc.entries, crate::trace::Mark::Sent);
         let r = self.raft_rpc("append", &rpc, &option).await;
         if matches!(&r, Ok(resp) if !matches!(resp, AppendEntriesResponse::HigherVote(_))) {
             self.net.peers.contacted(self.target);
+            crate::trace::mark_entries(&rpc.entries, crate::trace::Mark::Acked);
         }
         r
     }

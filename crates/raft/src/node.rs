@@ -250,6 +250,7 @@ pub async fn run(cfg: NodeConfig) -> Result<(), NodeError> {
         client_ids: AtomicU64::new(0),
         nonce_base: rand::random(),
         nonces: AtomicU64::new(0),
+        proposer: crate::propose::Proposer::start(raft.clone()),
     });
     let listener = TcpListener::bind(&cfg.listen)
         .await

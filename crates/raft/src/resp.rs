@@ -343,6 +343,24 @@ impl Conn {
         self.read().await
     }
 
+    /// Sends several commands at once and reads their replies, in order:
+    /// one round trip for a whole batch (Redis runs them one after the
+    /// other, as if sent one by one).
+    pub async fn pipeline(&mut self, commands: &[&[Vec<u8>]]) -> io::Result<Vec<Frame>> {
+        let mut out = Vec::new();
+        for args in commands {
+            Frame::command(args).encode(&mut out);
+        }
+        let w = self.stream.get_mut();
+        w.write_all(&out).await?;
+        w.flush().await?;
+        let mut replies = Vec::with_capacity(commands.len());
+        for _ in commands {
+            replies.push(self.read().await?);
+        }
+        Ok(replies)
+    }
+
     /// Sends a frame (whole, or the connection is broken).
     pub async fn write(&mut self, f: &Frame) -> io::Result<()> {
         write_frame(self.stream.get_mut(), f).await

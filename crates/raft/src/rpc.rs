@@ -82,10 +82,14 @@ pub async fn serve(rx: &Receiver<'_>, args: &[Vec<u8>]) -> Frame {
     match kind.as_slice() {
         b"append" => match bincode::deserialize::<AppendEntriesRequest<TypeConfig>>(payload) {
             Ok(req) => {
+                let traced = crate::trace::nonces(&req.entries);
+                crate::trace::mark_all(&traced, crate::trace::Mark::RpcReceived);
                 let mine = rx.raft.metrics().borrow().vote;
                 let _heard = (req.vote.is_committed() && req.vote >= mine)
                     .then(|| rx.prevote.heard.append());
-                reply(rx.raft.append_entries(req).await)
+                let answer = rx.raft.append_entries(req).await;
+                crate::trace::mark_all(&traced, crate::trace::Mark::RpcAnswered);
+                reply(answer)
             }
             Err(e) => bad(e),
         },

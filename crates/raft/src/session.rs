@@ -27,9 +27,10 @@ use crate::admin::Admin;
 use crate::admin::Cluster;
 use crate::command::{self, Command, Kind, Name};
 use crate::election::{PreVoter, Timing};
+use crate::propose::Proposer;
 use crate::resp::{read_request, write_frame, Conn, Frame};
 use crate::sm::StateMachine;
-use crate::types::{NodeId, Request};
+use crate::types::{NodeId, Write};
 use openraft::error::{ClientWriteError, RaftError};
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering;
@@ -96,10 +97,12 @@ pub(crate) struct Shared {
     pub(crate) client_ids: AtomicU64,
     pub(crate) nonce_base: u64,
     pub(crate) nonces: AtomicU64,
+    /// Where this node's writes go when it leads (group commit).
+    pub(crate) proposer: Proposer,
 }
 
 impl Shared {
-    /// A nonce for a write this node submits (see [`crate::types::Request`]).
+    /// A nonce for a write this node submits (see [`crate::types::Write`]).
     pub(crate) fn next_nonce(&self) -> u64 {
         self.nonce_base
             .wrapping_add(self.nonces.fetch_add(1, Ordering::SeqCst))
@@ -120,6 +123,11 @@ pub(crate) struct Session {
     /// DISCARD is refused too, so that no part of the client's transaction
     /// runs on its own.
     refused_multi: bool,
+    /// When the current request's first byte arrived and when it was
+    /// parsed (for [`crate::trace`]).
+    arrived: (std::time::Instant, std::time::Instant),
+    /// The nonce of the write the current request became, if traced.
+    traced: Option<u64>,
 }
 
 /// Serves one client connection until it closes.
@@ -135,8 +143,15 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream) -> std::io::Re
         redis: None,
         proxy: None,
         refused_multi: false,
+        arrived: (std::time::Instant::now(), std::time::Instant::now()),
+        traced: None,
     };
     loop {
+        if crate::trace::on() {
+            use tokio::io::AsyncBufReadExt;
+            rd.fill_buf().await?;
+        }
+        let received = std::time::Instant::now();
         let frame = match read_request(&mut rd).await {
             Ok(Some(frame)) => frame,
             Ok(None) => break,
@@ -149,6 +164,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream) -> std::io::Re
             }
             Err(e) => return Err(e),
         };
+        s.arrived = (received, std::time::Instant::now());
         let Some(args) = frame.into_args() else {
             write_frame(
                 &mut wr,
@@ -164,6 +180,9 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream) -> std::io::Re
         let deadline = Instant::now() + s.shared.request_timeout;
         let reply = s.handle(args, deadline, false).await;
         write_frame(&mut wr, &reply).await?;
+        if let Some(nonce) = s.traced.take() {
+            crate::trace::mark(nonce, crate::trace::Mark::Replied);
+        }
         if quit {
             break;
         }
@@ -462,14 +481,35 @@ impl Session {
             shared.last_now.fetch_max(now, Ordering::SeqCst);
         }
         let nonce = shared.next_nonce();
-        let write = shared.cluster.raft.client_write(Request { nonce, args });
+        if crate::trace::on() {
+            use crate::trace::{mark, mark_at, Mark};
+            mark_at(nonce, Mark::Received, self.arrived.0);
+            mark_at(nonce, Mark::Parsed, self.arrived.1);
+            crate::trace::name(nonce, &args);
+            mark(nonce, Mark::Submitted);
+            self.traced = Some(nonce);
+        }
+        let write = shared.proposer.propose(Write { nonce, args });
         let appended = || shared.cluster.log.appended(nonce);
         let timeout = shared.request_timeout;
-        match tokio::time::timeout_at(deadline, write).await {
+        let result = tokio::time::timeout_at(deadline, write).await;
+        crate::trace::mark(nonce, crate::trace::Mark::Answered);
+        let result = match result {
+            Ok(Ok(outcome)) => Ok(outcome),
+            // The proposer is gone (the node is stopping), maybe after
+            // handing the write to openraft.
+            Ok(Err(_closed)) => {
+                return Submitted::Done(unknown(
+                    "the node is stopping; the write may or may not commit",
+                ))
+            }
+            Err(elapsed) => Err(elapsed),
+        };
+        match result {
             Ok(Ok(_)) if crate::testing::unknown_reply(original) => Submitted::Done(unknown(
                 "test fault: the reply to a committed write was dropped",
             )),
-            Ok(Ok(resp)) => Submitted::Done(resp.data),
+            Ok(Ok(reply)) => Submitted::Done(reply),
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) if !appended() => {
                 Submitted::NotAppended
             }

@@ -41,10 +41,12 @@ impl fmt::Display for Member {
 pub type Node = Member;
 
 openraft::declare_raft_types!(
-    /// wclab's Raft: the log holds Redis commands, the results are RESP replies.
+    /// wclab's Raft: the log holds batches of Redis commands, the results
+    /// are their RESP replies (one per command, none for openraft's own
+    /// entries).
     pub TypeConfig:
         D = Request,
-        R = Frame,
+        R = Vec<Frame>,
         NodeId = NodeId,
         Node = Node,
         SnapshotData = Vec<u8>,
@@ -56,10 +58,21 @@ pub type Raft = openraft::Raft<TypeConfig>;
 /// The membership as openraft stores it.
 pub type Membership = openraft::Membership<NodeId, Node>;
 
+/// One log entry's writes: the writes that reached the leader while the
+/// previous entries were being appended, proposed together so that they
+/// share one fsync and one replication round (group commit, see
+/// [`crate::propose`]). Applied in order, each on its own: a batch is not a
+/// transaction.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// The writes, in the order they are applied.
+    pub writes: Vec<Write>,
+}
+
 /// One replicated write: a Redis command exactly as every replica runs it
 /// (time arguments already filled in by the leader).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Request {
+pub struct Write {
     /// Unique among the writes a leader submits (random per process, then
     /// counting): after openraft answers "not the leader", the log store
     /// says whether this write reached the log (outcome unknown) or not
@@ -69,7 +82,7 @@ pub struct Request {
     pub args: Vec<Vec<u8>>,
 }
 
-impl fmt::Debug for Request {
+impl fmt::Debug for Write {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // A commit carries every word of a task: show its shape only.
         let name = |i: usize| {
@@ -85,6 +98,16 @@ impl fmt::Debug for Request {
             name(1),
             self.args.len().saturating_sub(2)
         )
+    }
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.writes.as_slice() {
+            [one] => fmt::Debug::fmt(one, f),
+            [first, ..] => write!(f, "{} writes: {first:?}, ...", self.writes.len()),
+            [] => write!(f, "no writes"),
+        }
     }
 }
 

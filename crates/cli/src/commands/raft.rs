@@ -78,7 +78,20 @@ pub async fn raft(what: RaftCommand) -> Result<Outcome> {
             redis,
             commits,
             words,
-        } => bench_commit(&redis, commits, words).await,
+            wait_replicas,
+            breakdown,
+            clients,
+        } => {
+            let bench = BenchCommit {
+                redis,
+                commits,
+                words,
+                wait_replicas,
+                breakdown,
+                clients,
+            };
+            bench_commit(&bench).await
+        }
     }
 }
 
@@ -141,10 +154,68 @@ pub(crate) fn cluster_url(nodes: &str) -> String {
     }
 }
 
+/// Claims and commits `n` tasks of `keys`, one after the other; the
+/// latency of each commit (with `WAIT wait` after it if `wait` > 0), ms.
+async fn commits(
+    store: &mut wclab_coord::Store,
+    keys: &JobKeys,
+    vocab: &[Vec<u8>],
+    n: usize,
+    wait_replicas: u32,
+) -> Result<Vec<f64>> {
+    let rules = ClaimRules {
+        lease: Duration::from_secs(60),
+        max_deliveries: 5,
+    };
+    let mut wait = redis::cmd("WAIT");
+    wait.arg(wait_replicas).arg(5000);
+    let mut lat = Vec::with_capacity(n);
+    for _ in 0..n {
+        let task = match claim::claim(store, keys, "bench", rules).await? {
+            Claim::Task(t) => t,
+            other => bail!("unexpected claim {other:?}"),
+        };
+        let started = Instant::now();
+        let outcome = commit::commit(
+            store,
+            keys,
+            "bench",
+            &[Committed {
+                id: &task.id,
+                bytes: 1,
+            }],
+            vocab.iter().map(|w| (w.as_slice(), 1u64)),
+        )
+        .await?;
+        if wait_replicas > 0 {
+            let acked: u32 = store.call("wait for replicas", &wait).await?;
+            if acked < wait_replicas {
+                bail!("WAIT {wait_replicas}: only {acked} replicas acknowledged within 5 s (is a replica attached?)");
+            }
+        }
+        lat.push(started.elapsed().as_secs_f64() * 1000.0);
+        if outcome != CommitOutcome::Applied {
+            bail!("commit of {} not applied: {outcome:?}", task.id);
+        }
+    }
+    Ok(lat)
+}
+
+/// `wclab raft bench-commit`'s settings.
+struct BenchCommit {
+    redis: String,
+    commits: usize,
+    words: usize,
+    wait_replicas: u32,
+    breakdown: bool,
+    clients: usize,
+}
+
 /// Claims and commits synthetic tasks, timing each commit FCALL as the
-/// client sees it (request sent to reply received, failover retries included).
-async fn bench_commit(redis: &str, commits: usize, words: usize) -> Result<Outcome> {
-    let mut store = super::connect(&cluster_url(redis)).await?;
+/// client sees it (request sent to reply received, failover retries
+/// included; with `WAIT`, until the replicas have it).
+async fn bench_commit(b: &BenchCommit) -> Result<Outcome> {
+    let mut store = super::connect(&cluster_url(&b.redis)).await?;
     let name = format!(
         "bench-commit-{}-{}",
         std::process::id(),
@@ -154,7 +225,7 @@ async fn bench_commit(redis: &str, commits: usize, words: usize) -> Result<Outco
             .as_millis()
     );
     let keys = JobKeys::new(&name);
-    let tasks: Vec<TaskSpec> = (0..commits)
+    let tasks: Vec<TaskSpec> = (0..b.commits)
         .map(|i| TaskSpec {
             id: TaskSpec::id_for(i),
             path: format!("/bench/{i}"),
@@ -163,53 +234,130 @@ async fn bench_commit(redis: &str, commits: usize, words: usize) -> Result<Outco
         })
         .collect();
     wclab_coord::submit::submit(&mut store, &keys, &tasks).await?;
-    let rules = ClaimRules {
-        lease: Duration::from_secs(60),
-        max_deliveries: 5,
-    };
-    let vocab: Vec<Vec<u8>> = (0..words)
+    let vocab: Vec<Vec<u8>> = (0..b.words)
         .map(|j| format!("word{j}").into_bytes())
         .collect();
-    let mut lat = Vec::with_capacity(commits);
+    let traced = if b.breakdown {
+        Some(Traced::start(&b.redis).await?)
+    } else {
+        None
+    };
     let t0 = Instant::now();
-    for _ in 0..commits {
-        let task = match claim::claim(&mut store, &keys, "bench", rules).await? {
-            Claim::Task(t) => t,
-            other => bail!("unexpected claim {other:?}"),
-        };
-        let started = Instant::now();
-        let outcome = commit::commit(
-            &mut store,
-            &keys,
-            "bench",
-            &[Committed {
-                id: &task.id,
-                bytes: 1,
-            }],
-            vocab.iter().map(|w| (w.as_slice(), 1u64)),
-        )
-        .await?;
-        lat.push(started.elapsed().as_secs_f64() * 1000.0);
-        if outcome != CommitOutcome::Applied {
-            bail!("commit of {} not applied: {outcome:?}", task.id);
+    let mut lat = Vec::with_capacity(b.commits);
+    if b.clients <= 1 {
+        lat = commits(&mut store, &keys, &vocab, b.commits, b.wait_replicas).await?;
+    } else {
+        // Concurrent clients, each on its own connection: what group
+        // commit is for.
+        let mut set = tokio::task::JoinSet::new();
+        for c in 0..b.clients {
+            let n = b.commits / b.clients + usize::from(c < b.commits % b.clients);
+            let mut store = super::connect(&cluster_url(&b.redis)).await?;
+            let (keys, vocab, wait) = (keys.clone(), vocab.clone(), b.wait_replicas);
+            set.spawn(async move { commits(&mut store, &keys, &vocab, n, wait).await });
+        }
+        while let Some(r) = set.join_next().await {
+            lat.extend(r??);
         }
     }
     let wall = t0.elapsed().as_secs_f64();
+    let stages = match traced {
+        Some(t) => Some(t.breakdown(&lat).await?),
+        None => None,
+    };
     job::delete(&mut store, &keys).await?;
+    let client = lat.clone();
     lat.sort_by(f64::total_cmp);
     let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize];
-    println!(
-        "{}",
-        serde_json::json!({
-            "commits": commits,
-            "words_per_commit": words,
-            "p50_ms": pct(0.50),
-            "p99_ms": pct(0.99),
-            "mean_ms": lat.iter().sum::<f64>() / lat.len() as f64,
-            "claims_and_commits_per_s": commits as f64 / wall,
-        })
-    );
+    let mut out = serde_json::json!({
+        "commits": b.commits,
+        "words_per_commit": b.words,
+        "wait_replicas": b.wait_replicas,
+        "clients": b.clients.max(1),
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "mean_ms": client.iter().sum::<f64>() / client.len() as f64,
+        "claims_and_commits_per_s": b.commits as f64 / wall,
+    });
+    if let Some(stages) = &stages {
+        out["breakdown"] = serde_json::to_value(stages)?;
+    }
+    println!("{out}");
+    if let Some(stages) = &stages {
+        print_breakdown(stages, pct(0.50));
+    }
     Ok(Outcome::Success)
+}
+
+/// Every node of a Raft cluster with tracing on (`RAFT.TRACE START`).
+struct Traced {
+    nodes: Vec<String>,
+}
+
+impl Traced {
+    async fn start(redis: &str) -> Result<Traced> {
+        if redis.starts_with("redis://") {
+            bail!("--breakdown needs the cluster's nodes as HOST:PORT,HOST:PORT,...");
+        }
+        let mut nodes: Vec<String> = Vec::new();
+        for n in redis.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            if !nodes.iter().any(|m| m == n) {
+                nodes.push(n.to_owned());
+            }
+        }
+        for n in &nodes {
+            match call(n, &["RAFT.TRACE", "START"]).await? {
+                Frame::Error(e) => {
+                    bail!("{n}: RAFT.TRACE START: {e} (a node of another wclab build?)")
+                }
+                _ => continue,
+            }
+        }
+        Ok(Traced { nodes })
+    }
+
+    /// Stops tracing everywhere and puts the stages together.
+    async fn breakdown(self, client_ms: &[f64]) -> Result<Vec<wclab_raft::trace::Stage>> {
+        let mut leader = Vec::new();
+        let mut followers = Vec::new();
+        for n in &self.nodes {
+            let Frame::Array(Some(items)) = call(n, &["RAFT.TRACE", "STOP"]).await? else {
+                bail!("{n}: bad RAFT.TRACE STOP reply");
+            };
+            let lines: Vec<wclab_raft::trace::Line> = items
+                .iter()
+                .filter_map(|f| f.as_bytes())
+                .filter_map(|b| wclab_raft::trace::Line::parse(&String::from_utf8_lossy(b)))
+                .collect();
+            // The leader is the node that received the client's writes.
+            if lines.iter().any(|l| l.marks.contains_key("received")) {
+                leader = lines;
+            } else {
+                followers.push(lines);
+            }
+        }
+        let quorum = self.nodes.len() / 2 + 1;
+        Ok(wclab_raft::trace::breakdown(
+            client_ms,
+            &leader,
+            &followers,
+            quorum,
+            "wclab_commit",
+        ))
+    }
+}
+
+fn print_breakdown(stages: &[wclab_raft::trace::Stage], client_p50: f64) {
+    println!("where a commit's time goes (ms; means add up to the client's mean):");
+    println!("  {:<56} {:>7} {:>7}", "stage", "mean", "p50");
+    for s in stages {
+        println!("  {:<56} {:>7.3} {:>7.3}", s.stage, s.mean_ms, s.p50_ms);
+    }
+    let total: f64 = stages.iter().map(|s| s.mean_ms).sum();
+    println!(
+        "  {:<56} {:>7.3} {:>7.3}",
+        "total (client)", total, client_p50
+    );
 }
 
 fn print_failover(r: &wclab_raft::failover::Report, json: bool) -> Result<()> {

@@ -10,5 +10,6 @@ mod labs;
 mod python;
 mod raft;
 mod raft_anomalies;
+mod raft_group;
 mod security;
 mod stream;
