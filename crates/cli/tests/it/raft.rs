@@ -30,28 +30,14 @@ pub(crate) struct Cluster {
     _dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `n` free ports, all different from each other and from `taken`. The
-/// kernel may hand out a port it just released again: two nodes given one
-/// port would be one process answering for two members (the node started
-/// second cannot listen, and a test that only checked that something
-/// answers on the port would go on with one process counted twice).
+/// `n` free ports, all different from each other and from `taken`, where
+/// no other process is handed them while a node is down (see
+/// `wclab_testkit::ports`). The kernel may hand out a port it just
+/// released again: two nodes given one port would be one process answering
+/// for two members, and a killed node's port taken meanwhile keeps it from
+/// starting again.
 pub(crate) fn free_ports(n: usize, taken: &[u16]) -> Vec<u16> {
-    let mut ports: Vec<u16> = Vec::with_capacity(n);
-    while ports.len() < n {
-        let p = free_port();
-        if !ports.contains(&p) && !taken.contains(&p) {
-            ports.push(p);
-        }
-    }
-    ports
+    wclab_testkit::ports::restartable(n, taken)
 }
 
 impl Node {
