@@ -55,7 +55,13 @@ fn short(nodes: usize, nemesis: Nemesis, workload: Workload) {
     });
     cfg.seed = 21;
     cfg.clients = 4;
-    let report = runner::run(&cfg).expect("the run itself");
+    let report = match runner::run(&cfg) {
+        Ok(r) => r,
+        Err(e) => panic!(
+            "the run itself: {e:#} (nodes' logs kept in {})",
+            dir.keep().display()
+        ),
+    };
     let mut text = wclab_jepsen::report::run_markdown(&report);
     eprintln!("{text}");
     if report.validity != Validity::Valid {
