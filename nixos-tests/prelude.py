@@ -32,7 +32,7 @@ RAFT_HOSTS = _nodes_with("redis-raft")
 REDIS_HOSTS = _nodes_with("redis") + RAFT_HOSTS
 WORKERS = [NODES[n] for n in _nodes_with("worker")]
 CLIENT = NODES[TOPOLOGY["client"]]
-# The job's keys: wclab:{JOB}:tasks, :counts, :done, :dead, :job (README).
+# The job's keys: wclab:{JOB}:tasks, :counts, :done, :dead, :job (docs/protocol.md).
 KEY = "wclab:{" + JOB + "}"
 
 

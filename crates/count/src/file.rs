@@ -57,7 +57,7 @@ fn map(input: &Input) -> Option<memmap2::Mmap> {
     // SAFETY: the map is read-only and private to this process. If
     // another process truncates the file while we read it, the kernel
     // raises SIGBUS; wclab's inputs are files a job submitted and must not
-    // change during the job, which the README states.
+    // change during the job, which docs/cli.md states.
     unsafe { memmap2::Mmap::map(&input.file) }.ok()
 }
 
