@@ -76,6 +76,11 @@ pub struct Chaos {
     saves_seen: u64,
     /// Upper bound of the tasks committed in the last completed snapshot.
     done_at_last_checkpoint: Option<u64>,
+    /// The most tasks seen handed out so far. The worker kills' schedule
+    /// and messages use it: `committed` and the holders are two reads, and
+    /// a commit between them makes their sum dip by the tasks it
+    /// acknowledged ("160 tasks handed out", then "159").
+    handed_out: u64,
     /// Workers killed so far.
     pub workers_killed: u64,
     /// Checkpoints completed.
@@ -135,6 +140,7 @@ impl Chaos {
             bgsave_running: None,
             saves_seen: 0,
             done_at_last_checkpoint: None,
+            handed_out: 0,
             workers_killed: 0,
             checkpoints: 0,
             crashes: Vec::new(),
@@ -184,12 +190,13 @@ impl Chaos {
         // and waiting for a merged commit: a task is pending until then).
         let holders = job::holders(store, keys).await?;
         let delivered = committed + holders.iter().map(|(_, n)| n).sum::<u64>();
+        self.handed_out = self.handed_out.max(delivered);
         if self
             .worker_kill_at
             .front()
-            .is_some_and(|&at| delivered >= at)
+            .is_some_and(|&at| self.handed_out >= at)
         {
-            self.kill_a_worker(&holders, supervisor, delivered, say);
+            self.kill_a_worker(&holders, supervisor, self.handed_out, say);
         }
         let Some(server) = server else {
             return Ok(());
