@@ -122,7 +122,7 @@ lab4-checkpoint KILLS="4" SEED="1": corpus
 bench-persistence: build
     bench/persistence.sh {{wclab}}
 
-# Speed benchmark: kernel, end to end, and baselines (cat, coreutils, the seed in Python) in one run
+# Speed benchmark: kernel, end to end, baselines (cat, coreutils, the seed in Python on the whole corpus, PySpark), then the scale curve (1x and 10x), in one run
 [group('benchmarks')]
 bench:
     bench/suite.sh

@@ -11,7 +11,11 @@
 # Each wclab's --output is checked once per corpus against an independent
 # oracle (Python's bytes.split and a Counter, which shares no code with
 # wclab: the coreutils oracle needs more disk than a 3 GB corpus leaves).
-# Prints a markdown table; nothing here asserts a time.
+# Redis's own time per commit and per fold comes from one more run per
+# corpus and binary, against a redis-server of this script's whose slow log
+# records every call (bench/redis_time.py): not a timed run, since logging
+# every call costs Redis a little.
+# Prints markdown tables; nothing here asserts a time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 before=""
@@ -21,10 +25,13 @@ wclab=target/release/wclab
 cargo build --release -q --bin wclab
 cargo build --release -q -p wclab-count --example files_throughput
 kernel=target/release/examples/files_throughput
-one=out/bench-corpus ten=out/bench-corpus-10x
+one=${SCALE_ONE:-out/bench-corpus} ten=${SCALE_TEN:-out/bench-corpus-10x}   # (the variables: a quick try on other corpora)
 [ -d "$one" ] || $wclab gen text --out "$one" --files 64 --size 4700KiB --seed 2 --vocab 18500 2> /dev/null
 [ -d "$ten" ] || $wclab gen text --out "$ten" --files 640 --size 4700KiB --seed 2 --vocab 18500 2> /dev/null
 mkdir -p out/bench
+# redis-py for bench/redis_time.py, installed once under out/ (as bench/suite.sh does).
+export PYTHONPATH=out/pydeps${PYTHONPATH:+:$PYTHONPATH}
+python3 -c 'import redis' 2> /dev/null || python3 -m pip install -q --target out/pydeps redis 2>&1 | grep -v WARNING >&2 || true
 
 now() { date +%s.%N; }
 since() { awk -v a="$(now)" -v b="$1" 'BEGIN { print a - b }'; }
@@ -44,6 +51,17 @@ for w, n in sorted(c.items(), key=lambda kv: (-kv[1], kv[0])):
     out.write(w + b"\t" + str(n).encode() + b"\n")
 PY
 }
+
+# The instrumented Redis for the per-call times.
+port=$((20000 + RANDOM % 30000)); pw=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+rdir=$(mktemp -d)
+redis-server --port "$port" --requirepass "$pw" --save '' --appendonly no --dir "$rdir" \
+  --daemonize yes --pidfile "$rdir/pid" --logfile "$rdir/log" \
+  --slowlog-log-slower-than 0 --slowlog-max-len 1000000 > /dev/null
+trap 'kill "$(cat "$rdir/pid")" 2> /dev/null || true; rm -rf "$rdir"' EXIT
+cli() { redis-cli -p "$port" --no-auth-warning -a "$pw" "$@"; }
+until cli ping > /dev/null 2>&1; do sleep 0.05; done
+percall=()
 
 bins=("$wclab")
 [ -n "$before" ] && bins+=("$before")
@@ -86,6 +104,27 @@ for corpus in "$one" "$ten"; do
     echo "| $(basename "$corpus") | $(awk -v b="$bytes" 'BEGIN { printf "%.2f", b / 1e9 }') | ${bins[$j]} | $mb | $kmbps | $(awk -v a="$mb" -v k="$kmbps" 'BEGIN { printf "%.2f", a / k }') | $(printf '%.2f' "$c") | $(awk -v c="$c" -v b="$bytes" 'BEGIN { printf "%.2f", c / (b / 1e9) }') | $f | ${exact[$j]} |"
   done
   unset wall cpu calls
+  for b in "${bins[@]}"; do
+    cli flushall > /dev/null; cli slowlog reset > /dev/null
+    WCLAB_REDIS_URL="redis://:$pw@127.0.0.1:$port" $b run --input "$corpus" --workers 2 -k 0 > /dev/null 2>&1
+    percall+=("$(basename "$corpus")"$'\t'"$b"$'\t'"$(python3 bench/redis_time.py "$port" "$pw")")
+  done
+done
+echo
+echo "Redis's own time per call (one more run each, every call in the slow log):"
+echo
+echo "| corpus | wclab | commits | Redis ms per commit: mean / p50 / max | folds | Redis ms per fold: mean / max | claims | Redis µs per claim: mean |"
+echo "|---|---|---:|---|---:|---|---:|---:|"
+for r in "${percall[@]}"; do
+  IFS=$'\t' read -r c b t <<< "$r"
+  python3 - "$c" "$b" "$t" <<'PY'
+import json, sys
+c, b, t = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+z = {"calls": 0, "mean_us": 0, "p50_us": 0, "max_us": 0}
+cm, fo, cl = t.get("wclab_commit", z), t.get("wclab_fold", z), t.get("wclab_claim", z)
+ms = lambda us: f"{us / 1000:.2f}"
+print(f"| {c} | {b} | {cm['calls']} | {ms(cm['mean_us'])} / {ms(cm['p50_us'])} / {ms(cm['max_us'])} | {fo['calls']} | {ms(fo['mean_us'])} / {ms(fo['max_us'])} | {cl['calls']} | {cl['mean_us']} |")
+PY
 done
 echo
 echo "median of $repeat; $(nproc) cores, Redis $(redis-server --version | awk '{print $3}' | cut -d= -f2), $(date -u +%Y-%m-%d)"

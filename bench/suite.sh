@@ -16,13 +16,16 @@
 #                                       against coreutils in a run of its own;
 #                                       and with --tls, runs interleaved
 #   tr | sort | uniq -c                 coreutils, LC_ALL=C (the oracle, run once)
-#   the seed's design in Python         bench/seed/wordcount.py, 1/2/4 workers
+#   the seed's design in Python         bench/seed/wordcount.py, 1/2/4 workers,
+#                                       on the whole corpus
 #   PySpark local[N], DataFrame API     bench/pyspark/wordcount.py, warm and cold
 #
 # and prints a markdown table with ratios to the Python seed (2 workers),
 # plus, for wclab and the seed, Redis's own CPU seconds and sorted-set word
-# updates per input MB. The slow baselines (seed, PySpark) run on a quarter
-# of the corpus, which the table says. Results also go to bench/results/.
+# updates per input MB. PySpark runs on a quarter of the corpus, which the
+# table says. Then the scale curve (bench/scale.sh: wclab at 1x and 10x the
+# corpus against the kernel, Redis CPU per GB, Redis time per commit).
+# Results also go to bench/results/.
 # Timings are figures for people to read: nothing here asserts a time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,7 +39,6 @@ kernel=target/release/examples/files_throughput
 mapfile -t files < <(find "$corpus" -type f | sort)
 mapfile -t quarter < <(printf '%s\n' "${files[@]}" | head -n 16)
 bytes=$(cat "${files[@]}" | wc -c)
-qbytes=$(cat "${quarter[@]}" | wc -c)
 mkdir -p out/bench
 threads=$(nproc)
 
@@ -117,13 +119,13 @@ seed2=""
 for w in 1 2 4; do
   redis-cli -p "$port" -a "$pw" --no-auth-warning config resetstat > /dev/null
   cpu0=$(redis-cli -p "$port" -a "$pw" --no-auth-warning info cpu | awk -F: '/used_cpu_(user|sys):/ { s += $2 } END { print s }')
-  out=$(PYTHONPATH=$pydeps python3 bench/seed/wordcount.py --redis-port "$port" --password "$pw" --workers "$w" "${quarter[@]}")
+  out=$(PYTHONPATH=$pydeps python3 bench/seed/wordcount.py --redis-port "$port" --password "$pw" --workers "$w" "${files[@]}")
   cpu1=$(redis-cli -p "$port" -a "$pw" --no-auth-warning info cpu | awk -F: '/used_cpu_(user|sys):/ { s += $2 } END { print s }')
   zincr=$(redis-cli -p "$port" -a "$pw" --no-auth-warning info commandstats | grep -o 'cmdstat_zincrby:calls=[0-9]*' | cut -d= -f2)
   v=$(echo "$out" | field mb_per_s)
   [ "$w" = 2 ] && seed2=$v
   row "seed design in Python, $w worker(s)" "$(printf '%.1f' "$v")" \
-    "redis-py, XREADGROUP, one FCALL per file, quarter of the corpus; Redis CPU $(awk -v a="$cpu1" -v b="$cpu0" 'BEGIN { printf "%.2f", a - b }') s, $(awk -v z="${zincr:-0}" -v b="$qbytes" 'BEGIN { printf "%.0f", z / (b / 1e6) }') word updates/MB"
+    "redis-py, XREADGROUP, one FCALL per file, the whole corpus; Redis CPU $(awk -v a="$cpu1" -v b="$cpu0" 'BEGIN { printf "%.2f", a - b }') s, $(awk -v z="${zincr:-0}" -v b="$bytes" 'BEGIN { printf "%.0f", z / (b / 1e6) }') word updates/MB"
 done
 
 if command -v java > /dev/null && PYTHONPATH=$pydeps python3 -c 'import pyspark' 2> /dev/null; then
@@ -144,3 +146,11 @@ host="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/m
     echo "| ${what//|/\\|} | $v | $(awk -v a="$v" -v b="$seed2" 'BEGIN { printf "%.1f", a / b }') | $note |"
   done
 } | tee "bench/results/$(date -u +%Y-%m-%d)-$(hostname).md"
+
+echo "bench: the scale curve (bench/scale.sh, 1x and 10x)" >&2
+{
+  echo
+  echo "Scale curve:"
+  echo
+  bench/scale.sh "$repeat"
+} | tee -a "bench/results/$(date -u +%Y-%m-%d)-$(hostname).md"
