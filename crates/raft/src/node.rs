@@ -316,6 +316,11 @@ pub async fn run(cfg: NodeConfig) -> Result<(), NodeError> {
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, from) = accepted?;
+                // Replies are small and waited for: no Nagle delay.
+                if let Err(e) = stream.set_nodelay(true) {
+                    tracing::debug!(%from, error = %e, "connection lost at once");
+                    continue;
+                }
                 let shared = shared.clone();
                 let tls = tls.clone();
                 // The handshake in the connection's own task: a client
