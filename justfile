@@ -157,6 +157,11 @@ lab4-raft F="1": build
 bench-raft: build
     bench/raft.sh {{wclab}}
 
+# What TLS costs a Raft commit: commit p50 on a plain and a TLS (mutual TLS between peers) 3-node cluster, interleaved
+[group('benchmarks')]
+bench-raft-tls: build
+    bench/raft-tls.sh {{wclab}}
+
 # Jepsen-style matrix (issue 21): every workload x nemesis on 3 and 5 nodes, DURATION each; report in out/jepsen/report.md
 [group('tests')]
 jepsen DURATION="20s" SEED="1":

@@ -595,6 +595,19 @@ pub struct TlsCertsArgs {
     /// comma-separated). Default: 127.0.0.1, localhost and ::1.
     #[arg(long, value_delimiter = ',')]
     pub host: Vec<String>,
+
+    /// Instead, for a Raft cluster in mutual TLS: a cluster CA (ca.pem) and,
+    /// per node ID given, node-ID.pem and node-ID.key, naming the node (its
+    /// peers check it) and the --host names (its clients check them);
+    /// for `wclab raft node --tls-cert --tls-key --tls-ca`.
+    #[arg(long, value_delimiter = ',', value_name = "ID,...")]
+    pub raft_nodes: Vec<u64>,
+
+    /// With --raft-nodes: also a client certificate (client-NAME.pem,
+    /// client-NAME.key) per name; it names no node, so it opens no peer
+    /// RPC.
+    #[arg(long, value_delimiter = ',', requires = "raft_nodes")]
+    pub client: Vec<String>,
 }
 
 /// `wclab plot`.
@@ -661,7 +674,10 @@ pub enum RaftCommand {
     ///
     /// With WCLAB_RAFT_PASSWORD set (the same on every node), clients and
     /// peers must AUTH with it; `wclab raft init/join/status` and
-    /// `run --redis-cluster` use it too.
+    /// `run --redis-cluster` use it too. With --tls-cert, the node speaks
+    /// TLS only and peers prove who they are by certificate; `wclab raft
+    /// init/join/remove/status` then speak TLS when WCLAB_TLS_CA names
+    /// the cluster's CA.
     Node(RaftNodeArgs),
     /// Make the first configuration of a new cluster (on one node, once).
     Init {
@@ -730,6 +746,9 @@ pub enum RaftCommand {
         /// figure to read is claims_and_commits_per_s (group commit).
         #[arg(long, default_value_t = 1)]
         clients: usize,
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        tls: TlsArgs,
     },
     /// Measure failover: start a local cluster, kill its leader (SIGKILL)
     /// again and again while a client writes, and print, as that client
@@ -795,6 +814,19 @@ pub struct RaftNodeArgs {
     /// Take a snapshot every this many log entries.
     #[arg(long, default_value_t = 500)]
     pub snapshot_every: u64,
+    /// Speak TLS only, to clients and peers: this node's certificate (PEM),
+    /// which must name its ID (`wclab tls-certs --raft-nodes`); with
+    /// --tls-key and --tls-ca. Peers then authenticate each other by their
+    /// certificates (mutual TLS), not by WCLAB_RAFT_PASSWORD.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_key", "tls_ca"])]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// The cluster's CA (PEM): the only one trusted, for peers and for
+    /// clients' certificates.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_ca: Option<PathBuf>,
 }
 
 /// Parses a count that must be at least 1 (threads, workers): 0 would

@@ -33,6 +33,8 @@
 //!   log entry (one fsync, one replication round).
 //! * [`rpc`]: the receiving side of those RPCs: incarnation checks, pre-votes.
 //! * [`resp`]: the RESP2 codec.
+//! * [`tls`]: TLS for clients, and mutual TLS between peers (each node's
+//!   certificate names its Raft ID).
 //! * [`testing`]: test-only fault switches (`WCLAB_RAFT_TEST_FAULTS=1`).
 //! * [`trace`]: where a write's time goes, per stage (`RAFT.TRACE`, for
 //!   `wclab raft bench-commit`).
@@ -55,6 +57,7 @@ pub mod rpc;
 mod session;
 pub mod sm;
 pub mod testing;
+pub mod tls;
 pub mod trace;
 pub mod types;
 

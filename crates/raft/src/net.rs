@@ -18,12 +18,17 @@
 //! the node back in. A vote or pre-vote from a node whose incarnation is
 //! not the one the receiver's configuration has for it is refused too.
 //!
+//! With TLS ([`crate::tls`]), peers connect in mutual TLS: each end's
+//! certificate must name the node it stands for, and the receiver serves
+//! an RPC only if the sender's certificate names the `<from-id>` it
+//! claims.
+//!
 //! Partitions for tests and the lab: a node can be told (`RAFT.PARTITION`)
 //! to drop all traffic to and from some peers: its outgoing RPCs fail as
 //! unreachable, incoming ones from them are refused, and it does not proxy
 //! clients to them. Deterministic, and needs no root.
 
-use crate::resp::{Conn, Frame};
+use crate::resp::{Conn, Dial, Frame};
 use crate::types::{Node, NodeId, TypeConfig};
 use openraft::error::{
     Fatal, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed,
@@ -117,8 +122,11 @@ pub struct Network {
     pub id: NodeId,
     /// This node's incarnation.
     pub incarnation: u64,
-    /// Cluster password (the sidecars' AUTH), if any.
+    /// Cluster password (the sidecars' AUTH), if any; sent to peers only
+    /// in plain text: over mutual TLS the certificate is the credential.
     pub password: Option<String>,
+    /// How peers are dialled: plain text, or mutual TLS.
+    pub dial: Dial,
     /// Test partitions.
     pub partition: Partition,
     /// What the RPCs found out about peers.
@@ -126,6 +134,15 @@ pub struct Network {
 }
 
 impl Network {
+    /// The password to AUTH with on a connection to a peer: none over
+    /// mutual TLS, where a client's credential has no business.
+    pub fn peer_password(&self) -> Option<String> {
+        match self.dial {
+            Dial::Peer(_) => None,
+            _ => self.password.clone(),
+        }
+    }
+
     /// A client for `target`, described by `node` (from a configuration).
     pub fn peer(&self, target: NodeId, node: &Node) -> Peer {
         Peer {
@@ -213,11 +230,13 @@ impl Peer {
         // future half-way (its own timeout), a half-written request must
         // not stay on a connection that would be used again.
         let conn = self.conn.take();
-        let (addr, password) = (self.node.addr.clone(), self.net.password.clone());
+        let (addr, dial) = (self.node.addr.clone(), self.net.dial.clone());
+        let password = self.net.peer_password();
+        let target = self.target;
         let attempt = async move {
             let mut conn = match conn {
                 Some(c) => c,
-                None => Conn::connect(&addr, password.as_deref())
+                None => Conn::dial(&addr, &dial, target, password.as_deref())
                     .await
                     .map_err(CallError::Unreachable)?,
             };

@@ -20,8 +20,10 @@ use crate::fatal::{self, Exit};
 use crate::health::Health;
 use crate::log::LogStore;
 use crate::net::{Network, Partition, PeerState};
+use crate::resp::Dial;
 use crate::session::Shared;
 use crate::sm::StateMachine;
+use crate::tls::Identity;
 use crate::types::{NodeId, Raft};
 use openraft::{Config, SnapshotPolicy};
 use std::path::PathBuf;
@@ -53,6 +55,9 @@ pub struct NodeConfig {
     pub request_timeout: Duration,
     /// Take a snapshot every this many log entries.
     pub snapshot_every: u64,
+    /// TLS on the port, for clients and (mutual) for peers; none: plain
+    /// text (see [`crate::tls`]).
+    pub tls: Option<crate::tls::TlsPaths>,
 }
 
 impl NodeConfig {
@@ -67,6 +72,7 @@ impl NodeConfig {
             election_timeout: DEFAULT_HEARTBEAT * LEASE_HEARTBEATS,
             request_timeout: Duration::from_secs(4),
             snapshot_every: 500,
+            tls: None,
         }
     }
 }
@@ -130,6 +136,9 @@ pub enum NodeError {
         #[source]
         source: std::io::Error,
     },
+    /// The TLS files cannot be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// Signals or the listener failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -150,6 +159,10 @@ pub async fn run(cfg: NodeConfig) -> Result<(), NodeError> {
         path: cfg.dir.display().to_string(),
         source,
     })?;
+    let tls = match &cfg.tls {
+        Some(paths) => Some(Arc::new(crate::tls::NodeTls::load(paths, cfg.id)?)),
+        None => None,
+    };
     let raft_dir = cfg.dir.join("raft");
     let redis_dir = cfg.dir.join("redis");
     kill_stale_redis(&cfg.dir);
@@ -207,6 +220,10 @@ pub async fn run(cfg: NodeConfig) -> Result<(), NodeError> {
         id: cfg.id,
         incarnation,
         password: cfg.password.clone(),
+        dial: match &tls {
+            Some(t) => Dial::Peer(t.clone()),
+            None => Dial::Plain,
+        },
         partition: Partition::default(),
         peers: PeerState::default(),
     };
@@ -243,6 +260,7 @@ pub async fn run(cfg: NodeConfig) -> Result<(), NodeError> {
         prevote: prevoter.clone(),
         timing,
         password: cfg.password.clone(),
+        mutual_tls: tls.is_some(),
         redis_addr: redis_addr.clone(),
         redis_password: server.password().to_owned(),
         request_timeout: cfg.request_timeout,
@@ -259,10 +277,12 @@ pub async fn run(cfg: NodeConfig) -> Result<(), NodeError> {
             source,
         })?;
     tracing::info!(id = cfg.id, listen = %cfg.listen, redis = %redis_addr,
-        incarnation = format!("{incarnation:016x}"), "raft node up");
+        incarnation = format!("{incarnation:016x}"), tls = tls.is_some(), "raft node up");
     eprintln!(
-        "wclab raft node {} (incarnation {incarnation:016x}) listening on {} (redis-server on {redis_addr})",
-        cfg.id, cfg.listen
+        "wclab raft node {} (incarnation {incarnation:016x}) listening on {}{} (redis-server on {redis_addr})",
+        cfg.id,
+        cfg.listen,
+        if tls.is_some() { " in TLS only, peers in mutual TLS" } else { "" }
     );
 
     tokio::spawn(watchdog(raft.clone()));
@@ -295,10 +315,31 @@ pub async fn run(cfg: NodeConfig) -> Result<(), NodeError> {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _) = accepted?;
+                let (stream, from) = accepted?;
+                // Replies are small and waited for: no Nagle delay.
+                if let Err(e) = stream.set_nodelay(true) {
+                    tracing::debug!(%from, error = %e, "connection lost at once");
+                    continue;
+                }
                 let shared = shared.clone();
+                let tls = tls.clone();
+                // The handshake in the connection's own task: a client
+                // that never finishes one holds up nobody else.
                 tokio::spawn(async move {
-                    if let Err(e) = crate::session::serve(shared, stream).await {
+                    let ended = match tls {
+                        None => crate::session::serve(shared, stream, Identity::Plain).await,
+                        Some(tls) => match tls.accept(stream).await {
+                            Ok((stream, identity)) => {
+                                crate::session::serve(shared, stream, identity).await
+                            }
+                            Err(e) => {
+                                tracing::warn!(%from, error = %e,
+                                    "connection refused: no TLS handshake (a plain-text client or peer, a certificate not from the cluster's CA, or a timeout)");
+                                return;
+                            }
+                        },
+                    };
+                    if let Err(e) = ended {
                         tracing::debug!(error = %e, "client connection ended");
                     }
                 });

@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::io;
+use std::sync::Arc;
 use tokio::io::{
     AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
 };
@@ -307,17 +308,119 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, f: &Frame) -> io::Res
     w.flush().await
 }
 
+/// The byte stream under a [`Conn`]: plain TCP, or TLS over it.
+pub enum Stream {
+    /// Plain text.
+    Plain(TcpStream),
+    /// TLS (to a peer, or to a node as a client).
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => s.get_ref().0,
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for Stream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
 /// A client connection speaking RESP2: to the local redis-server, to a
 /// peer's sidecar (Raft RPCs) or to the leader's sidecar (proxied commands).
 pub struct Conn {
-    stream: BufReader<TcpStream>,
+    stream: BufReader<Stream>,
+}
+
+/// How to reach a node: in plain text, or in TLS.
+#[derive(Clone, Default)]
+pub enum Dial {
+    /// Plain text.
+    #[default]
+    Plain,
+    /// TLS as a peer: presents this node's certificate, and the other
+    /// end's must name the node dialled.
+    Peer(Arc<crate::tls::NodeTls>),
+    /// TLS as a client, checking the node's certificate against the host
+    /// dialled.
+    Client(tokio_rustls::TlsConnector),
 }
 
 impl Conn {
     /// Connects to `addr` and authenticates with `password` if one is given.
     pub async fn connect(addr: &str, password: Option<&str>) -> io::Result<Conn> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
+        Conn::dial(addr, &Dial::Plain, 0, password).await
+    }
+
+    /// Connects to node `node` at `addr` as `dial` says, and
+    /// authenticates with `password` if one is given.
+    pub async fn dial(
+        addr: &str,
+        dial: &Dial,
+        node: u64,
+        password: Option<&str>,
+    ) -> io::Result<Conn> {
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let stream = match dial {
+            Dial::Plain => Stream::Plain(tcp),
+            Dial::Peer(tls) => Stream::Tls(Box::new(tls.connect_peer(tcp, node).await?)),
+            Dial::Client(connector) => {
+                let name = crate::tls::server_name(addr)?;
+                Stream::Tls(Box::new(
+                    tokio::time::timeout(crate::tls::HANDSHAKE, connector.connect(name, tcp))
+                        .await
+                        .map_err(|_| {
+                            io::Error::new(io::ErrorKind::TimedOut, "no TLS handshake in time")
+                        })??,
+                ))
+            }
+        };
         let mut conn = Conn {
             stream: BufReader::new(stream),
         };
@@ -382,7 +485,7 @@ impl Conn {
             return true; // bytes nobody asked for: out of step
         }
         let mut probe = [0u8; 1];
-        match self.stream.get_ref().try_read(&mut probe) {
+        match self.stream.get_ref().tcp().try_read(&mut probe) {
             Err(e) => e.kind() != io::ErrorKind::WouldBlock,
             Ok(_) => true, // end of stream, or bytes nobody asked for
         }

@@ -30,14 +30,14 @@ use crate::election::{PreVoter, Timing};
 use crate::propose::Proposer;
 use crate::resp::{read_request, write_frame, Conn, Frame};
 use crate::sm::StateMachine;
+use crate::tls::Identity;
 use crate::types::{NodeId, Write};
 use openraft::error::{ClientWriteError, RaftError};
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::BufReader;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use tokio::time::Instant;
 
 /// Extra time a forwarded request gets beyond its own deadline, for the
@@ -88,6 +88,9 @@ pub(crate) struct Shared {
     pub(crate) prevote: Arc<PreVoter>,
     pub(crate) timing: Timing,
     pub(crate) password: Option<String>,
+    /// The node speaks TLS, and peers must prove who they are with their
+    /// certificates ([`crate::tls`]).
+    pub(crate) mutual_tls: bool,
     pub(crate) redis_addr: String,
     pub(crate) redis_password: String,
     pub(crate) request_timeout: Duration,
@@ -113,6 +116,8 @@ impl Shared {
 pub(crate) struct Session {
     shared: Arc<Shared>,
     authed: bool,
+    /// Who the other end proved to be (its TLS certificate).
+    identity: Identity,
     /// `CLIENT ID`: unique among this sidecar's connections.
     client_id: u64,
     /// `CLIENT SETNAME`.
@@ -131,12 +136,20 @@ pub(crate) struct Session {
 }
 
 /// Serves one client connection until it closes.
-pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream) -> std::io::Result<()> {
-    stream.set_nodelay(true)?;
-    let (rd, mut wr) = stream.into_split();
+pub(crate) async fn serve<S>(
+    shared: Arc<Shared>,
+    stream: S,
+    identity: Identity,
+) -> std::io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (rd, mut wr) = tokio::io::split(stream);
     let mut rd = BufReader::new(rd);
     let mut s = Session {
-        authed: shared.password.is_none(),
+        // A peer's certificate is its credential: it holds no password.
+        authed: shared.password.is_none() || identity.is_peer(),
+        identity,
         client_id: shared.client_ids.fetch_add(1, Ordering::SeqCst) + 1,
         client_name: None,
         shared,
@@ -297,6 +310,9 @@ impl Session {
     }
 
     async fn admin(&mut self, cmd: Command, deadline: Instant) -> Frame {
+        if let Some(refusal) = self.not_a_peer(&cmd) {
+            return refusal;
+        }
         match cmd.name {
             Name::RaftRpc => {
                 let rx = crate::rpc::Receiver {
@@ -331,6 +347,40 @@ impl Session {
                     Forwarded::Unknown(why) => unknown(&why),
                 },
             },
+        }
+    }
+
+    /// With mutual TLS, the peer commands are served only to peers: a
+    /// `RAFT.RPC` only on a connection whose certificate names the node it
+    /// claims to come from, a `RAFT.PROXIED` only on one from a node. A
+    /// client (no certificate, a client's certificate, the cluster
+    /// password) is refused, and the refusal logged.
+    fn not_a_peer(&self, cmd: &Command) -> Option<Frame> {
+        if !self.shared.mutual_tls {
+            return None;
+        }
+        let refuse = |why: String| {
+            tracing::warn!(command = cmd.name.as_str(), identity = ?self.identity, "peer command refused: {why}");
+            Some(Frame::err(format!("NOTPEER wclab-raft: {why}")))
+        };
+        match cmd.name {
+            Name::RaftRpc => {
+                let claimed = cmd.text(2).parse::<NodeId>().ok();
+                match (&self.identity, claimed) {
+                    (_, Some(from)) if self.identity.is_node(from) => None,
+                    (Identity::Certified(ids), Some(from)) if !ids.is_empty() => refuse(format!(
+                        "an RPC from node {from} on a connection whose certificate names node(s) {ids:?}"
+                    )),
+                    (Identity::Certified(_), _) => refuse(
+                        "a peer RPC on a connection whose certificate names no node (a client's certificate)".into(),
+                    ),
+                    _ => refuse("a peer RPC on a connection without a node's certificate".into()),
+                }
+            }
+            Name::RaftProxied if !self.identity.is_peer() => {
+                refuse("a proxied command on a connection without a node's certificate".into())
+            }
+            _ => None,
         }
     }
 
@@ -376,10 +426,14 @@ impl Session {
         let mut conn = match cached {
             Some(c) => c,
             None => {
-                let pw = self.shared.password.clone();
+                let net = &self.shared.cluster.network;
+                let (dial, pw) = (net.dial.clone(), net.peer_password());
                 let left = deadline.saturating_duration_since(Instant::now());
-                match tokio::time::timeout(left.min(CONNECT), Conn::connect(&addr, pw.as_deref()))
-                    .await
+                match tokio::time::timeout(
+                    left.min(CONNECT),
+                    Conn::dial(&addr, &dial, id, pw.as_deref()),
+                )
+                .await
                 {
                     Ok(Ok(c)) => c,
                     Ok(Err(e)) => {

@@ -73,59 +73,189 @@ const VALIDITY: time::Duration = time::Duration::days(365);
 /// Makes a new CA and a server certificate for `names` (IP addresses or DNS
 /// names) in `dir`: `ca.pem`, `server.pem`, `server.key` (mode 0600).
 pub fn generate(dir: &Path, names: &[String]) -> Result<TlsFiles, TlsError> {
-    let generate = |source| TlsError::Generate {
-        names: names.to_vec(),
-        source,
-    };
-    let now = time::OffsetDateTime::now_utc();
-    // A minute of slack for clocks a little behind ours.
-    let not_before = now - time::Duration::minutes(1);
-
-    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(generate)?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    // A name of its own: two wclab CAs with one name would make a client
-    // holding the wrong one report a bad signature instead of an unknown
-    // issuer.
-    let tag: u32 = rand::random();
-    ca.distinguished_name
-        .push(DnType::CommonName, format!("wclab private CA {tag:08x}"));
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    ca.not_before = not_before;
-    ca.not_after = now + VALIDITY;
-    let ca_key = KeyPair::generate().map_err(generate)?;
-    let ca_cert = ca.self_signed(&ca_key).map_err(generate)?;
-    let issuer = Issuer::new(ca, ca_key);
-
-    let mut server = CertificateParams::new(names.to_vec()).map_err(generate)?;
-    server.distinguished_name.push(
-        DnType::CommonName,
-        names.first().map(String::as_str).unwrap_or("wclab"),
-    );
-    server.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
-    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    server.use_authority_key_identifier_extension = true;
-    server.not_before = not_before;
-    server.not_after = now + VALIDITY;
-    let server_key = KeyPair::generate().map_err(generate)?;
-    let server_cert = server.signed_by(&server_key, &issuer).map_err(generate)?;
-
+    let ca = Ca::new(names)?;
     let files = TlsFiles {
         ca: dir.join("ca.pem"),
         cert: dir.join("server.pem"),
         key: dir.join("server.key"),
     };
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| TlsError::Io { path, source }
-    };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    write_file(&files.ca, ca_cert.pem().as_bytes(), 0o644).map_err(io(&files.ca))?;
-    write_file(&files.cert, server_cert.pem().as_bytes(), 0o644).map_err(io(&files.cert))?;
-    write_file(&files.key, server_key.serialize_pem().as_bytes(), 0o600).map_err(io(&files.key))?;
+    create_dir(dir)?;
+    ca.write(&files.ca)?;
+    ca.sign(names, &[ExtendedKeyUsagePurpose::ServerAuth])?
+        .write(&files.cert, &files.key)?;
     Ok(files)
+}
+
+/// The DNS name that a Raft node's certificate holds to say which node it
+/// is: the sidecars check it on every peer connection (`wclab raft node
+/// --tls-cert`), both ways.
+pub fn raft_node_name(id: u64) -> String {
+    format!("node-{id}.raft.wclab")
+}
+
+/// The node ID a DNS name of [`raft_node_name`]'s form stands for.
+pub fn raft_node_id(name: &str) -> Option<u64> {
+    let id = name.strip_prefix("node-")?.strip_suffix(".raft.wclab")?;
+    // Canonical digits only: "node-01" must not pass for node 1.
+    (!id.starts_with('0') && id.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| id.parse().ok())
+        .flatten()
+}
+
+/// The files of a Raft cluster that speaks mutual TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterFiles {
+    /// The cluster's CA: every node and client trusts it (`--tls-ca`).
+    pub ca: PathBuf,
+    /// Per node ID: its certificate and key (`--tls-cert`, `--tls-key`).
+    pub nodes: Vec<(u64, TlsFiles)>,
+    /// Per client name: a client certificate and key, which names no node
+    /// and so opens no peer RPC.
+    pub clients: Vec<(String, TlsFiles)>,
+}
+
+/// Makes a cluster CA in `dir` and, signed by it, one certificate per node
+/// ID (`node-ID.pem`, `node-ID.key`): valid as a server for `hosts` (what
+/// clients dial) and as a client and a server for the node's own name
+/// ([`raft_node_name`], what peers check); and one client certificate per
+/// name in `clients` (`client-NAME.pem`, `.key`). As with [`generate`], the
+/// CA's key is not kept: a node added later needs a new set.
+pub fn generate_cluster(
+    dir: &Path,
+    ids: &[u64],
+    hosts: &[String],
+    clients: &[String],
+) -> Result<ClusterFiles, TlsError> {
+    let ca = Ca::new(hosts)?;
+    create_dir(dir)?;
+    let ca_file = dir.join("ca.pem");
+    ca.write(&ca_file)?;
+    let both = [
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    let mut files = ClusterFiles {
+        ca: ca_file.clone(),
+        nodes: Vec::new(),
+        clients: Vec::new(),
+    };
+    for &id in ids {
+        let mut names = vec![raft_node_name(id)];
+        names.extend(hosts.iter().cloned());
+        let f = TlsFiles {
+            ca: ca_file.clone(),
+            cert: dir.join(format!("node-{id}.pem")),
+            key: dir.join(format!("node-{id}.key")),
+        };
+        ca.sign(&names, &both)?.write(&f.cert, &f.key)?;
+        files.nodes.push((id, f));
+    }
+    for name in clients {
+        let f = TlsFiles {
+            ca: ca_file.clone(),
+            cert: dir.join(format!("client-{name}.pem")),
+            key: dir.join(format!("client-{name}.key")),
+        };
+        ca.sign(
+            &[format!("{name}.client.wclab")],
+            &[ExtendedKeyUsagePurpose::ClientAuth],
+        )?
+        .write(&f.cert, &f.key)?;
+        files.clients.push((name.clone(), f));
+    }
+    Ok(files)
+}
+
+/// A certificate authority made for one set of certificates; its key is
+/// dropped with it.
+struct Ca {
+    cert: rcgen::Certificate,
+    issuer: Issuer<'static, KeyPair>,
+    not_before: time::OffsetDateTime,
+    not_after: time::OffsetDateTime,
+}
+
+/// A signed certificate and its key.
+struct Signed {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+}
+
+fn rcgen_error(names: &[String]) -> impl Fn(rcgen::Error) -> TlsError + '_ {
+    move |source| TlsError::Generate {
+        names: names.to_vec(),
+        source,
+    }
+}
+
+impl Ca {
+    fn new(names: &[String]) -> Result<Ca, TlsError> {
+        let generate = rcgen_error(names);
+        let now = time::OffsetDateTime::now_utc();
+        // A minute of slack for clocks a little behind ours.
+        let not_before = now - time::Duration::minutes(1);
+        let not_after = now + VALIDITY;
+        let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(&generate)?;
+        ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        // A name of its own: two wclab CAs with one name would make a client
+        // holding the wrong one report a bad signature instead of an unknown
+        // issuer.
+        let tag: u32 = rand::random();
+        ca.distinguished_name
+            .push(DnType::CommonName, format!("wclab private CA {tag:08x}"));
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        ca.not_before = not_before;
+        ca.not_after = not_after;
+        let ca_key = KeyPair::generate().map_err(&generate)?;
+        let cert = ca.self_signed(&ca_key).map_err(&generate)?;
+        Ok(Ca {
+            cert,
+            issuer: Issuer::new(ca, ca_key),
+            not_before,
+            not_after,
+        })
+    }
+
+    fn write(&self, path: &Path) -> Result<(), TlsError> {
+        write_file(path, self.cert.pem().as_bytes(), 0o644).map_err(io_error(path))
+    }
+
+    /// A certificate for `names` with these uses, signed by this CA.
+    fn sign(&self, names: &[String], uses: &[ExtendedKeyUsagePurpose]) -> Result<Signed, TlsError> {
+        let generate = rcgen_error(names);
+        let mut params = CertificateParams::new(names.to_vec()).map_err(&generate)?;
+        params.distinguished_name.push(
+            DnType::CommonName,
+            names.first().map(String::as_str).unwrap_or("wclab"),
+        );
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = uses.to_vec();
+        params.use_authority_key_identifier_extension = true;
+        params.not_before = self.not_before;
+        params.not_after = self.not_after;
+        let key = KeyPair::generate().map_err(&generate)?;
+        let cert = params.signed_by(&key, &self.issuer).map_err(&generate)?;
+        Ok(Signed { cert, key })
+    }
+}
+
+impl Signed {
+    fn write(&self, cert: &Path, key: &Path) -> Result<(), TlsError> {
+        write_file(cert, self.cert.pem().as_bytes(), 0o644).map_err(io_error(cert))?;
+        write_file(key, self.key.serialize_pem().as_bytes(), 0o600).map_err(io_error(key))
+    }
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> TlsError {
+    let path = path.to_owned();
+    move |source| TlsError::Io { path, source }
+}
+
+fn create_dir(dir: &Path) -> Result<(), TlsError> {
+    std::fs::create_dir_all(dir).map_err(io_error(dir))
 }
 
 fn write_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
@@ -182,6 +312,22 @@ pub(crate) fn client_config(pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_raft_node_name_stands_for_one_id_only() {
+        assert_eq!(raft_node_id(&raft_node_name(7)), Some(7));
+        for not in [
+            "node-07.raft.wclab",
+            "node-.raft.wclab",
+            "node-7.raft.wclab.evil",
+            "xnode-7.raft.wclab",
+            "node-7x.raft.wclab",
+            "worker.client.wclab",
+            "node-99999999999999999999.raft.wclab",
+        ] {
+            assert_eq!(raft_node_id(not), None, "{not}");
+        }
+    }
 
     #[test]
     fn the_key_is_private_and_the_ca_key_is_not_kept() {

@@ -47,30 +47,42 @@ impl Reply {
     }
 }
 
+/// A byte stream a [`Client`] can talk over: TCP, or TLS over it.
+pub trait Transport: std::io::Read + Write + Send {}
+
+impl<T: std::io::Read + Write + Send> Transport for T {}
+
 /// A connection to a test server.
 pub struct Client {
-    reader: BufReader<TcpStream>,
+    reader: BufReader<Box<dyn Transport>>,
 }
 
 impl Client {
+    /// A client over `stream` (a TLS stream, say), authenticated with
+    /// `password` unless it is `None`.
+    pub fn over(
+        stream: impl Transport + 'static,
+        password: Option<&str>,
+    ) -> std::io::Result<Client> {
+        let mut c = Client {
+            reader: BufReader::new(Box::new(stream)),
+        };
+        match password.map(|pw| c.cmd(&["AUTH", pw])) {
+            None | Some(Reply::Status(_)) => Ok(c),
+            Some(other) => Err(std::io::Error::other(format!("AUTH failed: {other:?}"))),
+        }
+    }
+
     /// Connects and authenticates.
     pub fn connect(port: u16, password: &str) -> std::io::Result<Client> {
         let stream = TcpStream::connect(("127.0.0.1", port))?;
-        let mut c = Client {
-            reader: BufReader::new(stream),
-        };
-        match c.cmd(&["AUTH", password]) {
-            Reply::Status(_) => Ok(c),
-            other => Err(std::io::Error::other(format!("AUTH failed: {other:?}"))),
-        }
+        Client::over(stream, Some(password))
     }
 
     /// Connects and authenticates as ACL user `user`.
     pub fn connect_as(port: u16, user: &str, password: &str) -> std::io::Result<Client> {
         let stream = TcpStream::connect(("127.0.0.1", port))?;
-        let mut c = Client {
-            reader: BufReader::new(stream),
-        };
+        let mut c = Client::over(stream, None)?;
         match c.cmd(&["AUTH", user, password]) {
             Reply::Status(_) => Ok(c),
             other => Err(std::io::Error::other(format!(

@@ -119,12 +119,8 @@ pub(crate) fn with_tls(url: &str) -> String {
     parts.join(",")
 }
 
-/// Connects for a first contact: fail fast with a clear message.
-pub(crate) async fn connect(url: &str) -> Result<wclab_coord::Store> {
-    connect_to(wclab_coord::RedisTarget::parse(url)?).await
-}
-
-/// [`connect`] with the TLS options.
+/// Connects for a first contact, with the TLS options: fail fast with a
+/// clear message.
 pub(crate) async fn connect_with(
     url: &str,
     tls: &crate::cli::TlsArgs,

@@ -8,7 +8,7 @@ use wclab_coord::claim::{Claim, ClaimRules};
 use wclab_coord::commit::{CommitOutcome, Committed};
 use wclab_coord::submit::TaskSpec;
 use wclab_coord::{claim, commit, job, JobKeys};
-use wclab_raft::resp::{Conn, Frame};
+use wclab_raft::resp::{Conn, Dial, Frame};
 
 pub async fn raft(what: RaftCommand) -> Result<Outcome> {
     match what {
@@ -81,6 +81,7 @@ pub async fn raft(what: RaftCommand) -> Result<Outcome> {
             wait_replicas,
             breakdown,
             clients,
+            tls,
         } => {
             let bench = BenchCommit {
                 redis,
@@ -89,6 +90,7 @@ pub async fn raft(what: RaftCommand) -> Result<Outcome> {
                 wait_replicas,
                 breakdown,
                 clients,
+                tls,
             };
             bench_commit(&bench).await
         }
@@ -106,6 +108,10 @@ async fn node(args: RaftNodeArgs) -> Result<Outcome> {
         .election_timeout
         .unwrap_or(args.heartbeat * wclab_raft::node::LEASE_HEARTBEATS);
     cfg.snapshot_every = args.snapshot_every.max(10);
+    cfg.tls = match (args.tls_cert, args.tls_key, args.tls_ca) {
+        (Some(cert), Some(key), Some(ca)) => Some(wclab_raft::tls::TlsPaths { cert, key, ca }),
+        _ => None,
+    };
     wclab_raft::run(cfg).await?;
     Ok(Outcome::Success)
 }
@@ -118,19 +124,41 @@ fn password() -> Option<String> {
 /// Environment variable holding the cluster's password, if it has one.
 pub(crate) const PASSWORD_ENV: &str = "WCLAB_RAFT_PASSWORD";
 
+/// How the administration commands reach a node: in TLS, trusting the CA
+/// of WCLAB_TLS_CA, when it is set.
+fn dial() -> Result<Dial> {
+    match std::env::var_os(crate::TLS_CA_ENV).filter(|v| !v.is_empty()) {
+        None => Ok(Dial::Plain),
+        Some(ca) => Ok(Dial::Client(wclab_raft::tls::client_connector(
+            std::path::Path::new(&ca),
+            None,
+        )?)),
+    }
+}
+
 async fn call<A: AsRef<[u8]>>(node: &str, args: &[A]) -> Result<Frame> {
     let pw = password();
-    let mut conn = tokio::time::timeout(Duration::from_secs(5), Conn::connect(node, pw.as_deref()))
-        .await
-        .with_context(|| format!("{node} did not accept a connection in time"))?
-        .with_context(|| {
-            format!(
-                "cannot connect to the raft node at {node} (is `wclab raft node` running there?)"
-            )
-        })?;
+    let dial = dial()?;
+    let mut conn = tokio::time::timeout(
+        Duration::from_secs(5),
+        Conn::dial(node, &dial, 0, pw.as_deref()),
+    )
+    .await
+    .with_context(|| format!("{node} did not accept a connection in time"))?
+    .with_context(|| {
+        format!("cannot connect to the raft node at {node} (is `wclab raft node` running there?)")
+    })?;
     let reply = tokio::time::timeout(Duration::from_secs(60), conn.call(args))
         .await
-        .with_context(|| format!("{node} did not answer in time"))??;
+        .with_context(|| format!("{node} did not answer in time"))?
+        .with_context(|| match dial {
+            // A node in TLS answers a plain-text request with a TLS alert.
+            Dial::Plain => format!(
+                "{node} gave no RESP reply (if it speaks TLS, set {} to the cluster's CA)",
+                crate::TLS_CA_ENV
+            ),
+            _ => format!("{node} gave no reply"),
+        })?;
     Ok(reply)
 }
 
@@ -209,13 +237,14 @@ struct BenchCommit {
     wait_replicas: u32,
     breakdown: bool,
     clients: usize,
+    tls: crate::cli::TlsArgs,
 }
 
 /// Claims and commits synthetic tasks, timing each commit FCALL as the
 /// client sees it (request sent to reply received, failover retries
 /// included; with `WAIT`, until the replicas have it).
 async fn bench_commit(b: &BenchCommit) -> Result<Outcome> {
-    let mut store = super::connect(&cluster_url(&b.redis)).await?;
+    let mut store = super::connect_with(&cluster_url(&b.redis), &b.tls).await?;
     let name = format!(
         "bench-commit-{}-{}",
         std::process::id(),
@@ -252,7 +281,7 @@ async fn bench_commit(b: &BenchCommit) -> Result<Outcome> {
         let mut set = tokio::task::JoinSet::new();
         for c in 0..b.clients {
             let n = b.commits / b.clients + usize::from(c < b.commits % b.clients);
-            let mut store = super::connect(&cluster_url(&b.redis)).await?;
+            let mut store = super::connect_with(&cluster_url(&b.redis), &b.tls).await?;
             let (keys, vocab, wait) = (keys.clone(), vocab.clone(), b.wait_replicas);
             set.spawn(async move { commits(&mut store, &keys, &vocab, n, wait).await });
         }

@@ -11,5 +11,6 @@ mod python;
 mod raft;
 mod raft_anomalies;
 mod raft_group;
+mod raft_tls;
 mod security;
 mod stream;

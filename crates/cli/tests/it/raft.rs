@@ -143,7 +143,10 @@ impl Node {
 
     pub(crate) fn client(&self) -> Option<Client> {
         self.child.as_ref()?;
-        Client::connect(self.port, "").ok()
+        match crate::raft_tls::ca_in(&self.args) {
+            Some(ca) => crate::raft_tls::connect(self.port, &ca, None).ok(),
+            None => Client::connect(self.port, "").ok(),
+        }
     }
 
     pub(crate) fn info(&self) -> HashMap<String, String> {
@@ -194,7 +197,8 @@ impl Cluster {
         c
     }
 
-    /// `n` nodes started, not configured yet.
+    /// `n` nodes started, not configured yet; `{id}` in `args` stands for
+    /// each node's ID.
     pub(crate) fn spawn(n: usize, args: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let mut nodes: Vec<Node> = (1..=n as u64)
@@ -204,7 +208,10 @@ impl Cluster {
                 port,
                 dir: dir.path().join(format!("n{id}")),
                 child: None,
-                args: args.iter().map(|a| a.to_string()).collect(),
+                args: args
+                    .iter()
+                    .map(|a| a.replace("{id}", &id.to_string()))
+                    .collect(),
             })
             .collect();
         for node in &mut nodes {
@@ -369,6 +376,17 @@ impl AckedWriter {
 
 /// `wclab run` against the cluster, in the background.
 fn spawn_run(cluster: &Cluster, root: &Path, out: &Path, job: &str) -> Child {
+    spawn_run_with(cluster, root, out, job, &[])
+}
+
+/// [`spawn_run`] with extra `wclab run` options.
+pub(crate) fn spawn_run_with(
+    cluster: &Cluster,
+    root: &Path,
+    out: &Path,
+    job: &str,
+    extra: &[&str],
+) -> Child {
     wclab()
         .args([
             "run",
@@ -392,6 +410,7 @@ fn spawn_run(cluster: &Cluster, root: &Path, out: &Path, job: &str) -> Child {
         .arg(root)
         .arg("-o")
         .arg(out)
+        .args(extra)
         // Each task takes >= 150 ms, so the job outlives the faults.
         .env("WCLAB_TEST_PAUSE", "while_counting:150")
         .stdin(Stdio::null())
@@ -429,7 +448,13 @@ fn files_done(cluster: &Cluster, job: &str, seen: &mut Vec<u64>) -> u64 {
 
 /// Waits until `at_least` tasks are committed, and checks that the job is
 /// still running (so that the fault that follows lands mid-job).
-fn wait_progress(cluster: &Cluster, job: &str, seen: &mut Vec<u64>, at_least: u64, total: u64) {
+pub(crate) fn wait_progress(
+    cluster: &Cluster,
+    job: &str,
+    seen: &mut Vec<u64>,
+    at_least: u64,
+    total: u64,
+) {
     procs::wait_for("the job to make progress", Duration::from_secs(60), || {
         (files_done(cluster, job, seen) >= at_least).then_some(())
     });
@@ -443,7 +468,14 @@ fn wait_progress(cluster: &Cluster, job: &str, seen: &mut Vec<u64>, at_least: u6
 
 /// Waits for the run, checks exact counts, every task committed exactly
 /// once (one completion record each, none recomputed after a commit).
-fn finish_run(cluster: &Cluster, run: Child, root: &Path, out: &Path, job: &str, tasks: usize) {
+pub(crate) fn finish_run(
+    cluster: &Cluster,
+    run: Child,
+    root: &Path,
+    out: &Path,
+    job: &str,
+    tasks: usize,
+) {
     let o = wait_output(run, DEADLINE);
     assert_status(&o, 0);
     oracle::assert_same(&read_output(out), &oracle::count_tree(root));
