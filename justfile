@@ -147,10 +147,10 @@ hosts-test *TOPOLOGIES:
     [ -n "${WCLAB_BIN_DIR:-}" ] || cargo build --release --bin wclab
     python3 nixos-tests/local/driver.py {{TOPOLOGIES}}
 
-# Lab 4b (Raft): 2f+1 replicas; f of them (the leader among them) killed and restarted twice mid-job; exact, nothing lost
+# Lab 4b (Raft): 2f+1 replicas; f of them (the leader among them) killed and restarted twice mid-job; exact, nothing lost ("just lab4-raft 1 tls": in TLS, peers in mutual TLS)
 [group('labs')]
-lab4-raft F="1": build
-    scripts/lab4-raft.sh {{F}} {{wclab}}
+lab4-raft F="1" TLS="": build
+    TLS={{ if TLS != "" { "1" } else { "" } }} scripts/lab4-raft.sh {{F}} {{wclab}}
 
 # Price of Raft: commit FCALL p50/p99 and job MB/s for plain Redis, Redis + BGSAVE, Raft f=1 and f=2
 [group('benchmarks')]

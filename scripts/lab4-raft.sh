@@ -6,9 +6,14 @@
 # every replica holds the same data.
 #
 #   scripts/lab4-raft.sh F [WCLAB] [CORPUS]
+#
+# TLS=1 runs the cluster in TLS: certificates made at start, peers in
+# mutual TLS proving their Raft IDs, every client (the job, redis-cli) in
+# TLS (`just lab4-raft 1 tls`).
 set -euo pipefail
 F=${1:-1}
 F=${F#F=} # `just lab4-raft F=2` passes "F=2"
+tls=${TLS:-}
 wclab=${2:-target/release/wclab}
 corpus=${3:-out/lab4-raft-corpus}
 N=$((2 * F + 1))
@@ -24,7 +29,7 @@ tasks=$(find "$corpus" -type f | wc -l)
 trap stop_cluster EXIT
 start_cluster
 nodes=$(cluster_nodes)
-echo "== lab 4b: $N nodes (f = $F): $nodes; leader: node $(leader_id)"
+echo "== lab 4b: $N nodes (f = $F): $nodes; leader: node $(leader_id)${tls:+; TLS, peers in mutual TLS (certificates in $rdir/certs)}"
 job=lab4raft-$$
 key="wclab:{$job}:job"
 # One commit per file: every commit goes through the Raft log, and the
@@ -36,7 +41,7 @@ run=$!
 
 # Committed tasks, sampled through the cluster (linearizable reads): a
 # decrease is committed work lost, to be recomputed. Measured, not assumed.
-done_now() { timeout 2 redis-cli -p $((base + $(leader_id || echo 1))) HGET "$key" files_done 2> /dev/null | grep -E '^[0-9]+$' || true; }
+done_now() { rcli $((base + $(leader_id || echo 1))) HGET "$key" files_done 2> /dev/null | grep -E '^[0-9]+$' || true; }
 last=0
 lost=0
 samples=0
@@ -88,8 +93,8 @@ echo "== checks"
 [ -f out/lab1-oracle.tsv ] && [ "$corpus" = out/corpus ] || scripts/oracle-coreutils "$corpus" > out/lab4-raft-oracle.tsv
 cmp out/lab4-raft.tsv out/lab4-raft-oracle.tsv
 echo "EXACT: counts equal the oracle ($(wc -l < out/lab4-raft.tsv) distinct words)"
-records=$(redis-cli -p $((base + $(leader_id))) XLEN "wclab:{$job}:done")
-committed=$(redis-cli -p $((base + $(leader_id))) HGET "$key" files_done)
+records=$(rcli $((base + $(leader_id))) XLEN "wclab:{$job}:done")
+committed=$(rcli $((base + $(leader_id))) HGET "$key" files_done)
 echo "committed tasks: $committed of $tasks, completion records: $records"
 echo "recomputed tasks (committed, then lost and redone): $lost, from $samples samples of the committed count during the job"
 [ "$records" = "$tasks" ] && [ "$committed" = "$tasks" ] || { echo "a task was committed twice or lost" >&2; exit 1; }

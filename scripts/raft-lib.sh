@@ -3,7 +3,24 @@
 #
 # Needs: $wclab (the binary), $rdir (a directory for the nodes), $base
 # (base port: node i listens on base+i; pick_base_port finds a free one),
-# $N (number of nodes).
+# $N (number of nodes). With $tls non-empty the cluster runs in TLS:
+# start_cluster makes a cluster CA and a certificate per node naming its
+# Raft ID (wclab tls-certs --raft-nodes), nodes speak TLS only and prove
+# their IDs to each other, and every client here (rcli, and wclab through
+# WCLAB_TLS/WCLAB_TLS_CA) talks TLS, trusting that CA only.
+
+# redis-cli to node port $1, in TLS when the cluster is, given 2 s at most
+# (RCLI_TIMEOUT seconds if set): a node that accepts and never answers
+# must not hang the lab.
+rcli() { # port args...
+  local port=$1
+  shift
+  if [ -n "${tls:-}" ]; then
+    timeout "${RCLI_TIMEOUT:-2}" redis-cli -p "$port" --tls --cacert "$rdir/certs/ca.pem" "$@"
+  else
+    timeout "${RCLI_TIMEOUT:-2}" redis-cli -p "$port" "$@"
+  fi
+}
 
 node_addr() { echo "127.0.0.1:$((base + $1))"; }
 
@@ -14,12 +31,16 @@ cluster_nodes() { # host:port,host:port,...
 }
 
 # A free base port: N consecutive ports nothing listens on, from a random
-# start, unless the user fixed one with WCLAB_RAFT_BASE_PORT.
+# start below the kernel's ephemeral range (where outgoing connections take
+# their local ports, which a listener then cannot bind: a node failed so
+# with "Address already in use" on a port nothing listened on), unless the
+# user fixed one with WCLAB_RAFT_BASE_PORT.
 port_in_use() { (exec 3<> "/dev/tcp/127.0.0.1/$1") 2> /dev/null; }
 pick_base_port() { # N
-  local try b i busy
+  local try b i busy low
+  low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2> /dev/null || echo 32768)
   for try in $(seq 1 50); do
-    b=$((20000 + RANDOM % 30000))
+    b=$((10000 + RANDOM % (low - 10000 - 2 * $1)))
     busy=0
     for i in $(seq 1 "$1"); do port_in_use $((b + i)) && busy=1 && break; done
     [ "$busy" = 0 ] && echo "$b" && return 0
@@ -37,7 +58,9 @@ start_node() { # id
     echo "node $1: port $port is taken by another process; move the nodes with WCLAB_RAFT_BASE_PORT (node i listens on base+i)" >&2
     return 1
   fi
-  "$wclab" raft node --id "$1" --listen "$(node_addr "$1")" --dir "$rdir/n$1" >> "$rdir/n$1.log" 2>&1 &
+  local certs=()
+  [ -n "${tls:-}" ] && certs=(--tls-cert "$rdir/certs/node-$1.pem" --tls-key "$rdir/certs/node-$1.key" --tls-ca "$rdir/certs/ca.pem")
+  "$wclab" raft node --id "$1" --listen "$(node_addr "$1")" --dir "$rdir/n$1" "${certs[@]}" >> "$rdir/n$1.log" 2>&1 &
   pid=$!
   echo "$pid" > "$rdir/n$1.pid"
   disown
@@ -47,7 +70,7 @@ start_node() { # id
       tail -n 5 "$rdir/n$1.log" | sed 's/^/  /' >&2
       return 1
     fi
-    timeout 1 redis-cli -p "$port" RAFT.INFO 2> /dev/null | tr -d '\r' | grep -qx "node_id:$1" && return 0
+    RCLI_TIMEOUT=1 rcli "$port" RAFT.INFO 2> /dev/null | tr -d '\r' | grep -qx "node_id:$1" && return 0
     sleep 0.05
   done
   echo "node $1 did not answer as itself on port $port within 15 s; see $rdir/n$1.log" >&2
@@ -76,7 +99,7 @@ stop_cluster() { # SIGTERM: each node stops its redis-server too
 leader_id() { # prints the id of the node that says it leads (empty if none)
   local i
   for i in $(seq 1 "$N"); do
-    if redis-cli -p $((base + i)) RAFT.INFO 2> /dev/null | tr -d '\r' | grep -qx 'role:leader'; then
+    if rcli $((base + i)) RAFT.INFO 2> /dev/null | tr -d '\r' | grep -qx 'role:leader'; then
       echo "$i"
       return 0
     fi
@@ -101,6 +124,10 @@ start_cluster() {
   rm -rf "$rdir"
   mkdir -p "$rdir"
   local i members=""
+  if [ -n "${tls:-}" ]; then
+    "$wclab" tls-certs --out "$rdir/certs" --raft-nodes "$(seq -s, 1 "$N")" --host 127.0.0.1 > /dev/null
+    export WCLAB_TLS=1 WCLAB_TLS_CA="$rdir/certs/ca.pem"
+  fi
   for i in $(seq 1 "$N"); do
     start_node "$i"
     members="$members${members:+,}$i=$(node_addr "$i")"
@@ -113,7 +140,7 @@ start_cluster() {
 digests() {
   local i
   for i in $(seq 1 "$N"); do
-    redis-cli -p $((base + i)) RAFT.DIGEST 2> /dev/null | head -2 | tr '\n' ' '
+    rcli $((base + i)) RAFT.DIGEST 2> /dev/null | head -2 | tr '\n' ' '
     echo
   done
 }

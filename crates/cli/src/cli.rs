@@ -158,7 +158,9 @@ pub struct RedisArgs {
 pub struct TlsArgs {
     /// Talk to Redis in TLS: a redis:// URL is taken as rediss://. (With
     /// `run` and `stream`, their private Redis speaks TLS only.)
-    #[arg(long, env = crate::TLS_ENV)]
+    /// (WCLAB_TLS=1, true, yes or on sets it; 0, false, no, off or empty
+    /// does not.)
+    #[arg(long, env = crate::TLS_ENV, value_parser = clap::builder::BoolishValueParser::new())]
     pub tls: bool,
 
     /// The CA certificate (PEM) that signed the server's certificate; the
