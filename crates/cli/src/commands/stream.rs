@@ -217,6 +217,7 @@ pub async fn stream(args: StreamArgs) -> Result<Outcome> {
     supervisor.stop(Duration::from_secs(2));
 
     let done = results::done(&mut store, &keys).await?;
+    let handed_out = results::handed_out(&mut store, &keys).await?;
     let dead = results::dead(&mut store, &keys).await?;
     let backups = speculate::backups(&mut store, &keys).await?;
     let mut seen = HashMap::new();
@@ -239,13 +240,17 @@ pub async fn stream(args: StreamArgs) -> Result<Outcome> {
                 .get(&d.task)
                 .cloned()
                 .unwrap_or_else(|| d.task.clone());
-            LatencyRecord::new(
+            let r = LatencyRecord::new(
                 file,
                 d.injected_ms,
                 d.committed_ms,
                 d.worker.clone(),
                 d.attempts,
-            )
+            );
+            match handed_out.get(&d.task) {
+                Some(&at) => r.with_handed_out(at),
+                None => r,
+            }
         })
         .collect();
     records.sort_by(|a, b| (a.injected_at, &a.file).cmp(&(b.injected_at, &b.file)));

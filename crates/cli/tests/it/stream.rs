@@ -145,7 +145,10 @@ fn read_latency(path: &Path) -> Vec<HashMap<String, String>> {
             "committed_at",
             "latency_ms",
             "worker",
-            "attempts"
+            "attempts",
+            "handed_out_at",
+            "queue_wait_ms",
+            "service_ms"
         ]
     );
     r.records()
@@ -230,6 +233,15 @@ fn assert_stream_exact(
         .iter()
         .map(|(_, f)| (f["task"].as_str(), f["committed"].parse().unwrap()))
         .collect();
+    // The stages split the latency at the hand-out, wclab_claim's time
+    // (claimed:<id> in the job's description), on the same clock.
+    let spec: HashMap<String, String> = Client::connect(server.port(), server.password())
+        .unwrap()
+        .cmd(&["HGETALL", &format!("wclab:{{{job}}}:spec")])
+        .array()
+        .chunks(2)
+        .map(|p| (p[0].text(), p[1].text()))
+        .collect();
     for row in &rows {
         let index = files
             .iter()
@@ -239,6 +251,22 @@ fn assert_stream_exact(
         assert_eq!(
             row["injected_at"].parse::<u64>().unwrap(),
             injected[task.as_str()],
+            "{row:?}"
+        );
+        let n = |k: &str| {
+            row[k]
+                .parse::<i64>()
+                .unwrap_or_else(|_| panic!("{k}: {row:?}"))
+        };
+        assert_eq!(
+            n("handed_out_at").to_string(),
+            spec[&format!("claimed:{task}")],
+            "{row:?}"
+        );
+        assert!(n("queue_wait_ms") >= 0 && n("service_ms") >= 0, "{row:?}");
+        assert_eq!(
+            n("queue_wait_ms") + n("service_ms"),
+            n("latency_ms"),
             "{row:?}"
         );
         assert_eq!(
@@ -295,6 +323,15 @@ fn assert_stream_exact(
     assert_eq!(summary["settings"]["files_injected"], files.len());
     for k in ["p50_ms", "p95_ms", "p99_ms", "max_ms"] {
         assert!(summary[k].as_i64().unwrap() >= 0, "{k}");
+    }
+    assert_eq!(summary["stages_ms"]["files"], files.len());
+    for stage in ["queue_wait", "service"] {
+        for p in ["p50", "p95", "p99"] {
+            assert!(
+                summary["stages_ms"][stage][p].as_i64().unwrap() >= 0,
+                "{stage} {p}"
+            );
+        }
     }
     assert!(summary["throughput_files_per_s"].as_f64().unwrap() > 0.0);
     assert_eq!(Png::read(&out.join("timeline.png")).size, (1200, 600));
