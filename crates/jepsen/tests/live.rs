@@ -55,9 +55,23 @@ fn short(nodes: usize, nemesis: Nemesis, workload: Workload) {
     });
     cfg.seed = 21;
     cfg.clients = 4;
-    let report = runner::run(&cfg).expect("the run itself");
-    let text = wclab_jepsen::report::run_markdown(&report);
+    let report = match runner::run(&cfg) {
+        Ok(r) => r,
+        Err(e) => panic!(
+            "the run itself: {e:#} (nodes' logs kept in {})",
+            dir.keep().display()
+        ),
+    };
+    let mut text = wclab_jepsen::report::run_markdown(&report);
     eprintln!("{text}");
+    if report.validity != Validity::Valid {
+        // Keep the history and the nodes' logs of a failure to study it.
+        let kept = dir.keep();
+        text.push_str(&format!(
+            "\nhistory and node logs kept in {}\n",
+            kept.display()
+        ));
+    }
     assert_eq!(report.validity, Validity::Valid, "{text}");
     assert!(report.counts.ok > 0, "nothing succeeded: {text}");
     if nemesis != Nemesis::None {

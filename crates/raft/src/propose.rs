@@ -20,6 +20,7 @@
 use crate::resp::Frame;
 use crate::types::{Node, NodeId, Raft, Request, Write};
 use openraft::error::{ClientWriteError, RaftError};
+use openraft::ServerState;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
@@ -32,6 +33,21 @@ pub const MAX_WRITES: usize = 256;
 
 /// Bytes of arguments in one entry, at most (a bigger write goes alone).
 pub const MAX_BYTES: usize = 4 << 20;
+
+/// How long a proposal whose leader was deposed still waits for
+/// openraft's answer, once it has given its slot back.
+///
+/// openraft (0.9) answers an entry's writes when it is applied, or with
+/// "forward to leader" when a new leader's log truncates it. A deposed
+/// leader's entry that the new leader's snapshot overtook (the node's log
+/// ends before the snapshot, so it is purged, never truncated) is answered
+/// never. Holding the slot until the answer kept both slots of a node that
+/// had been cut off with two entries in flight, for good: once it led
+/// again, every write it took timed out as UNKNOWN. So a proposal gives its
+/// slot back as soon as its node stops leading the term it was proposed
+/// in, and gives up waiting after this long (its clients' sessions have
+/// answered UNKNOWN by their own deadline).
+const DEPOSED_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What openraft answered for a write: its reply, or why the entry
 /// holding it failed.
@@ -93,9 +109,35 @@ async fn run(raft: Raft, mut rx: mpsc::UnboundedReceiver<Queued>) {
             let nonces: Vec<u64> = writes.iter().map(|w| w.nonce).collect();
             crate::trace::mark_all(&nonces, crate::trace::Mark::Proposed);
         }
+        let term = raft.metrics().borrow().current_term;
         tokio::spawn(async move {
-            let result = raft.client_write(Request { writes }).await;
-            drop(slot);
+            let write = raft.client_write(Request { writes });
+            tokio::pin!(write);
+            let mut metrics = raft.metrics();
+            let deposed = async move {
+                // The watch's guard is dropped here: it may not cross an await.
+                let _ = metrics
+                    .wait_for(|m| m.current_term != term || m.state != ServerState::Leader)
+                    .await
+                    .is_ok();
+            };
+            let result = tokio::select! {
+                r = &mut write => {
+                    drop(slot);
+                    r
+                }
+                _ = deposed => {
+                    // See [`DEPOSED_WAIT`]: the slot is for a leader's
+                    // entries on their way to commit, and this one may be
+                    // answered never.
+                    drop(slot);
+                    match tokio::time::timeout(DEPOSED_WAIT, write).await {
+                        Ok(r) => r,
+                        // The waiters' sessions answered UNKNOWN long ago.
+                        Err(_) => return,
+                    }
+                }
+            };
             match result {
                 Ok(resp) => {
                     let mut replies = resp.data.into_iter();

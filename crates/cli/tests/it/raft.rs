@@ -30,28 +30,14 @@ pub(crate) struct Cluster {
     _dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `n` free ports, all different from each other and from `taken`. The
-/// kernel may hand out a port it just released again: two nodes given one
-/// port would be one process answering for two members (the node started
-/// second cannot listen, and a test that only checked that something
-/// answers on the port would go on with one process counted twice).
+/// `n` free ports, all different from each other and from `taken`, where
+/// no other process is handed them while a node is down (see
+/// `wclab_testkit::ports`). The kernel may hand out a port it just
+/// released again: two nodes given one port would be one process answering
+/// for two members, and a killed node's port taken meanwhile keeps it from
+/// starting again.
 pub(crate) fn free_ports(n: usize, taken: &[u16]) -> Vec<u16> {
-    let mut ports: Vec<u16> = Vec::with_capacity(n);
-    while ports.len() < n {
-        let p = free_port();
-        if !ports.contains(&p) && !taken.contains(&p) {
-            ports.push(p);
-        }
-    }
-    ports
+    wclab_testkit::ports::restartable(n, taken)
 }
 
 impl Node {
@@ -1176,4 +1162,114 @@ fn a_leader_restarted_at_once_does_not_serve_reads_from_its_snapshot() {
         read, last,
         "a read after the restart is behind the last acknowledged write"
     );
+}
+
+/// Cuts `id` off from every other node of `c`, both ways.
+fn isolate(c: &Cluster, id: u64) {
+    for n in &c.nodes {
+        let args: Vec<String> = if n.id == id {
+            let mut a = vec!["RAFT.PARTITION".to_owned()];
+            a.extend(
+                c.nodes
+                    .iter()
+                    .filter(|o| o.id != id)
+                    .map(|o| o.id.to_string()),
+            );
+            a
+        } else {
+            vec!["RAFT.PARTITION".to_owned(), id.to_string()]
+        };
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_eq!(n.cmd(&args), Reply::Status("OK".into()));
+    }
+}
+
+fn heal(c: &Cluster) {
+    for n in &c.nodes {
+        assert_eq!(n.cmd(&["RAFT.PARTITION"]), Reply::Status("OK".into()));
+    }
+}
+
+#[test]
+fn a_leader_whose_batches_in_flight_a_snapshot_overtook_writes_again_when_it_leads_again() {
+    // The leader's proposer keeps two entries in flight; openraft answers
+    // the writes of an entry when it is applied, or when a new leader's
+    // log truncates it. An entry of a deposed leader that the new leader's
+    // snapshot overtook (purged, never truncated) is answered never: the
+    // old proposer held its two slots for good, and every write of that
+    // node, once it led again, timed out as UNKNOWN.
+    let c = Cluster::start(3);
+    let old = c.nodes[c.wait_leader()].id;
+    let port = c.nodes.iter().find(|n| n.id == old).unwrap().port;
+    let stop = Arc::new(AtomicBool::new(false));
+    // Clients keep the leader's two slots busy while it is cut off.
+    let writers: Vec<_> = (0..6)
+        .map(|w| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let Ok(mut client) = Client::connect(port, "") else {
+                    return;
+                };
+                let key = format!("w{w}");
+                while !stop.load(Ordering::SeqCst) {
+                    client.cmd(&["INCR", &key]);
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    isolate(&c, old);
+    // The others elect a leader and go far past the old leader's log, so
+    // that it can only catch up from a snapshot.
+    let others: Vec<&Node> = c.nodes.iter().filter(|n| n.id != old).collect();
+    let new = procs::wait_for("a majority leader", Duration::from_secs(30), || {
+        others
+            .iter()
+            .find(|n| n.info().get("role").map(String::as_str) == Some("leader"))
+            .copied()
+    });
+    for _ in 0..100 {
+        assert!(matches!(new.cmd(&["INCR", "majority"]), Reply::Int(_)));
+    }
+    assert_eq!(new.cmd(&["RAFT.SNAPSHOT"]), Reply::Status("OK".into()));
+    stop.store(true, Ordering::SeqCst);
+    for w in writers {
+        w.join().unwrap();
+    }
+    heal(&c);
+    c.assert_identical();
+    let old_node = c.nodes.iter().find(|n| n.id == old).unwrap();
+    assert!(
+        old_node.info()["snapshots_installed"] != "0",
+        "the old leader caught up without a snapshot: {:?}",
+        old_node.info()
+    );
+    // Make the old leader lead again: cut off whichever other node leads.
+    procs::wait_for(
+        "the old leader to lead again",
+        Duration::from_secs(120),
+        || {
+            let l = c.nodes[c.wait_leader()].id;
+            if l == old {
+                return Some(());
+            }
+            isolate(&c, l);
+            procs::wait_for("a leader among the others", Duration::from_secs(30), || {
+                c.nodes
+                    .iter()
+                    .filter(|n| n.id != l)
+                    .find(|n| n.info().get("role").map(String::as_str) == Some("leader"))
+                    .map(|_| ())
+            });
+            heal(&c);
+            None
+        },
+    );
+    for i in 1..=5 {
+        assert_eq!(
+            old_node.cmd(&["INCR", "again"]),
+            Reply::Int(i),
+            "a write to the old leader, leading again"
+        );
+    }
 }
