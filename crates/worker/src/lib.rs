@@ -32,6 +32,7 @@ use wclab_coord::claim::{Claim, ClaimRules, Task};
 use wclab_coord::commit::{CommitOutcome, Committed};
 use wclab_coord::job::JobSpec;
 use wclab_coord::speculate::{self, SpeculationRules};
+use wclab_coord::wake::{self, Wake};
 use wclab_coord::{
     claim, commit, dead_letter, job, release, renew, CoordError, JobKeys, RetryPolicy, Store,
 };
@@ -50,7 +51,11 @@ pub struct WorkerConfig {
     pub consumer: String,
     /// Lease length and poison threshold.
     pub rules: ClaimRules,
-    /// Longest sleep between two claims when there is nothing to do.
+    /// Longest wait between two claims when there is nothing to do: the
+    /// timeout of the blocking read on the tasks stream (which returns as
+    /// soon as a task is appended), or the longest sleep where blocking is
+    /// refused (Raft). It bounds how late an idle worker steals an expired
+    /// lease or backs up a straggler.
     pub idle_poll: Duration,
     /// Counting threads for one task (`None`: all cores).
     pub threads: Option<usize>,
@@ -214,6 +219,10 @@ pub struct Worker {
     committer: Option<Store>,
     /// The commit in flight, if any.
     in_flight: Option<InFlight>,
+    /// Whether an idle worker waits in a blocking read of the tasks stream
+    /// (woken by the next append) rather than sleeping: off on a Raft
+    /// cluster, and once the server refused it.
+    block_when_idle: bool,
 }
 
 /// What became of one task.
@@ -231,7 +240,9 @@ impl Worker {
     /// A worker for `config.job` on `store`.
     pub fn new(store: Store, config: WorkerConfig) -> Self {
         let keys = JobKeys::new(&config.job);
+        let block_when_idle = !store.target().is_cluster();
         Worker {
+            block_when_idle,
             store,
             keys,
             config,
@@ -294,6 +305,20 @@ impl Worker {
                             .is_finished()
                     {
                         break;
+                    }
+                    if self.block_when_idle {
+                        // Woken by the next task's append: the poll's sleep
+                        // was what the first file of a micro-batch waited.
+                        tokio::select! {
+                            woke = wake::wait_for_task(&mut self.store, &self.keys, self.config.idle_poll) => {
+                                if woke? == Wake::Unsupported {
+                                    tracing::info!("the server refuses a blocking read of the stream (Raft, or an older ACL): polling instead");
+                                    self.block_when_idle = false;
+                                }
+                            }
+                            _ = stop.changed() => {}
+                        }
+                        continue;
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(idle) => {}

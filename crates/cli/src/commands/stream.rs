@@ -398,7 +398,8 @@ async fn server_ms(store: &mut Store) -> Result<u64> {
 /// Waits until every worker is polling Redis, so that the first
 /// micro-batch does not measure process start-up. (A worker joins the
 /// consumer group only when it is first handed a task, so the group cannot
-/// tell; the clients whose last command was an FCALL, ours excepted, can.)
+/// tell; the clients whose last command was an FCALL or, idle, a blocking
+/// XREAD of the tasks stream, ours excepted, can.)
 async fn wait_for_workers(store: &mut Store, n: usize) -> Result<()> {
     let me: i64 = store
         .call("read our client id", redis::cmd("CLIENT").arg("ID"))
@@ -411,7 +412,9 @@ async fn wait_for_workers(store: &mut Store, n: usize) -> Result<()> {
             .await?;
         let polling = clients
             .lines()
-            .filter(|l| !l.starts_with(&me) && l.contains(" cmd=fcall "))
+            .filter(|l| {
+                !l.starts_with(&me) && (l.contains(" cmd=fcall ") || l.contains(" cmd=xread "))
+            })
             .count();
         if polling >= n {
             return Ok(());
