@@ -9,13 +9,17 @@
 #
 #   bench/stream.sh [DURATION_S] [RATE...]        (just bench-stream-stages)
 #
+# BEFORE=path/to/older/wclab adds that binary's run after this one's at each
+# rate (same files, same server), to measure a change.
+#
 # Prints markdown tables; nothing here asserts a time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-6}; shift || true
 rates=("${@:-10 100}"); rates=(${rates[@]})
-wclab=target/release/wclab
-cargo build --release -q --bin wclab
+wclab=${WCLAB:-target/release/wclab}
+[ -n "${WCLAB:-}" ] || cargo build --release -q --bin wclab
+before=${BEFORE:-}
 d=out/bench-stream; mkdir -p "$d"
 max=0; for r in "${rates[@]}"; do [ "$r" -gt "$max" ] && max=$r; done
 need=$((max * duration))
@@ -80,21 +84,24 @@ c = t.get("seedstream_commit", {})
 other = ", ".join(f"{k} {v['calls']}, {v['mean_us']}" for k, v in sorted(t.items()) if k in ("XREADGROUP", "XADD"))
 print(f"| {rate} | seed design in Python | {s['p50_ms']} / {s['p95_ms']} / {s['p99_ms']} | {s['files_per_s']} | {c1 - c0:.2f} | {c.get('mean_us', '-')} | {other} |")
 PY
-  # wclab.
+  # wclab (and the binary before a change, if given).
+  for which in wclab ${before:+before}; do
+  bin=$wclab; [ "$which" = before ] && bin=$before
   reset; c0=$(cpu_now)
-  $wclab stream --redis "redis://:$pw@127.0.0.1:$port" --input "$d/tweets" --rate "$rate" \
-    --duration "${duration}s" --workers 2 --out "$d/wclab-$rate" > "$d/wclab-$rate.log" 2>&1 \
-    || { echo "wclab stream failed at $rate files/s, see $d/wclab-$rate.log" >&2; }
+  $bin stream --redis "redis://:$pw@127.0.0.1:$port" --input "$d/tweets" --rate "$rate" \
+    --duration "${duration}s" --workers 2 --out "$d/$which-$rate" > "$d/$which-$rate.log" 2>&1 \
+    || { echo "$which stream failed at $rate files/s, see $d/$which-$rate.log" >&2; }
   c1=$(cpu_now); t=$(redis_time)
-  echo "$t" > "$d/wclab-$rate-redis.json"
-  python3 - "$rate" "$d/wclab-$rate/summary.json" "$t" "$c0" "$c1" <<'PY'
+  echo "$t" > "$d/$which-$rate-redis.json"
+  python3 - "$rate" "$d/$which-$rate/summary.json" "$t" "$c0" "$c1" "$which" <<'PY'
 import json, sys
-rate, path, t, c0, c1 = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+rate, path, t, c0, c1, which = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), sys.argv[6]
+name = "wclab" if which == "wclab" else "wclab before the change"
 s = json.load(open(path))
 c = t.get("wclab_commit", {})
 # The functions only (the commands they run are in the slow log too).
 other = ", ".join(f"{k} {v['calls']}, {v['mean_us']} (max {v['max_us']})" for k, v in sorted(t.items()) if k.startswith("wclab_") and k != "wclab_commit")
-print(f"| {rate} | wclab | {s['p50_ms']} / {s['p95_ms']} / {s['p99_ms']} | {s['throughput_files_per_s']:.1f} | {c1 - c0:.2f} | {c.get('mean_us', '-')} ({c.get('calls', 0)} commits) | {other} |")
+print(f"| {rate} | {name} | {s['p50_ms']} / {s['p95_ms']} / {s['p99_ms']} | {s['throughput_files_per_s']:.1f} | {c1 - c0:.2f} | {c.get('mean_us', '-')} ({c.get('calls', 0)} commits) | {other} |")
 stages = s.get("stages_ms")
 if stages:
     for k, v in stages.items():
@@ -102,6 +109,7 @@ if stages:
             continue
         print(f"|  | stage {k} | {v['p50']} / {v['p95']} / {v['p99']} | | | | |")
 PY
+  done
 done
 echo
 echo "$(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), Redis $(redis-server --version | awk '{print $3}' | cut -d= -f2), $duration s per rate, two workers, 200-row tweet files; $(date -u +%F)"
