@@ -16,7 +16,7 @@
 
 use super::Outcome;
 use crate::backend::Backend;
-use crate::cli::StreamArgs;
+use crate::cli::{LeaseArgs, StreamArgs};
 use crate::supervisor::{Supervisor, WorkerCommand};
 use anyhow::{Context, Result};
 use nix::sys::signal::{kill, Signal};
@@ -36,6 +36,11 @@ use wclab_server::ServerOptions;
 use wclab_stream::plot::{self, PlotOptions, Series};
 use wclab_stream::summary::{Percentiles, Summary};
 use wclab_stream::{record, schedule, Event, EventKind, LatencyRecord};
+
+/// How many files a stream's worker commits together at most, when files
+/// are counted while its previous commit is in flight (a group commit; see
+/// `wclab worker --stream`): alone, a file is committed at once.
+const STREAM_COMMIT_BATCH: u32 = 8;
 
 /// How often the driver folds the commits' tallies into `counts` while a
 /// stream runs (docs/protocol.md, "The counts during a job").
@@ -111,7 +116,9 @@ pub async fn stream(args: StreamArgs) -> Result<Outcome> {
 
     let mut worker_args = [
         vec!["--job".into(), job_name.clone()],
-        args.lease.worker_args(1),
+        args.lease
+            .worker_args(LeaseArgs::STREAM_LEASE, STREAM_COMMIT_BATCH),
+        vec!["--stream".into()],
         vec!["--threads".into(), args.threads.max(1).to_string()],
     ]
     .concat();
@@ -273,7 +280,7 @@ pub async fn stream(args: StreamArgs) -> Result<Outcome> {
         "straggle_until_s": chaos.straggle.map(|w| w.1.as_secs_f64()),
         "speculate": args.speculate,
         "speculative_copies": backups,
-        "lease_s": args.lease.lease.as_secs_f64(),
+        "lease_s": args.lease.lease_or(LeaseArgs::STREAM_LEASE).as_secs_f64(),
         "workers_replaced": supervisor.replaced,
         "duplicate_commits": twice.len(),
     });
