@@ -90,6 +90,8 @@ def main():
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--rate", type=int, required=True)
     p.add_argument("--duration", type=int, default=6)
+    p.add_argument("--drain", type=float, default=60.0,
+                   help="after the last injection, wait this long (s) at most for the rest")
     p.add_argument("files", nargs="+")
     a = p.parse_args()
     r = redis.Redis(port=a.redis_port, password=a.password)
@@ -113,7 +115,7 @@ def main():
         for path in files[second * a.rate : (second + 1) * a.rate]:
             pipe.xadd(STREAM, {"path": path})
         pipe.execute()
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + a.drain
     while r.xlen(DONE) < len(files) and time.monotonic() < deadline:
         time.sleep(0.05)
     for _ in procs:

@@ -544,6 +544,13 @@ pub struct StreamArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 
+    /// Inject each second's files evenly over the second (one every 1/R s)
+    /// instead of all at its start (the seed's micro-batches, the
+    /// default): the latency then shows the service without the
+    /// micro-batch's own queue.
+    #[arg(long)]
+    pub spread: bool,
+
     /// After the last injection, wait this long at most for the files in
     /// flight before giving up on them.
     #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]

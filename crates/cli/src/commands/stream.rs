@@ -42,6 +42,10 @@ use wclab_stream::{record, schedule, Event, EventKind, LatencyRecord};
 /// `wclab worker --stream`): alone, a file is committed at once.
 const STREAM_COMMIT_BATCH: u32 = 8;
 
+/// The longest turn of the driver's loop (injections are on time; the
+/// faults, progress and folds are checked once a turn).
+const LOOP_TURN: Duration = Duration::from_millis(20);
+
 /// How often the driver folds the commits' tallies into `counts` while a
 /// stream runs (docs/protocol.md, "The counts during a job").
 const FOLD_EVERY: Duration = Duration::from_secs(2);
@@ -54,6 +58,12 @@ pub async fn stream(args: StreamArgs) -> Result<Outcome> {
     // One task per file: a file's latency is the lab's unit.
     let inputs = crate::inputs::resolve(&args.input, 0)?;
     let batches = schedule::micro_batches(inputs.tasks.len(), args.rate as usize, args.duration);
+    let injection_span = Duration::from_secs(batches.len() as u64);
+    let batches = if args.spread {
+        schedule::spread(&batches)
+    } else {
+        batches
+    };
     let n = schedule::total_files(&batches);
     if n == 0 {
         anyhow::bail!("no files found in {}", args.input.join(" "));
@@ -63,10 +73,10 @@ pub async fn stream(args: StreamArgs) -> Result<Outcome> {
         .iter()
         .map(|t| (t.id.clone(), display_name(&inputs.roots, &t.path)))
         .collect();
-    let injection_span = Duration::from_secs(batches.len() as u64);
     let label = args.label.clone().unwrap_or_else(|| {
         let spec = if args.speculate { ", speculation" } else { "" };
-        format!("{} files/s{spec}", args.rate)
+        let spread = if args.spread { " spread" } else { "" };
+        format!("{} files/s{spread}{spec}", args.rate)
     });
 
     let backend = Backend::start(
@@ -158,11 +168,16 @@ pub async fn stream(args: StreamArgs) -> Result<Outcome> {
         r = async {
             loop {
                 let t = started.elapsed();
+                // The batches due (several when spread files fall within
+                // one turn of this loop) go in one call.
+                let first = next_batch;
                 while next_batch < batches.len() && t >= batches[next_batch].at {
-                    let b = &batches[next_batch];
-                    submit::submit(&mut store, &keys, &tasks[b.files.clone()]).await?;
-                    injected += b.files.len();
                     next_batch += 1;
+                }
+                if next_batch > first {
+                    let files = batches[first].files.start..batches[next_batch - 1].files.end;
+                    submit::submit(&mut store, &keys, &tasks[files.clone()]).await?;
+                    injected += files.len();
                 }
                 for (kind, slots) in chaos.due(t) {
                     match kind {
@@ -214,7 +229,11 @@ pub async fn stream(args: StreamArgs) -> Result<Outcome> {
                         return Ok(false);
                     }
                 }
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                // Until the next injection is due, 20 ms at most.
+                let turn = batches
+                    .get(next_batch)
+                    .map_or(LOOP_TURN, |b| b.at.saturating_sub(started.elapsed()).min(LOOP_TURN));
+                tokio::time::sleep(turn).await;
             }
         } => Some(r?),
         _ = super::stop_requested() => None,
@@ -267,6 +286,7 @@ pub async fn stream(args: StreamArgs) -> Result<Outcome> {
         "label": label,
         "job": job_name,
         "rate_files_per_s": args.rate,
+        "spread": args.spread,
         "duration_s": args.duration.map(|d| d.as_secs_f64()),
         "files_injected": injected,
         "files_dead": dead.len(),

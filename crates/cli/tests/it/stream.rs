@@ -636,6 +636,42 @@ fn a_live_worker_renews_its_lease_and_is_never_robbed() {
 }
 
 #[test]
+fn with_spread_the_files_of_a_second_are_injected_one_by_one_over_it() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let input = tweets(dir.path(), 8, 20);
+    let out = dir.path().join("out");
+    let o = output(stream_cmd(&server, "spread", &input, &out).args([
+        "--rate",
+        "4",
+        "--workers",
+        "2",
+        "--spread",
+    ]));
+    assert_status(&o, 0);
+    let files = sorted_files(&input);
+    assert_eq!(done_records(&server, "spread").len(), files.len());
+    oracle::assert_same(&counts_in_redis(&server, "spread"), &csv_oracle(&files));
+    // In input order, each later than the one before; micro-batches
+    // would give two injection times for eight files.
+    let injected: Vec<u64> = stream_entries(&server, "wclab:{spread}:tasks")
+        .iter()
+        .map(|(_, f)| f["injected"].parse().unwrap())
+        .collect();
+    assert_eq!(injected.len(), 8);
+    assert!(injected.windows(2).all(|w| w[0] <= w[1]), "{injected:?}");
+    let distinct: HashSet<u64> = injected.iter().copied().collect();
+    assert!(
+        distinct.len() > 2,
+        "injected in micro-batches: {injected:?}"
+    );
+    assert_eq!(
+        read_json(&out.join("summary.json"))["settings"]["spread"],
+        true
+    );
+}
+
+#[test]
 fn the_csv_column_is_read_with_rfc4180_quoting() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("t.csv");
