@@ -63,7 +63,8 @@ bounded = s["files"] >= injected and s["files_per_s"] >= 0.95 * rate
 r = {"design": design, "rate": rate, "p50_ms": s["p50_ms"], "p99_ms": s["p99_ms"],
      "files_per_s": s["files_per_s"], "files": s["files"], "injected": injected, "bounded": bounded}
 open(out, "a").write(json.dumps(r) + "\n")
-print(f"| {rate} | {design} | {s['p50_ms']} / {s['p99_ms']} | {s['files_per_s']} | {s['files']} of {injected} | {'yes' if bounded else 'no'} |")
+lat = f"{s['p50_ms']} / {s['p99_ms']}" if s["files"] else "none committed"
+print(f"| {rate} | {design} | {lat} | {s['files_per_s']} | {s['files']} of {injected} | {'yes' if bounded else 'no'} |")
 PY
 }
 
