@@ -41,7 +41,7 @@ fi
 
 port=$((20000 + RANDOM % 30000)); pw=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 rdir=$(mktemp -d)
-redis-server --port "$port" --requirepass "$pw" --save '' --appendonly no --dir "$rdir" \
+redis-server --bind 127.0.0.1 --port "$port" --requirepass "$pw" --save '' --appendonly no --dir "$rdir" \
   --daemonize yes --pidfile "$rdir/pid" --logfile "$rdir/log" > /dev/null
 trap 'kill "$(cat "$rdir/pid")" 2> /dev/null || true; rm -rf "$rdir"' EXIT
 until redis-cli -p "$port" --no-auth-warning -a "$pw" ping > /dev/null 2>&1; do sleep 0.05; done

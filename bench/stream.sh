@@ -31,7 +31,7 @@ mapfile -t files < <(find "$(realpath "$d/tweets")" -type f -name '*.csv' | sort
 
 port=$((20000 + RANDOM % 30000)); pw=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 rdir=$(mktemp -d)
-redis-server --port "$port" --requirepass "$pw" --save '' --appendonly no --dir "$rdir" \
+redis-server --bind 127.0.0.1 --port "$port" --requirepass "$pw" --save '' --appendonly no --dir "$rdir" \
   --daemonize yes --pidfile "$rdir/pid" --logfile "$rdir/log" \
   --slowlog-log-slower-than 0 --slowlog-max-len 1000000 > /dev/null
 trap 'kill "$(cat "$rdir/pid")" 2> /dev/null || true; rm -rf "$rdir"' EXIT
