@@ -127,6 +127,16 @@ bench-persistence: build
 bench:
     bench/suite.sh
 
+# Lab 3's latency by stage and Redis time per function (issue 19): the seed's streaming design and wclab stream, side by side
+[group('benchmarks')]
+bench-stream-stages SECONDS="6" *RATES="10 100":
+    bench/stream.sh {{SECONDS}} {{RATES}}
+
+# Sustainable streaming rate (issue 19): a sweep of rates, wclab stream beside the seed's design in Python and Spark Structured Streaming
+[group('benchmarks')]
+bench-stream SECONDS="20" *RATES="50 100 200 400 800 1600":
+    bench/stream-sweep.sh {{SECONDS}} {{RATES}}
+
 # Scale curve (issue 22): wclab run at 1x and 10x the bench corpus against the kernel, Redis CPU per GB; BEFORE=path/to/older/wclab runs it interleaved
 bench-scale REPEAT="3" BEFORE="":
     bench/scale.sh {{ if BEFORE != "" { "--before " + BEFORE } else { "" } }} {{REPEAT}}

@@ -232,9 +232,12 @@ pub struct OutputArgs {
 /// Lease and poison settings shared by workers and the commands that start them.
 #[derive(Debug, Args, Clone)]
 pub struct LeaseArgs {
-    /// A task whose worker has been silent this long is stolen by another.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-    pub lease: Duration,
+    /// A task whose worker has been silent this long is stolen by another;
+    /// a live worker renews it every quarter of it. Default: 5s, and 1s for
+    /// `stream` (a crashed worker's file is taken over about a second
+    /// after the crash).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub lease: Option<Duration>,
 
     /// A task handed out more often than this is dead-lettered as poison.
     #[arg(long, default_value_t = 5)]
@@ -242,18 +245,29 @@ pub struct LeaseArgs {
 
     /// Tasks a worker counts before committing them in one merged FCALL
     /// (fewer, larger commits: less work for Redis). A crash redoes at most
-    /// this many tasks; counts stay exact. Default: 32 for batch jobs, 1
-    /// for `stream` (each file's latency is its own).
+    /// this many tasks; counts stay exact. Default: 32 for batch jobs
+    /// (growing with the job), 8 for `stream` (a fixed bound, and only
+    /// files counted while the previous commit is in flight are merged).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub commit_batch: Option<u32>,
 }
 
 impl LeaseArgs {
+    /// The lease of batch jobs and of `wclab worker`.
+    pub const DEFAULT_LEASE: Duration = Duration::from_secs(5);
+    /// The lease of `stream`'s workers.
+    pub const STREAM_LEASE: Duration = Duration::from_secs(1);
+
+    /// The lease given, or `default`.
+    pub fn lease_or(&self, default: Duration) -> Duration {
+        self.lease.unwrap_or(default)
+    }
+
     /// The worker arguments that carry these settings.
-    pub fn worker_args(&self, default_batch: u32) -> Vec<String> {
+    pub fn worker_args(&self, default_lease: Duration, default_batch: u32) -> Vec<String> {
         vec![
             "--lease".into(),
-            humantime::format_duration(self.lease).to_string(),
+            humantime::format_duration(self.lease_or(default_lease)).to_string(),
             "--max-deliveries".into(),
             self.max_deliveries.to_string(),
             "--commit-batch".into(),
@@ -384,6 +398,13 @@ pub struct WorkerArgs {
     /// counts, the other is a no-op).
     #[arg(long)]
     pub speculate: bool,
+
+    /// Latency first (streams, set by `wclab stream`): a counted file is
+    /// committed at once unless a commit is still in flight; the files
+    /// counted meanwhile go together in the next one, --commit-batch at
+    /// most (a fixed bound, where batch jobs let it grow).
+    #[arg(long)]
+    pub stream: bool,
 }
 
 /// `wclab submit`.
@@ -524,6 +545,13 @@ pub struct StreamArgs {
     /// Seed of the chaos: when the crashing workers die.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+
+    /// Inject each second's files evenly over the second (one every 1/R s)
+    /// instead of all at its start (the seed's micro-batches, the
+    /// default): the latency then shows the service without the
+    /// micro-batch's own queue.
+    #[arg(long)]
+    pub spread: bool,
 
     /// After the last injection, wait this long at most for the files in
     /// flight before giving up on them.

@@ -6,7 +6,7 @@
 //!
 //! | role | may run |
 //! |---|---|
-//! | `worker` | FCALL of the worker's functions (claim, renew, commit, dead, release, speculate); the job's description and progress (HGETALL, XLEN) |
+//! | `worker` | FCALL of the worker's functions (claim, renew, commit, dead, release, speculate); the job's description and progress (HGETALL, XLEN); waiting for a task (XREAD) |
 //! | `submitter` | FCALL wclab_submit and wclab_fold (folding the commits' tallies into the counts); the description (HSET), deleting a job (DEL), progress and results (HGETALL, HGET, XLEN, XPENDING, XRANGE, ZRANGE, ZCARD), TIME, INFO |
 //! | `observer` | reads only, on read-only keys: progress and results, TIME, INFO |
 //!
@@ -53,7 +53,9 @@ const WORKER_FUNCTIONS: &[&str] = &[
 
 /// What a worker sends itself, besides FCALL: the job's description and
 /// progress.
-const WORKER_DIRECT: &[&str] = &["hgetall", "xlen"];
+/// XREAD: an idle worker blocks on the tasks stream until a task is
+/// appended ([`crate::wake`]); a read, it hands nothing out.
+const WORKER_DIRECT: &[&str] = &["hgetall", "xlen", "xread"];
 
 /// What the worker's functions run (lua/wclab.lua, with `now_ms` empty or
 /// given): checked against the worker's own ACL.

@@ -17,7 +17,7 @@
 //!   one function: [`submit`], [`claim`], [`renew`], [`commit`], [`fold`]
 //!   (the commits' tallies into the counts' sorted set),
 //!   [`dead_letter`], [`release`], and [`speculate`] (backup copies of stragglers,
-//!   lab 3); then [`job`] (the job's description and progress) and
+//!   lab 3); [`wake`] (an idle worker's blocking wait for the next task); then [`job`] (the job's description and progress) and
 //!   [`results`] (top words, all counts, dead letters).
 //!
 //! Expected outcomes are values, not errors: "no task waiting" is
@@ -43,6 +43,7 @@ pub mod speculate;
 mod store;
 pub mod submit;
 mod target;
+pub mod wake;
 
 pub use error::CoordError;
 pub use keys::JobKeys;

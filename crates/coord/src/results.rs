@@ -228,6 +228,27 @@ pub async fn done(store: &mut Store, keys: &JobKeys) -> Result<Vec<DoneRecord>, 
         .collect())
 }
 
+/// When each task was last handed out to a worker (ms, server clock), by
+/// task ID: the `claimed:<id>` fields `wclab_claim` writes into the job's
+/// description. A task stolen after a crash shows its steal, the hand-out
+/// whose worker may commit it; a backup copy (`wclab_speculate`) does not
+/// move it.
+pub async fn handed_out(
+    store: &mut Store,
+    keys: &JobKeys,
+) -> Result<HashMap<String, u64>, CoordError> {
+    let spec: HashMap<String, String> = store
+        .call(
+            "read the hand-out times",
+            redis::cmd("HGETALL").arg(&keys.spec),
+        )
+        .await?;
+    Ok(spec
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("claimed:")?.to_owned(), v.parse().ok()?)))
+        .collect())
+}
+
 /// What the Redis server itself spent: the cost side of the design.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ServerWork {

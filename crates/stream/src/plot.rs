@@ -335,6 +335,33 @@ fn y_bounds(series: &[Prepared]) -> (f64, f64) {
 /// Dash and gap lengths of the event lines of the i-th series.
 const DASHES: [(u32, u32); 4] = [(6, 4), (2, 3), (12, 4), (8, 3)];
 
+/// Nearest two event lines may be, in pixels: a line is 2 px wide.
+const EVENT_SPACING_PX: f64 = 4.0;
+
+/// Where each series' event lines are drawn: at their time, except that a
+/// line that would fall on (or within [`EVENT_SPACING_PX`] of) the line
+/// drawn before it moves right until both show. Events often coincide: a
+/// crash waits for its worker to hold a task, so it fires as the next
+/// micro-batch is handed out, which is when a straggling window may end; a
+/// red crash line drawn over the green release hid the release (lab 3's
+/// test saw no release mark). `px` is one pixel in seconds.
+fn spread_events(series: &[Prepared], px: f64) -> Vec<Vec<f64>> {
+    let mut lines: Vec<(f64, usize, usize)> = series
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| s.events.iter().enumerate().map(move |(j, e)| (e.0, i, j)))
+        .collect();
+    lines.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut placed: Vec<Vec<f64>> = series.iter().map(|s| vec![0.0; s.events.len()]).collect();
+    let mut last = f64::NEG_INFINITY;
+    for (at, i, j) in lines {
+        let x = at.max(last + EVENT_SPACING_PX * px);
+        placed[i][j] = x;
+        last = x;
+    }
+    placed
+}
+
 /// What a panel's axes show.
 struct Axes<'a> {
     title: &'a str,
@@ -392,9 +419,13 @@ where
         .map_err(e)?;
 
     let several = series.len() > 1;
+    let placed = spread_events(
+        series,
+        axes.x_max / chart.plotting_area().dim_in_pixel().0 as f64,
+    );
     for (i, s) in series.iter().enumerate() {
         let (dash, gap) = DASHES[i % DASHES.len()];
-        for &(at, kind) in &s.events {
+        for (&(_, kind), &at) in s.events.iter().zip(&placed[i]) {
             chart
                 .draw_series(DashedLineSeries::new(
                     [(at, y_lo), (at, y_hi)],
@@ -697,6 +728,44 @@ mod tests {
             count(&decode(&p).2, SERIES_COLOURS[0])
         };
         assert!(count(&px, SERIES_COLOURS[0]) > legend_only + 10);
+    }
+
+    #[test]
+    fn events_at_the_same_moment_are_all_drawn() {
+        let d = tempfile::tempdir().unwrap();
+        let recs = steady(30, 40);
+        let release = Event {
+            at: 2000,
+            kind: EventKind::StraggleEnd,
+            detail: "pid 8".into(),
+        };
+        // A crash in the same millisecond as the release, drawn after it.
+        let events = [release.clone(), crash(2000)];
+        let s = [Series {
+            label: "x".into(),
+            records: &recs,
+            events: &events,
+        }];
+        let p = d.path().join("same.png");
+        timeline(&p, &s, &PlotOptions::default()).unwrap();
+        let (_, _, px) = decode(&p);
+        let alone = {
+            let p = d.path().join("alone.png");
+            let events = [release];
+            let s = [Series {
+                events: &events,
+                ..s[0].clone()
+            }];
+            timeline(&p, &s, &PlotOptions::default()).unwrap();
+            count(&decode(&p).2, event_colour(EventKind::StraggleEnd))
+        };
+        let green = count(&px, event_colour(EventKind::StraggleEnd));
+        assert!(alone > 300, "{alone}");
+        assert!(
+            green * 10 >= alone * 9,
+            "the release line is hidden: {green} of {alone} px"
+        );
+        assert!(count(&px, event_colour(EventKind::Crash)) > 300);
     }
 
     fn steady(n: u64, latency: u64) -> Vec<LatencyRecord> {

@@ -26,6 +26,20 @@ pub struct LatencyRecord {
     pub worker: String,
     /// How many times the task had been delivered when it was committed.
     pub attempts: u64,
+    /// When the task was last handed out to a worker (ms, server clock:
+    /// `claimed:<id>` written by `wclab_claim`); empty in files written
+    /// before stages were recorded.
+    #[serde(default)]
+    pub handed_out_at: Option<u64>,
+    /// Stage 1, `handed_out_at - injected_at`: waiting in the stream for a
+    /// free worker (the micro-batch's own queue, and the workers' poll).
+    #[serde(default)]
+    pub queue_wait_ms: Option<i64>,
+    /// Stage 2, `committed_at - handed_out_at`: the worker's read and
+    /// count, its commit's wait and round trip, and the commit's Redis
+    /// time. The two stages add up to `latency_ms`.
+    #[serde(default)]
+    pub service_ms: Option<i64>,
 }
 
 impl LatencyRecord {
@@ -44,7 +58,20 @@ impl LatencyRecord {
             latency_ms: committed_at as i64 - injected_at as i64,
             worker: worker.into(),
             attempts,
+            handed_out_at: None,
+            queue_wait_ms: None,
+            service_ms: None,
         }
+    }
+
+    /// The record with its stages, split at the moment the task was handed
+    /// out (`wclab_claim`'s time, on the same server clock as the two ends,
+    /// so the stages add up to the latency exactly).
+    pub fn with_handed_out(mut self, at: u64) -> Self {
+        self.handed_out_at = Some(at);
+        self.queue_wait_ms = Some(at as i64 - self.injected_at as i64);
+        self.service_ms = Some(self.committed_at as i64 - at as i64);
+        self
     }
 }
 
@@ -115,7 +142,8 @@ fn read_csv<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>, StreamE
     r.deserialize().collect::<Result<Vec<T>, _>>().map_err(err)
 }
 
-const LATENCY_HEADER: &str = "file,injected_at,committed_at,latency_ms,worker,attempts\n";
+const LATENCY_HEADER: &str =
+    "file,injected_at,committed_at,latency_ms,worker,attempts,handed_out_at,queue_wait_ms,service_ms\n";
 const EVENTS_HEADER: &str = "at,kind,detail\n";
 
 /// Writes `latency.csv`: a header, then one row per record.
@@ -159,11 +187,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_stages_add_up_to_the_latency() {
+        let r = LatencyRecord::new("a.csv", 1000, 1075, "h-1-aa", 1).with_handed_out(1031);
+        assert_eq!(r.queue_wait_ms, Some(31));
+        assert_eq!(r.service_ms, Some(44));
+        assert_eq!(
+            r.queue_wait_ms.unwrap() + r.service_ms.unwrap(),
+            r.latency_ms
+        );
+    }
+
+    #[test]
     fn records_and_events_round_trip_through_csv() {
         let d = tempfile::tempdir().unwrap();
         let recs = vec![
             LatencyRecord::new("a,b.csv", 1000, 1012, "h-1-aa", 1),
-            LatencyRecord::new("c.csv", 1001, 6100, "h-2-bb", 2),
+            LatencyRecord::new("c.csv", 1001, 6100, "h-2-bb", 2).with_handed_out(1040),
         ];
         assert_eq!(recs[1].latency_ms, 5099);
         let p = d.path().join("latency.csv");
@@ -183,6 +222,18 @@ mod tests {
             .unwrap()
             .contains("straggle_start"));
         assert_eq!(read_events_csv(&p).unwrap(), evs);
+
+        // A latency.csv written before the stages still reads.
+        let old = d.path().join("old.csv");
+        std::fs::write(
+            &old,
+            "file,injected_at,committed_at,latency_ms,worker,attempts\nc.csv,1001,6100,5099,h-2-bb,2\n",
+        )
+        .unwrap();
+        assert_eq!(
+            read_latency_csv(&old).unwrap(),
+            vec![LatencyRecord::new("c.csv", 1001, 6100, "h-2-bb", 2)]
+        );
 
         write_events_csv(&p, &[]).unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), EVENTS_HEADER);

@@ -37,6 +37,23 @@ pub fn micro_batches(available: usize, rate: usize, duration: Option<Duration>) 
         .collect()
 }
 
+/// The same files, injected evenly over each second instead of all at its
+/// start (`wclab stream --spread`): the j-th of a second's n files at j/n
+/// of it, one file per batch. Without the micro-batch's own queue (R files
+/// arriving at once for two workers), a file's latency is its service.
+pub fn spread(batches: &[MicroBatch]) -> Vec<MicroBatch> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            let n = b.files.len() as u32;
+            b.files.clone().enumerate().map(move |(j, f)| MicroBatch {
+                at: b.at + Duration::from_secs(1) * j as u32 / n,
+                files: f..f + 1,
+            })
+        })
+        .collect()
+}
+
 /// How many files the batches inject in all.
 pub fn total_files(batches: &[MicroBatch]) -> usize {
     batches.iter().map(|b| b.files.len()).sum()
@@ -63,6 +80,15 @@ mod tests {
         let b = micro_batches(1000, 10, Some(Duration::from_millis(3500)));
         assert_eq!(b.len(), 4);
         assert_eq!(b[3].files, 30..40);
+    }
+
+    #[test]
+    fn spread_files_are_evenly_apart_within_their_second() {
+        let b = spread(&micro_batches(10, 4, None));
+        assert_eq!(total_files(&b), 10);
+        let at: Vec<u64> = b.iter().map(|b| b.at.as_millis() as u64).collect();
+        assert_eq!(at, [0, 250, 500, 750, 1000, 1250, 1500, 1750, 2000, 2500]);
+        assert!(b.iter().enumerate().all(|(i, b)| b.files == (i..i + 1)));
     }
 
     #[test]

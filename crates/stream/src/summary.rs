@@ -171,6 +171,38 @@ pub struct Summary {
     /// Recovery time after each failure event (crash, stragglers slowed),
     /// ms, in time order: the figure the lab is about.
     pub recovery_ms: Vec<i64>,
+    /// Where the latency goes: each stage's percentiles over the records
+    /// that have stages (absent when none has).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stages_ms: Option<Stages>,
+}
+
+/// The latency split into its stages (see [`LatencyRecord`]), each with its
+/// own percentiles. Percentiles do not add up (the p99 file of one stage is
+/// rarely the p99 file of another); the means do.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Stages {
+    /// Records with stages.
+    pub files: usize,
+    /// Injected → handed out to a worker.
+    pub queue_wait: Percentiles,
+    /// Handed out → committed.
+    pub service: Percentiles,
+}
+
+impl Stages {
+    /// The stages of the records that have them; `None` if none has.
+    pub fn of(records: &[LatencyRecord]) -> Option<Self> {
+        let split: Vec<(i64, i64)> = records
+            .iter()
+            .filter_map(|r| Some((r.queue_wait_ms?, r.service_ms?)))
+            .collect();
+        (!split.is_empty()).then(|| Stages {
+            files: split.len(),
+            queue_wait: Percentiles::of(split.iter().map(|s| s.0)),
+            service: Percentiles::of(split.iter().map(|s| s.1)),
+        })
+    }
 }
 
 impl Summary {
@@ -245,6 +277,7 @@ impl Summary {
                 .map(|r| r.recovery_ms)
                 .collect(),
             events: reports,
+            stages_ms: Stages::of(records),
         }
     }
 
@@ -375,6 +408,23 @@ mod tests {
 
     fn rec(injected: u64, latency: u64) -> LatencyRecord {
         LatencyRecord::new("f", injected, injected + latency, "w", 1)
+    }
+
+    #[test]
+    fn the_stages_are_summarised_over_the_records_that_have_them() {
+        let mut records: Vec<LatencyRecord> = (0..100u64)
+            .map(|i| rec(1000 * i, 100 + i).with_handed_out(1000 * i + i))
+            .collect();
+        records.push(rec(200_000, 7)); // no stages (an old file)
+        let s = Summary::new(&records, &[]).stages_ms.unwrap();
+        assert_eq!(s.files, 100);
+        assert_eq!((s.queue_wait.p50, s.queue_wait.p99), (49, 98));
+        assert_eq!(
+            (s.service.p50, s.service.p99, s.service.max),
+            (100, 100, 100)
+        );
+        assert_eq!(s.queue_wait.mean + s.service.mean, 100.0 + 49.5);
+        assert_eq!(Summary::new(&[rec(0, 5)], &[]).stages_ms, None);
     }
 
     #[test]

@@ -32,6 +32,7 @@ use wclab_coord::claim::{Claim, ClaimRules, Task};
 use wclab_coord::commit::{CommitOutcome, Committed};
 use wclab_coord::job::JobSpec;
 use wclab_coord::speculate::{self, SpeculationRules};
+use wclab_coord::wake::{self, Wake};
 use wclab_coord::{
     claim, commit, dead_letter, job, release, renew, CoordError, JobKeys, RetryPolicy, Store,
 };
@@ -50,7 +51,11 @@ pub struct WorkerConfig {
     pub consumer: String,
     /// Lease length and poison threshold.
     pub rules: ClaimRules,
-    /// Longest sleep between two claims when there is nothing to do.
+    /// Longest wait between two claims when there is nothing to do: the
+    /// timeout of the blocking read on the tasks stream (which returns as
+    /// soon as a task is appended), or the longest sleep where blocking is
+    /// refused (Raft). It bounds how late an idle worker steals an expired
+    /// lease or backs up a straggler.
     pub idle_poll: Duration,
     /// Counting threads for one task (`None`: all cores).
     pub threads: Option<usize>,
@@ -89,6 +94,11 @@ pub struct CommitBatch {
     pub max_distinct: usize,
     /// Longest a counted task waits for its commit.
     pub max_delay: Duration,
+    /// Whether the task limit grows with what the worker has committed
+    /// (batch jobs: fewer commits per GB). Off for streams, where the first
+    /// file of a merged commit waits for the counting of the others: there
+    /// `max_tasks` is a fixed bound.
+    pub grows: bool,
 }
 
 impl CommitBatch {
@@ -97,7 +107,23 @@ impl CommitBatch {
         max_tasks: 1,
         max_distinct: usize::MAX,
         max_delay: Duration::ZERO,
+        grows: false,
     };
+
+    /// Streams (lab 3): files that wait when a worker comes for one are
+    /// committed together, `max_tasks` at most, so that Redis's work per
+    /// file falls as the rate rises; a file that finds none behind it is
+    /// committed at once (the worker commits whenever a claim finds
+    /// nothing waiting). The bound is fixed, so a file waits for the
+    /// counting of `max_tasks - 1` others at most.
+    pub const fn stream(max_tasks: usize) -> CommitBatch {
+        CommitBatch {
+            max_tasks,
+            max_distinct: 500_000,
+            max_delay: Duration::from_millis(100),
+            grows: false,
+        }
+    }
 }
 
 impl Default for CommitBatch {
@@ -106,6 +132,7 @@ impl Default for CommitBatch {
             max_tasks: 32,
             max_distinct: 500_000,
             max_delay: Duration::from_secs(1),
+            grows: true,
         }
     }
 }
@@ -214,6 +241,10 @@ pub struct Worker {
     committer: Option<Store>,
     /// The commit in flight, if any.
     in_flight: Option<InFlight>,
+    /// Whether an idle worker waits in a blocking read of the tasks stream
+    /// (woken by the next append) rather than sleeping: off on a Raft
+    /// cluster, and once the server refused it.
+    block_when_idle: bool,
 }
 
 /// What became of one task.
@@ -231,7 +262,9 @@ impl Worker {
     /// A worker for `config.job` on `store`.
     pub fn new(store: Store, config: WorkerConfig) -> Self {
         let keys = JobKeys::new(&config.job);
+        let block_when_idle = !store.target().is_cluster();
         Worker {
+            block_when_idle,
             store,
             keys,
             config,
@@ -295,6 +328,20 @@ impl Worker {
                     {
                         break;
                     }
+                    if self.block_when_idle {
+                        // Woken by the next task's append: the poll's sleep
+                        // was what the first file of a micro-batch waited.
+                        tokio::select! {
+                            woke = wake::wait_for_task(&mut self.store, &self.keys, self.config.idle_poll) => {
+                                if woke? == Wake::Unsupported {
+                                    tracing::info!("the server refuses a blocking read of the stream (Raft, or an older ACL): polling instead");
+                                    self.block_when_idle = false;
+                                }
+                            }
+                            _ = stop.changed() => {}
+                        }
+                        continue;
+                    }
                     tokio::select! {
                         _ = tokio::time::sleep(idle) => {}
                         _ = stop.changed() => {}
@@ -323,7 +370,7 @@ impl Worker {
                     let suspect = task.deliveries > 1;
                     if suspect {
                         self.flush(&mut stop).await?;
-                    } else if self.batch_is_full() {
+                    } else if self.batch_is_full() || self.commit_line_is_free() {
                         // Sent now, after this task's claim (which Redis
                         // then answers first), so that the commit runs in
                         // Redis while this task is counted here.
@@ -368,7 +415,7 @@ impl Worker {
         // batch wait longer than half a lease.
         let max_delay = b.max_delay.min(self.config.rules.lease / 2);
         let u = &self.uncommitted;
-        let max_tasks = if b.max_tasks > 1 {
+        let max_tasks = if b.grows && b.max_tasks > 1 {
             b.max_tasks.max(self.report.committed as usize)
         } else {
             b.max_tasks
@@ -376,6 +423,22 @@ impl Worker {
         u.tasks.len() >= max_tasks
             || u.merged.distinct() >= b.max_distinct
             || u.oldest.is_some_and(|t| t.elapsed() >= max_delay)
+    }
+
+    /// With a fixed bound (streams), whether the counted tasks should go
+    /// now because no commit is in flight: a group commit. While Redis
+    /// answers commits faster than files are counted, every file is
+    /// committed alone, at once; when commits queue up (Redis busy, files
+    /// waiting), the files counted meanwhile go together in the next one,
+    /// up to `max_tasks`, so Redis's work per file falls as the rate
+    /// rises, without a delay at low rates.
+    fn commit_line_is_free(&self) -> bool {
+        !self.config.batch.grows
+            && !self.uncommitted.tasks.is_empty()
+            && self
+                .in_flight
+                .as_ref()
+                .is_none_or(|f| f.handle.is_finished())
     }
 
     /// Commits every counted task and waits for every answer.
@@ -569,8 +632,10 @@ impl Worker {
     }
 
     /// Counts into the uncommitted batch on a blocking thread while
-    /// renewing the lease every third of it, so that a live but slow
-    /// worker is never robbed. The tasks counted earlier and waiting for
+    /// renewing the lease every quarter of it, so that a live but slow
+    /// worker is never robbed: with lab 3's 1 s lease, every 250 ms, which
+    /// leaves three renewals' slack to a worker held to a sliver of a CPU
+    /// (SIGSTOP cycles) or to a Redis call that is slow to answer. The tasks counted earlier and waiting for
     /// their commit are renewed too. On a counting error nothing is added.
     async fn count_renewing(
         &mut self,
@@ -592,7 +657,7 @@ impl Worker {
             let r = counter.count_file_into(&mut merged, &path, Some(range));
             (merged, r)
         });
-        let mut tick = tokio::time::interval(self.config.rules.lease / 3);
+        let mut tick = tokio::time::interval(self.config.rules.lease / 4);
         tick.tick().await;
         loop {
             tokio::select! {

@@ -104,7 +104,10 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
             .context("cannot find the wclab executable to start workers")?,
         args: [
             vec!["--job".into(), job_name.clone()],
-            lease.worker_args(wclab_worker::CommitBatch::default().max_tasks as u32),
+            lease.worker_args(
+                crate::cli::LeaseArgs::DEFAULT_LEASE,
+                wclab_worker::CommitBatch::default().max_tasks as u32,
+            ),
             vec!["--threads".into(), threads.to_string()],
         ]
         .concat(),

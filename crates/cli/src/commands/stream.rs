@@ -16,7 +16,7 @@
 
 use super::Outcome;
 use crate::backend::Backend;
-use crate::cli::StreamArgs;
+use crate::cli::{LeaseArgs, StreamArgs};
 use crate::supervisor::{Supervisor, WorkerCommand};
 use anyhow::{Context, Result};
 use nix::sys::signal::{kill, Signal};
@@ -37,6 +37,15 @@ use wclab_stream::plot::{self, PlotOptions, Series};
 use wclab_stream::summary::{Percentiles, Summary};
 use wclab_stream::{record, schedule, Event, EventKind, LatencyRecord};
 
+/// How many files a stream's worker commits together at most, when files
+/// are counted while its previous commit is in flight (a group commit; see
+/// `wclab worker --stream`): alone, a file is committed at once.
+const STREAM_COMMIT_BATCH: u32 = 8;
+
+/// The longest turn of the driver's loop (injections are on time; the
+/// faults, progress and folds are checked once a turn).
+const LOOP_TURN: Duration = Duration::from_millis(20);
+
 /// How often the driver folds the commits' tallies into `counts` while a
 /// stream runs (docs/protocol.md, "The counts during a job").
 const FOLD_EVERY: Duration = Duration::from_secs(2);
@@ -49,6 +58,12 @@ pub async fn stream(args: StreamArgs) -> Result<Outcome> {
     // One task per file: a file's latency is the lab's unit.
     let inputs = crate::inputs::resolve(&args.input, 0)?;
     let batches = schedule::micro_batches(inputs.tasks.len(), args.rate as usize, args.duration);
+    let injection_span = Duration::from_secs(batches.len() as u64);
+    let batches = if args.spread {
+        schedule::spread(&batches)
+    } else {
+        batches
+    };
     let n = schedule::total_files(&batches);
     if n == 0 {
         anyhow::bail!("no files found in {}", args.input.join(" "));
@@ -58,10 +73,10 @@ pub async fn stream(args: StreamArgs) -> Result<Outcome> {
         .iter()
         .map(|t| (t.id.clone(), display_name(&inputs.roots, &t.path)))
         .collect();
-    let injection_span = Duration::from_secs(batches.len() as u64);
     let label = args.label.clone().unwrap_or_else(|| {
         let spec = if args.speculate { ", speculation" } else { "" };
-        format!("{} files/s{spec}", args.rate)
+        let spread = if args.spread { " spread" } else { "" };
+        format!("{} files/s{spread}{spec}", args.rate)
     });
 
     let backend = Backend::start(
@@ -111,7 +126,9 @@ pub async fn stream(args: StreamArgs) -> Result<Outcome> {
 
     let mut worker_args = [
         vec!["--job".into(), job_name.clone()],
-        args.lease.worker_args(1),
+        args.lease
+            .worker_args(LeaseArgs::STREAM_LEASE, STREAM_COMMIT_BATCH),
+        vec!["--stream".into()],
         vec!["--threads".into(), args.threads.max(1).to_string()],
     ]
     .concat();
@@ -151,11 +168,16 @@ pub async fn stream(args: StreamArgs) -> Result<Outcome> {
         r = async {
             loop {
                 let t = started.elapsed();
+                // The batches due (several when spread files fall within
+                // one turn of this loop) go in one call.
+                let first = next_batch;
                 while next_batch < batches.len() && t >= batches[next_batch].at {
-                    let b = &batches[next_batch];
-                    submit::submit(&mut store, &keys, &tasks[b.files.clone()]).await?;
-                    injected += b.files.len();
                     next_batch += 1;
+                }
+                if next_batch > first {
+                    let files = batches[first].files.start..batches[next_batch - 1].files.end;
+                    submit::submit(&mut store, &keys, &tasks[files.clone()]).await?;
+                    injected += files.len();
                 }
                 for (kind, slots) in chaos.due(t) {
                     match kind {
@@ -207,7 +229,11 @@ pub async fn stream(args: StreamArgs) -> Result<Outcome> {
                         return Ok(false);
                     }
                 }
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                // Until the next injection is due, 20 ms at most.
+                let turn = batches
+                    .get(next_batch)
+                    .map_or(LOOP_TURN, |b| b.at.saturating_sub(started.elapsed()).min(LOOP_TURN));
+                tokio::time::sleep(turn).await;
             }
         } => Some(r?),
         _ = super::stop_requested() => None,
@@ -217,6 +243,7 @@ pub async fn stream(args: StreamArgs) -> Result<Outcome> {
     supervisor.stop(Duration::from_secs(2));
 
     let done = results::done(&mut store, &keys).await?;
+    let handed_out = results::handed_out(&mut store, &keys).await?;
     let dead = results::dead(&mut store, &keys).await?;
     let backups = speculate::backups(&mut store, &keys).await?;
     let mut seen = HashMap::new();
@@ -239,13 +266,17 @@ pub async fn stream(args: StreamArgs) -> Result<Outcome> {
                 .get(&d.task)
                 .cloned()
                 .unwrap_or_else(|| d.task.clone());
-            LatencyRecord::new(
+            let r = LatencyRecord::new(
                 file,
                 d.injected_ms,
                 d.committed_ms,
                 d.worker.clone(),
                 d.attempts,
-            )
+            );
+            match handed_out.get(&d.task) {
+                Some(&at) => r.with_handed_out(at),
+                None => r,
+            }
         })
         .collect();
     records.sort_by(|a, b| (a.injected_at, &a.file).cmp(&(b.injected_at, &b.file)));
@@ -255,6 +286,7 @@ pub async fn stream(args: StreamArgs) -> Result<Outcome> {
         "label": label,
         "job": job_name,
         "rate_files_per_s": args.rate,
+        "spread": args.spread,
         "duration_s": args.duration.map(|d| d.as_secs_f64()),
         "files_injected": injected,
         "files_dead": dead.len(),
@@ -268,7 +300,7 @@ pub async fn stream(args: StreamArgs) -> Result<Outcome> {
         "straggle_until_s": chaos.straggle.map(|w| w.1.as_secs_f64()),
         "speculate": args.speculate,
         "speculative_copies": backups,
-        "lease_s": args.lease.lease.as_secs_f64(),
+        "lease_s": args.lease.lease_or(LeaseArgs::STREAM_LEASE).as_secs_f64(),
         "workers_replaced": supervisor.replaced,
         "duplicate_commits": twice.len(),
     });
@@ -393,7 +425,8 @@ async fn server_ms(store: &mut Store) -> Result<u64> {
 /// Waits until every worker is polling Redis, so that the first
 /// micro-batch does not measure process start-up. (A worker joins the
 /// consumer group only when it is first handed a task, so the group cannot
-/// tell; the clients whose last command was an FCALL, ours excepted, can.)
+/// tell; the clients whose last command was an FCALL or, idle, a blocking
+/// XREAD of the tasks stream, ours excepted, can.)
 async fn wait_for_workers(store: &mut Store, n: usize) -> Result<()> {
     let me: i64 = store
         .call("read our client id", redis::cmd("CLIENT").arg("ID"))
@@ -406,7 +439,9 @@ async fn wait_for_workers(store: &mut Store, n: usize) -> Result<()> {
             .await?;
         let polling = clients
             .lines()
-            .filter(|l| !l.starts_with(&me) && l.contains(" cmd=fcall "))
+            .filter(|l| {
+                !l.starts_with(&me) && (l.contains(" cmd=fcall ") || l.contains(" cmd=xread "))
+            })
             .count();
         if polling >= n {
             return Ok(());

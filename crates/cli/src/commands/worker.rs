@@ -18,11 +18,14 @@ pub async fn worker(args: WorkerArgs) -> Result<Outcome> {
     store.set_policy(RetryPolicy::FOREVER);
     let mut config = WorkerConfig::new(&args.job);
     config.rules = ClaimRules {
-        lease: args.lease.lease,
+        lease: args.lease.lease_or(crate::cli::LeaseArgs::DEFAULT_LEASE),
         max_deliveries: args.lease.max_deliveries,
     };
     config.threads = args.threads;
-    if let Some(n) = args.lease.commit_batch {
+    if args.stream {
+        config.batch =
+            wclab_worker::CommitBatch::stream(args.lease.commit_batch.unwrap_or(1) as usize);
+    } else if let Some(n) = args.lease.commit_batch {
         config.batch.max_tasks = n as usize;
     }
     config.exit_when_done = args.exit_when_done;

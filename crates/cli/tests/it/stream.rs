@@ -145,7 +145,10 @@ fn read_latency(path: &Path) -> Vec<HashMap<String, String>> {
             "committed_at",
             "latency_ms",
             "worker",
-            "attempts"
+            "attempts",
+            "handed_out_at",
+            "queue_wait_ms",
+            "service_ms"
         ]
     );
     r.records()
@@ -230,6 +233,15 @@ fn assert_stream_exact(
         .iter()
         .map(|(_, f)| (f["task"].as_str(), f["committed"].parse().unwrap()))
         .collect();
+    // The stages split the latency at the hand-out, wclab_claim's time
+    // (claimed:<id> in the job's description), on the same clock.
+    let spec: HashMap<String, String> = Client::connect(server.port(), server.password())
+        .unwrap()
+        .cmd(&["HGETALL", &format!("wclab:{{{job}}}:spec")])
+        .array()
+        .chunks(2)
+        .map(|p| (p[0].text(), p[1].text()))
+        .collect();
     for row in &rows {
         let index = files
             .iter()
@@ -239,6 +251,22 @@ fn assert_stream_exact(
         assert_eq!(
             row["injected_at"].parse::<u64>().unwrap(),
             injected[task.as_str()],
+            "{row:?}"
+        );
+        let n = |k: &str| {
+            row[k]
+                .parse::<i64>()
+                .unwrap_or_else(|_| panic!("{k}: {row:?}"))
+        };
+        assert_eq!(
+            n("handed_out_at").to_string(),
+            spec[&format!("claimed:{task}")],
+            "{row:?}"
+        );
+        assert!(n("queue_wait_ms") >= 0 && n("service_ms") >= 0, "{row:?}");
+        assert_eq!(
+            n("queue_wait_ms") + n("service_ms"),
+            n("latency_ms"),
             "{row:?}"
         );
         assert_eq!(
@@ -278,16 +306,18 @@ fn assert_stream_exact(
         batches.len()
     );
 
-    // One task per commit (`stream` passes --commit-batch 1): a merged
-    // commit would write several records with one worker and one time.
-    let mut commits = HashSet::new();
+    // Files counted while a worker's commit is in flight go together in
+    // its next commit, 8 at most (`stream` runs its workers with --stream
+    // --commit-batch 8); a merged commit writes one record per file, all
+    // with one worker and one time.
+    let mut commits: HashMap<(String, String), usize> = HashMap::new();
     for (_, f) in &done {
-        assert!(
-            commits.insert((f["worker"].clone(), f["committed"].clone())),
-            "two tasks committed together by {} at {}",
-            f["worker"],
-            f["committed"]
-        );
+        *commits
+            .entry((f["worker"].clone(), f["committed"].clone()))
+            .or_default() += 1;
+    }
+    for ((worker, at), n) in &commits {
+        assert!(*n <= 8, "{n} tasks committed together by {worker} at {at}");
     }
 
     let summary = read_json(&out.join("summary.json"));
@@ -295,6 +325,15 @@ fn assert_stream_exact(
     assert_eq!(summary["settings"]["files_injected"], files.len());
     for k in ["p50_ms", "p95_ms", "p99_ms", "max_ms"] {
         assert!(summary[k].as_i64().unwrap() >= 0, "{k}");
+    }
+    assert_eq!(summary["stages_ms"]["files"], files.len());
+    for stage in ["queue_wait", "service"] {
+        for p in ["p50", "p95", "p99"] {
+            assert!(
+                summary["stages_ms"][stage][p].as_i64().unwrap() >= 0,
+                "{stage} {p}"
+            );
+        }
     }
     assert!(summary["throughput_files_per_s"].as_f64().unwrap() > 0.0);
     assert_eq!(Png::read(&out.join("timeline.png")).size, (1200, 600));
@@ -535,6 +574,101 @@ fn a_backup_copy_commits_first_and_the_stragglers_commit_is_a_no_op() {
     }
     assert_eq!(done_records(&server, "slow").len(), 1);
     oracle::assert_same(&counts_in_redis(&server, "slow"), &csv_oracle(&file));
+}
+
+#[test]
+fn a_live_worker_renews_its_lease_and_is_never_robbed() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let input = tweets(dir.path(), 1, 30);
+    let o = output(
+        wclab()
+            .args(["submit", "--job", "renew", "--format", "csv", "--input"])
+            .arg(&input)
+            .env("WCLAB_REDIS_URL", server.url()),
+    );
+    assert_status(&o, 0);
+    // A slow task (4 s, three leases of lab 3's 1 s) on a worker that is
+    // also stopped three quarters of the time by SIGSTOP cycles, next to
+    // an idle worker that would steal the task as soon as its lease ran
+    // out. Only the renewals keep it.
+    let mut straggler = spawn_worker(
+        &server,
+        "renew",
+        &[("WCLAB_TEST_PAUSE", "while_counting:4000")],
+        &["--lease", "1s"],
+    );
+    let mut rc = Client::connect(server.port(), server.password()).unwrap();
+    let owner =
+        wclab_testkit::procs::wait_for("the straggler's claim", Duration::from_secs(30), || {
+            pending(&mut rc, "renew").first().map(|p| p.1.clone())
+        });
+    let mut thief = spawn_worker(&server, "renew", &[], &["--lease", "1s"]);
+    let pid = straggler.id();
+    let cycling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let cycler = {
+        let cycling = cycling.clone();
+        std::thread::spawn(move || {
+            use wclab_testkit::procs::signal;
+            while cycling.load(std::sync::atomic::Ordering::Relaxed) {
+                signal(pid, nix::sys::signal::Signal::SIGSTOP);
+                std::thread::sleep(Duration::from_millis(150));
+                signal(pid, nix::sys::signal::Signal::SIGCONT);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    wait_finished(&server, "renew");
+    cycling.store(false, std::sync::atomic::Ordering::Relaxed);
+    cycler.join().unwrap();
+    for w in [&mut straggler, &mut thief] {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+    let done = done_records(&server, "renew");
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].1, owner, "the task was stolen from a live worker");
+    assert_eq!(done[0].2, 1, "the task was handed out again");
+    oracle::assert_same(
+        &counts_in_redis(&server, "renew"),
+        &csv_oracle(&sorted_files(&input)),
+    );
+}
+
+#[test]
+fn with_spread_the_files_of_a_second_are_injected_one_by_one_over_it() {
+    let server = redis();
+    let dir = tempfile::tempdir().unwrap();
+    let input = tweets(dir.path(), 8, 20);
+    let out = dir.path().join("out");
+    let o = output(stream_cmd(&server, "spread", &input, &out).args([
+        "--rate",
+        "4",
+        "--workers",
+        "2",
+        "--spread",
+    ]));
+    assert_status(&o, 0);
+    let files = sorted_files(&input);
+    assert_eq!(done_records(&server, "spread").len(), files.len());
+    oracle::assert_same(&counts_in_redis(&server, "spread"), &csv_oracle(&files));
+    // In input order, each later than the one before; micro-batches
+    // would give two injection times for eight files.
+    let injected: Vec<u64> = stream_entries(&server, "wclab:{spread}:tasks")
+        .iter()
+        .map(|(_, f)| f["injected"].parse().unwrap())
+        .collect();
+    assert_eq!(injected.len(), 8);
+    assert!(injected.windows(2).all(|w| w[0] <= w[1]), "{injected:?}");
+    let distinct: HashSet<u64> = injected.iter().copied().collect();
+    assert!(
+        distinct.len() > 2,
+        "injected in micro-batches: {injected:?}"
+    );
+    assert_eq!(
+        read_json(&out.join("summary.json"))["settings"]["spread"],
+        true
+    );
 }
 
 #[test]
