@@ -83,7 +83,14 @@ struct PeerFacts {
     /// Peers that refused an RPC because they are another incarnation
     /// than the one named: their actual incarnation.
     refusals: BTreeMap<NodeId, u64>,
+    /// Connections to peers that a dropped [`Peer`] left idle, by peer
+    /// and address: see [`PeerState::take_idle`].
+    idle: HashMap<(NodeId, String), Vec<Conn>>,
 }
+
+/// Idle connections kept per peer and address, at most: as many as reads
+/// may check the leadership at once, give or take.
+const IDLE_PER_PEER: usize = 4;
 
 impl PeerState {
     fn facts(&self) -> std::sync::MutexGuard<'_, PeerFacts> {
@@ -112,6 +119,32 @@ impl PeerState {
     /// Forgets a refusal (once the configuration records that incarnation).
     pub fn forget_refusal(&self, peer: NodeId) {
         self.facts().refusals.remove(&peer);
+    }
+
+    /// An idle connection to `peer` at `addr` that an earlier [`Peer`]
+    /// left, if any.
+    ///
+    /// openraft 0.9 asks for a new client for every voter on every
+    /// linearizable read (`ensure_linearizable`, one heartbeat round each:
+    /// `handle_check_is_leader_request` in its `core/raft_core.rs`), and
+    /// drops it after the one RPC. Each used to open its own connection:
+    /// a job's progress polling made ~180 connections to each follower
+    /// per job (TCP handshake, AUTH, a session on the follower), a cost
+    /// every read paid and both cores shared with the commits.
+    fn take_idle(&self, peer: NodeId, addr: &str) -> Option<Conn> {
+        let mut f = self.facts();
+        let conns = f.idle.get_mut(&(peer, addr.to_owned()))?;
+        conns.pop()
+    }
+
+    /// Keeps `conn`, idle and between two RPCs, for the next client of
+    /// `peer` at `addr`.
+    fn give_back(&self, peer: NodeId, addr: &str, conn: Conn) {
+        let mut f = self.facts();
+        let conns = f.idle.entry((peer, addr.to_owned())).or_default();
+        if conns.len() < IDLE_PER_PEER {
+            conns.push(conn);
+        }
     }
 }
 
@@ -149,7 +182,7 @@ impl Network {
             net: self.clone(),
             target,
             node: node.clone(),
-            conn: None,
+            conn: self.peers.take_idle(target, &node.addr),
         }
     }
 }
@@ -168,6 +201,17 @@ pub struct Peer {
     target: NodeId,
     node: Node,
     conn: Option<Conn>,
+}
+
+impl Drop for Peer {
+    /// The connection, if any, is idle (it is taken out during an RPC and
+    /// put back only after a whole reply): the next client of this peer
+    /// may use it.
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.net.peers.give_back(self.target, &self.node.addr, conn);
+        }
+    }
 }
 
 /// Why an RPC got no answer from openraft on the other side.
@@ -396,5 +440,75 @@ pub async fn hello(net: &Network, target: NodeId, addr: &str) -> io::Result<u64>
             None => Err(e),
         },
         Err(CallError::Network(e)) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resp::{read_request, write_frame};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::BufReader;
+    use tokio::net::TcpListener;
+
+    /// A peer that answers every `RAFT.RPC hello` with incarnation 7 and
+    /// counts the connections it accepts.
+    async fn counting_peer() -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let (r, mut w) = stream.into_split();
+                    let mut r = BufReader::new(r);
+                    while let Ok(Some(_)) = read_request(&mut r).await {
+                        let reply = bincode::serialize(&Ok::<u64, Vec<u8>>(7)).unwrap();
+                        if write_frame(&mut w, &Frame::bulk(reply)).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    fn network() -> Network {
+        Network {
+            id: 1,
+            incarnation: 1,
+            password: None,
+            partition: Partition::default(),
+            peers: PeerState::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn clients_of_one_peer_made_one_after_the_other_share_a_connection() {
+        let (addr, accepted) = counting_peer().await;
+        let net = network();
+        // What openraft does on every linearizable read: a new client per
+        // voter, one RPC, dropped.
+        for _ in 0..20 {
+            assert_eq!(hello(&net, 2, &addr).await.unwrap(), 7);
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        // Clients alive at once each have their own connection.
+        let node = Node::new(&addr, 0);
+        let (mut a, mut b) = (net.peer(2, &node), net.peer(2, &node));
+        let ttl = Duration::from_secs(5);
+        let (ra, rb) = tokio::join!(
+            a.call::<(), u64>(HELLO, &(), ttl),
+            b.call::<(), u64>(HELLO, &(), ttl)
+        );
+        assert_eq!((ra.unwrap().unwrap(), rb.unwrap().unwrap()), (7, 7));
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        // Another address of the same node id is another connection.
+        let (other, other_accepted) = counting_peer().await;
+        assert_eq!(hello(&net, 2, &other).await.unwrap(), 7);
+        assert_eq!(other_accepted.load(Ordering::SeqCst), 1);
     }
 }
