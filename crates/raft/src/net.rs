@@ -47,6 +47,7 @@ use std::future::Future;
 use std::io;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 
 /// Peers this node is cut off from (test partitions).
 #[derive(Clone, Default)]
@@ -273,15 +274,16 @@ impl Peer {
         // The connection is taken out while in use: if openraft drops this
         // future half-way (its own timeout), a half-written request must
         // not stay on a connection that would be used again.
-        let conn = self.conn.take();
-        let (addr, dial) = (self.node.addr.clone(), self.net.dial.clone());
-        let password = self.net.peer_password();
-        let target = self.target;
+        let conn = match self.conn.take() {
+            Some(c) => Ok(c),
+            None => Err(self.dial()),
+        };
         let attempt = async move {
             let mut conn = match conn {
-                Some(c) => c,
-                None => Conn::dial(&addr, &dial, target, password.as_deref())
+                Ok(c) => c,
+                Err(dialled) => dialled
                     .await
+                    .map_err(|_| CallError::Unreachable(io::Error::other("dial task lost")))?
                     .map_err(CallError::Unreachable)?,
             };
             let reply = conn.send(&frame).await.map_err(CallError::Network)?;
@@ -319,6 +321,34 @@ impl Peer {
                 "unexpected RPC reply {other:?}"
             )))),
         }
+    }
+
+    /// Opens a new connection to the peer in a task of its own, whose
+    /// result comes back on the channel.
+    ///
+    /// Why not in the RPC's future: openraft gives an AppendEntries or a
+    /// heartbeat the heartbeat interval (50 ms) and drops the future when
+    /// it runs out. A dial is a TCP handshake, AUTH or a TLS handshake with
+    /// certificates checked both ways, and on a loaded machine that took
+    /// longer: every RPC then started a handshake and abandoned it, the
+    /// peers logged hundreds of half-done handshakes a second, and a new
+    /// leader never reached its followers ("no quorum confirmed this
+    /// leader" for two minutes in lab 4b in TLS). The dial now finishes
+    /// whatever the RPC's deadline; if that RPC gave up meanwhile, the new
+    /// connection, on which nothing was written, waits in the idle pool for
+    /// the next client of this peer.
+    fn dial(&self) -> oneshot::Receiver<io::Result<Conn>> {
+        let (tx, rx) = oneshot::channel();
+        let (addr, dial) = (self.node.addr.clone(), self.net.dial.clone());
+        let password = self.net.peer_password();
+        let (target, peers) = (self.target, self.net.peers.clone());
+        tokio::spawn(async move {
+            let dialled = Conn::dial(&addr, &dial, target, password.as_deref()).await;
+            if let Err(Ok(conn)) = tx.send(dialled) {
+                peers.give_back(target, &addr, conn);
+            }
+        });
+        rx
     }
 
     async fn raft_rpc<Req: Serialize, Resp: DeserializeOwned>(
@@ -454,6 +484,13 @@ mod tests {
     /// A peer that answers every `RAFT.RPC hello` with incarnation 7 and
     /// counts the connections it accepts.
     async fn counting_peer() -> (String, Arc<AtomicUsize>) {
+        slow_peer(Duration::ZERO).await
+    }
+
+    /// [`counting_peer`], answering the first request of each connection
+    /// (the AUTH of a dial with a password) only after `first`: a dial
+    /// slower than an RPC's deadline.
+    async fn slow_peer(first: Duration) -> (String, Arc<AtomicUsize>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let accepted = Arc::new(AtomicUsize::new(0));
@@ -464,7 +501,9 @@ mod tests {
                 tokio::spawn(async move {
                     let (r, mut w) = stream.into_split();
                     let mut r = BufReader::new(r);
+                    let mut delay = first;
                     while let Ok(Some(_)) = read_request(&mut r).await {
+                        tokio::time::sleep(std::mem::take(&mut delay)).await;
                         let reply = bincode::serialize(&Ok::<u64, Vec<u8>>(7)).unwrap();
                         if write_frame(&mut w, &Frame::bulk(reply)).await.is_err() {
                             return;
@@ -481,9 +520,42 @@ mod tests {
             id: 1,
             incarnation: 1,
             password: None,
+            dial: Dial::Plain,
             partition: Partition::default(),
             peers: PeerState::default(),
         }
+    }
+
+    #[tokio::test]
+    async fn a_dial_slower_than_the_rpc_deadline_still_serves_the_next_rpc() {
+        // Each dial takes 300 ms (its AUTH is answered that late), each
+        // RPC may take 50 ms, as openraft's heartbeats: the RPCs that open
+        // connections time out, but the connection they opened is kept,
+        // and a later RPC uses it. Dialled inside the RPC, every dial was
+        // cut short and no RPC ever got through.
+        let (addr, accepted) = slow_peer(Duration::from_millis(300)).await;
+        let net = Network {
+            password: Some("pw".into()),
+            ..network()
+        };
+        let node = Node::new(&addr, 0);
+        let ttl = Duration::from_millis(50);
+        let mut answered = false;
+        for _ in 0..40 {
+            let mut peer = net.peer(2, &node);
+            if let Ok(Ok(7)) = peer.call::<(), u64>(HELLO, &(), ttl).await {
+                answered = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            answered,
+            "no RPC got through a dial slower than its deadline"
+        );
+        // A dial per RPC that found no idle connection: a few, not one per
+        // attempt for ever.
+        assert!(accepted.load(Ordering::SeqCst) <= 8);
     }
 
     #[tokio::test]
