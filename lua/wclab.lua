@@ -900,6 +900,10 @@ local function check_fold(sig, keys, args)
     refuse('WCLABARG', sig.name, 'ARGV[%d] words %s is not the sum of the words of the %d tallies up to %s, %s',
            #args - 1, int_text(a.words), a.n, a.last, int_text(words))
   end
+  -- tally_words is checked like any counter first: a value that Lua reads
+  -- as a number but HINCRBY refuses ('1e3', '7.0') would otherwise fail
+  -- the call after the words went into `counts` and the tallies were gone.
+  check_counters(sig.name, job, {'tally_words', -a.words, 'word_updates', a.tally.lines, 'folds', 1})
   local pending_words = tonumber(redis.call('HGET', job, 'tally_words') or '0') or 0
   if pending_words < a.words then
     refuse('WCLABSTATE', sig.name, '%s field tally_words is %s, less than the %s words folded',
@@ -908,7 +912,6 @@ local function check_fold(sig, keys, args)
   if top_score(counts) + a.words > MAX_INT then
     refuse('WCLABSTATE', sig.name, 'folding %s words into %s could pass 2^53-1', int_text(a.words), show(counts))
   end
-  check_counters(sig.name, job, {'word_updates', a.tally.lines, 'folds', 1})
   return a
 end
 

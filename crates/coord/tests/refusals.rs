@@ -477,6 +477,30 @@ fn wclab_fold_refuses_every_malformed_call_and_a_wrong_merge() {
         .arg(7)
         .exec(&mut j.con)
         .unwrap();
+    // A tally_words that Lua reads as a number but HINCRBY does not take
+    // (edited by hand): the fold used to add the words to `counts` and
+    // delete the tallies, then fail at its HINCRBY, keeping both writes.
+    for bad in ["1e3", "7.0", " 7", "0x7"] {
+        redis::cmd("HSET")
+            .arg(&j.k.job)
+            .arg("tally_words")
+            .arg(bad)
+            .exec(&mut j.con)
+            .unwrap();
+        j.refused(
+            "WCLABSTATE",
+            &["field tally_words is", "not an integer"],
+            "wclab_fold",
+            j.keys(&FOLD),
+            &good,
+        );
+    }
+    redis::cmd("HSET")
+        .arg(&j.k.job)
+        .arg("tally_words")
+        .arg(7)
+        .exec(&mut j.con)
+        .unwrap();
     let keys = j.keys(&FOLD);
     let ok = j.raw("wclab_fold", &keys, &good);
     assert_eq!(ok, Ok(Value::Array(vec![Value::Int(1), Value::Int(2)])));
