@@ -10,9 +10,31 @@ use crate::{CoordError, JobKeys, Store};
 use redis::Value;
 use std::collections::HashMap;
 
-/// Tallies merged per fold call: bounds what the client holds and what one
-/// function call costs Redis (the rest is folded by the next call).
-const TALLIES_PER_FOLD: usize = 256;
+/// How much one fold call takes on: the rest is folded by the next call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FoldLimits {
+    /// Tallies merged per call: bounds what the client holds and what one
+    /// function call costs Redis.
+    pub tallies: usize,
+    /// Bytes of tally text merged per call (one tally at least, whatever
+    /// its size: it fitted in its commit). The merged tally is at most
+    /// this long, so it stays below what Redis takes in one argument
+    /// (`proto-max-bulk-len`, 512 MB by default): a vocabulary of tens of
+    /// millions of words (unique tokens, IDs) made 256 tallies of a few
+    /// MB each merge into more than that, which Redis refuses, and the
+    /// fold could never finish. It also bounds the time one call keeps
+    /// Redis busy.
+    pub bytes: usize,
+}
+
+impl Default for FoldLimits {
+    fn default() -> Self {
+        FoldLimits {
+            tallies: 256,
+            bytes: 64 << 20,
+        }
+    }
+}
 
 /// A tally as Redis keeps it: the entry ID in `tallies` and its text.
 pub(crate) type Tally = (String, Vec<u8>);
@@ -34,9 +56,27 @@ pub struct Folded {
 /// clients at once and alongside commits: a call whose tallies another
 /// fold took first changes nothing and is repeated with what is left.
 pub async fn fold(store: &mut Store, keys: &JobKeys) -> Result<Folded, CoordError> {
+    fold_with(store, keys, FoldLimits::default()).await
+}
+
+/// [`fold`], each call within `limits`.
+pub async fn fold_with(
+    store: &mut Store,
+    keys: &JobKeys,
+    limits: FoldLimits,
+) -> Result<Folded, CoordError> {
     let mut done = Folded::default();
     loop {
-        let batch = read_tallies(store, keys, Some(TALLIES_PER_FOLD)).await?;
+        let mut batch = read_tallies(store, keys, Some(limits.tallies.max(1))).await?;
+        let mut bytes = 0;
+        let within = batch
+            .iter()
+            .take_while(|(_, text)| {
+                bytes += text.len();
+                bytes <= limits.bytes
+            })
+            .count();
+        batch.truncate(within.max(1));
         let Some((last, _)) = batch.last() else {
             return Ok(done);
         };
