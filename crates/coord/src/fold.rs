@@ -77,10 +77,10 @@ pub async fn fold_with(
             })
             .count();
         batch.truncate(within.max(1));
-        let Some((last, _)) = batch.last() else {
+        let (Some((first, _)), Some((last, _))) = (batch.first(), batch.last()) else {
             return Ok(done);
         };
-        let last = last.clone();
+        let (first, last) = (first.clone(), last.clone());
         let mut merged: HashMap<&[u8], u64> = HashMap::new();
         for (id, text) in &batch {
             for (word, n) in parse(store, id, text)? {
@@ -90,7 +90,7 @@ pub async fn fold_with(
         let mut words: Vec<(&[u8], u64)> = merged.into_iter().collect();
         sort_for_insertion(&mut words);
         let (tally, total) = crate::commit::tally(words.iter().copied());
-        let cmd = call(keys, &last, batch.len(), total, &tally);
+        let cmd = call(keys, &first, &last, batch.len(), total, &tally);
         let reply: Value = store.call("fold the tallies", &cmd).await?;
         match reply {
             Value::Array(items) if matches!(items.first(), Some(Value::Int(1))) => {
@@ -114,9 +114,16 @@ pub async fn fold_with(
 }
 
 /// The FCALL of `wclab_fold`.
-pub(crate) fn call(keys: &JobKeys, last: &str, n: usize, words: u64, tally: &[u8]) -> redis::Cmd {
+pub(crate) fn call(
+    keys: &JobKeys,
+    first: &str,
+    last: &str,
+    n: usize,
+    words: u64,
+    tally: &[u8],
+) -> redis::Cmd {
     let mut cmd = crate::function_call("wclab_fold", &keys.fold_keys());
-    cmd.arg(last).arg(n).arg(words).arg(tally);
+    cmd.arg(first).arg(last).arg(n).arg(words).arg(tally);
     cmd
 }
 

@@ -1,5 +1,6 @@
 //! Folding under pressure: folds racing each other, commits and readers;
-//! tallies larger than Redis takes in one argument.
+//! a fold read before a Redis restore and sent after it; tallies larger
+//! than Redis takes in one argument.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -188,6 +189,95 @@ async fn folds_racing_commits_folds_and_readers_never_show_a_wrong_count() {
     assert_eq!(all(&mut store, &keys).await, want);
     eprintln!("{readings} consistent readings, {raced} folds raced");
     assert!(readings > 0);
+}
+
+/// The FCALL of wclab_fold, written out as docs/protocol.md says.
+fn fold_call(
+    keys: &JobKeys,
+    first: &str,
+    last: &str,
+    n: u64,
+    words: u64,
+    tally: &[u8],
+) -> redis::Cmd {
+    let mut c = redis::cmd("FCALL");
+    c.arg("wclab_fold").arg(4).arg(&keys.fold_keys()[..]);
+    c.arg("")
+        .arg("workers")
+        .arg(first)
+        .arg(last)
+        .arg(n)
+        .arg(words)
+        .arg(tally);
+    c
+}
+
+/// A fold reads the tallies, Redis is killed and restored from an older
+/// checkpoint (lab 4a), and the fold's call reaches the restored Redis.
+/// The restored stream holds as many tallies up to the fold's `last`, with
+/// as many words, as the fold read, but other ones: the ones folded after
+/// the checkpoint. The fold must find its tallies gone, not delete those
+/// and add its own (whose tasks the restored Redis has not committed, so
+/// they are committed and counted again).
+#[tokio::test]
+async fn a_fold_read_before_a_restore_does_not_apply_to_the_restored_tallies() {
+    let mut server = RedisServer::start(ServerOptions::default()).unwrap();
+    let keys = JobKeys::new("restore");
+    let mut store = connect(&server).await;
+    submit(&mut store, &keys, 4).await;
+    let words: [&[(Vec<u8>, u64)]; 4] = [
+        &[(b"z".to_vec(), 4)],
+        &[(b"a".to_vec(), 1)],
+        &[(b"b".to_vec(), 1)],
+        &[(b"c".to_vec(), 4)],
+    ];
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(take(&mut store, &keys, "w").await.unwrap());
+    }
+    for i in 0..2 {
+        let out = commit_words(&mut store, &keys, &ids[i], words[i]).await;
+        assert_eq!(out, CommitOutcome::Applied);
+    }
+    // The checkpoint: tallies z (4 words) and a (1), nothing folded.
+    let _: () = store.call("save", &redis::cmd("SAVE")).await.unwrap();
+    fold::fold(&mut store, &keys).await.unwrap();
+    for i in 2..4 {
+        let out = commit_words(&mut store, &keys, &ids[i], words[i]).await;
+        assert_eq!(out, CommitOutcome::Applied);
+    }
+    // The fold reads tallies b (1 word) and c (4)...
+    let read: Vec<(String, HashMap<String, Vec<u8>>)> = store
+        .call(
+            "xrange",
+            redis::cmd("XRANGE").arg(&keys.tallies).arg("-").arg("+"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(read.len(), 2);
+    // ... Redis dies and comes back from the checkpoint ...
+    server.restart().unwrap();
+    // ... and the fold's call arrives.
+    let reply: redis::Value = store
+        .call(
+            "fold",
+            &fold_call(&keys, &read[0].0, &read[1].0, 2, 5, b"1 b\n4 c\n"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        reply,
+        redis::Value::Array(vec![redis::Value::Int(0)]),
+        "the fold applied to tallies it never read"
+    );
+    // The workers commit again what the restored Redis forgot.
+    for i in 2..4 {
+        let out = commit_words(&mut store, &keys, &ids[i], words[i]).await;
+        assert_eq!(out, CommitOutcome::Applied, "task {i}");
+    }
+    fold::fold(&mut store, &keys).await.unwrap();
+    let want: Counts = words.iter().flat_map(|w| w.iter().cloned()).collect();
+    assert_eq!(all(&mut store, &keys).await, want);
 }
 
 /// Tallies that add up to more than Redis takes in one argument
