@@ -391,8 +391,7 @@ local function check_argv(sig, args)
 end
 
 -- Every key must hold its type, or nothing. `merging` is scratch: whatever
--- it holds is replaced (wclab_commit) or checked as the staged words
--- (wclab_commit_staged).
+-- it holds is garbage, dropped by wclab_fold before it builds there.
 local function check_types(sig, keys)
   for i, key in ipairs(keys) do
     local want = KEY_TYPES[sig.keys[i]]
