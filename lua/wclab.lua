@@ -48,7 +48,7 @@ local SIGNATURES = {
   {'wclab_claim', 'tasks dead job leases submitted spec', 'now_ms group consumer lease_ms max_deliveries'},
   {'wclab_renew', 'tasks leases', 'now_ms group consumer id'},
   {'wclab_commit', 'tasks counts tallies done job leases', 'now_ms group consumer n (id bytes)*n words tally'},
-  {'wclab_fold', 'counts tallies job merging', 'now_ms group last n words tally'},
+  {'wclab_fold', 'counts tallies job merging', 'now_ms group first last n words tally'},
   {'wclab_dead', 'tasks dead job leases', 'now_ms group consumer id reason'},
   {'wclab_release', 'tasks leases', 'now_ms group consumer lease_ms id'},
   {'wclab_speculate', 'tasks done spec', 'now_ms group consumer min_age_ms factor sample'},
@@ -69,6 +69,7 @@ local ARG_TYPES = {
   bytes = 'uint',
   words = 'uint',
   tally = 'tally',
+  first = 'id',
   last = 'id',
   reason = 'text',
   min_age_ms = 'uint',
@@ -390,8 +391,7 @@ local function check_argv(sig, args)
 end
 
 -- Every key must hold its type, or nothing. `merging` is scratch: whatever
--- it holds is replaced (wclab_commit) or checked as the staged words
--- (wclab_commit_staged).
+-- it holds is garbage, dropped by wclab_fold before it builds there.
 local function check_types(sig, keys)
   for i, key in ipairs(keys) do
     local want = KEY_TYPES[sig.keys[i]]
@@ -856,12 +856,18 @@ register('wclab_commit', check_commit, commit)
 
 ---------------------------------------------------------------------------
 -- wclab_fold: moves the tallies up to `last` into `counts`. The caller read
--- them (XRANGE tallies - last: `n` entries), merged them and sends the
--- merged tally, with `words` its total. Only a fold removes tallies, and
--- commits append after the stream's last ID, so the entries up to `last`
--- are exactly the ones the caller read if there are still `n` of them;
--- otherwise another fold took some first, and nothing changes (reply
--- {0}). The merged words must add up to the words of the tallies it
+-- them (XRANGE tallies - last: `n` entries from `first` to `last`), merged
+-- them and sends the merged tally, with `words` its total. Only a fold
+-- removes tallies (always every one up to its `last`), and commits append
+-- after the stream's last ID, so the entries up to `last` are exactly the
+-- ones the caller read if there are still `n` of them and the first is
+-- `first`; otherwise another fold took some first, and nothing changes
+-- (reply {0}). Why `first` too: a Redis restored from an older checkpoint
+-- between the caller's read and its call holds tallies up to `last` that
+-- a later fold had taken (and lacks those of commits it forgot); they can
+-- be as many, with as many words, as the caller read, and the fold would
+-- delete them and add words whose tasks are committed again. Those
+-- tallies come before every one the caller read, so the first differs. The merged words must add up to the words of the tallies it
 -- replaces (a wrong merge is refused); the words themselves are the
 -- caller's part, as they were when commits carried them.
 --
@@ -883,7 +889,7 @@ local function check_fold(sig, keys, args)
   local counts, tallies, job = keys[1], keys[2], keys[3]
   local taken = redis.call('XRANGE', tallies, '-', a.last, 'COUNT', a.n + 1)
   a.ids = {}
-  if #taken ~= a.n then
+  if #taken ~= a.n or taken[1][1] ~= a.first then
     a.stale = true
     return a
   end
@@ -900,6 +906,10 @@ local function check_fold(sig, keys, args)
     refuse('WCLABARG', sig.name, 'ARGV[%d] words %s is not the sum of the words of the %d tallies up to %s, %s',
            #args - 1, int_text(a.words), a.n, a.last, int_text(words))
   end
+  -- tally_words is checked like any counter first: a value that Lua reads
+  -- as a number but HINCRBY refuses ('1e3', '7.0') would otherwise fail
+  -- the call after the words went into `counts` and the tallies were gone.
+  check_counters(sig.name, job, {'tally_words', -a.words, 'word_updates', a.tally.lines, 'folds', 1})
   local pending_words = tonumber(redis.call('HGET', job, 'tally_words') or '0') or 0
   if pending_words < a.words then
     refuse('WCLABSTATE', sig.name, '%s field tally_words is %s, less than the %s words folded',
@@ -908,7 +918,6 @@ local function check_fold(sig, keys, args)
   if top_score(counts) + a.words > MAX_INT then
     refuse('WCLABSTATE', sig.name, 'folding %s words into %s could pass 2^53-1', int_text(a.words), show(counts))
   end
-  check_counters(sig.name, job, {'word_updates', a.tally.lines, 'folds', 1})
   return a
 end
 

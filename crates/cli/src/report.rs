@@ -113,8 +113,8 @@ pub struct Summary {
     /// the private Redis of `run`).
     pub redis_cpu_seconds: f64,
     /// Words added to the sorted set of counts, one per distinct word per
-    /// commit (by ZINCRBY, or by ZADD + ZUNIONSTORE for big commits): the
-    /// job's work for Redis.
+    /// fold call (ZADD into an empty set, ZINCRBY otherwise): the job's
+    /// sorted-set work for Redis.
     pub word_updates: u64,
     /// FCALL calls Redis executed (server total, as above).
     pub redis_fcall_calls: u64,

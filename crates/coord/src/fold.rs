@@ -10,9 +10,31 @@ use crate::{CoordError, JobKeys, Store};
 use redis::Value;
 use std::collections::HashMap;
 
-/// Tallies merged per fold call: bounds what the client holds and what one
-/// function call costs Redis (the rest is folded by the next call).
-const TALLIES_PER_FOLD: usize = 256;
+/// How much one fold call takes on: the rest is folded by the next call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FoldLimits {
+    /// Tallies merged per call: bounds what the client holds and what one
+    /// function call costs Redis.
+    pub tallies: usize,
+    /// Bytes of tally text merged per call (one tally at least, whatever
+    /// its size: it fitted in its commit). The merged tally is at most
+    /// this long, so it stays below what Redis takes in one argument
+    /// (`proto-max-bulk-len`, 512 MB by default): a vocabulary of tens of
+    /// millions of words (unique tokens, IDs) made 256 tallies of a few
+    /// MB each merge into more than that, which Redis refuses, and the
+    /// fold could never finish. It also bounds the time one call keeps
+    /// Redis busy.
+    pub bytes: usize,
+}
+
+impl Default for FoldLimits {
+    fn default() -> Self {
+        FoldLimits {
+            tallies: 256,
+            bytes: 64 << 20,
+        }
+    }
+}
 
 /// A tally as Redis keeps it: the entry ID in `tallies` and its text.
 pub(crate) type Tally = (String, Vec<u8>);
@@ -34,13 +56,31 @@ pub struct Folded {
 /// clients at once and alongside commits: a call whose tallies another
 /// fold took first changes nothing and is repeated with what is left.
 pub async fn fold(store: &mut Store, keys: &JobKeys) -> Result<Folded, CoordError> {
+    fold_with(store, keys, FoldLimits::default()).await
+}
+
+/// [`fold`], each call within `limits`.
+pub async fn fold_with(
+    store: &mut Store,
+    keys: &JobKeys,
+    limits: FoldLimits,
+) -> Result<Folded, CoordError> {
     let mut done = Folded::default();
     loop {
-        let batch = read_tallies(store, keys, Some(TALLIES_PER_FOLD)).await?;
-        let Some((last, _)) = batch.last() else {
+        let mut batch = read_tallies(store, keys, Some(limits.tallies.max(1))).await?;
+        let mut bytes = 0;
+        let within = batch
+            .iter()
+            .take_while(|(_, text)| {
+                bytes += text.len();
+                bytes <= limits.bytes
+            })
+            .count();
+        batch.truncate(within.max(1));
+        let (Some((first, _)), Some((last, _))) = (batch.first(), batch.last()) else {
             return Ok(done);
         };
-        let last = last.clone();
+        let (first, last) = (first.clone(), last.clone());
         let mut merged: HashMap<&[u8], u64> = HashMap::new();
         for (id, text) in &batch {
             for (word, n) in parse(store, id, text)? {
@@ -50,7 +90,7 @@ pub async fn fold(store: &mut Store, keys: &JobKeys) -> Result<Folded, CoordErro
         let mut words: Vec<(&[u8], u64)> = merged.into_iter().collect();
         sort_for_insertion(&mut words);
         let (tally, total) = crate::commit::tally(words.iter().copied());
-        let cmd = call(keys, &last, batch.len(), total, &tally);
+        let cmd = call(keys, &first, &last, batch.len(), total, &tally);
         let reply: Value = store.call("fold the tallies", &cmd).await?;
         match reply {
             Value::Array(items) if matches!(items.first(), Some(Value::Int(1))) => {
@@ -74,9 +114,16 @@ pub async fn fold(store: &mut Store, keys: &JobKeys) -> Result<Folded, CoordErro
 }
 
 /// The FCALL of `wclab_fold`.
-pub(crate) fn call(keys: &JobKeys, last: &str, n: usize, words: u64, tally: &[u8]) -> redis::Cmd {
+pub(crate) fn call(
+    keys: &JobKeys,
+    first: &str,
+    last: &str,
+    n: usize,
+    words: u64,
+    tally: &[u8],
+) -> redis::Cmd {
     let mut cmd = crate::function_call("wclab_fold", &keys.fold_keys());
-    cmd.arg(last).arg(n).arg(words).arg(tally);
+    cmd.arg(first).arg(last).arg(n).arg(words).arg(tally);
     cmd
 }
 

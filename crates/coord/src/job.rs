@@ -38,7 +38,7 @@ pub struct JobStatus {
     /// unread; they do not count towards finishing the job.
     pub entries_foreign: u64,
     /// Words added to the counts' sorted set, one per distinct word per
-    /// commit: the job's work for Redis.
+    /// fold call (wclab_fold): the job's sorted-set work for Redis.
     pub word_updates: u64,
     /// Entries in the task stream (acknowledged ones included).
     pub tasks_in_stream: u64,

@@ -304,6 +304,7 @@ fn rust_calls(keys: &JobKeys) -> Vec<(&'static str, redis::Cmd, Values)> {
         ("tally", vec!["6 w6\n5 w5\n"]),
     ]);
     let mut fold_values = common(&[
+        ("first", vec!["1-2"]),
         ("last", vec!["3-4"]),
         ("n", vec!["5"]),
         ("words", vec!["11"]),
@@ -333,7 +334,7 @@ fn rust_calls(keys: &JobKeys) -> Vec<(&'static str, redis::Cmd, Values)> {
         ),
         (
             "wclab_fold",
-            crate::fold::call(keys, "3-4", 5, words, &tally),
+            crate::fold::call(keys, "1-2", "3-4", 5, words, &tally),
             fold_values,
         ),
         (

@@ -343,9 +343,10 @@ enum Op {
         tasks: Vec<(Id, u64)>,
         pairs: Vec<(u64, Vec<u8>)>,
     },
-    /// wclab_fold of the tallies up to `last`, said to be `n`, with the
-    /// merged `pairs` (whose sum is the tallies' words).
+    /// wclab_fold of the tallies from `first` up to `last`, said to be
+    /// `n`, with the merged `pairs` (whose sum is the tallies' words).
     Fold {
+        first: Id,
         last: Id,
         n: u64,
         pairs: Vec<(u64, Vec<u8>)>,
@@ -661,13 +662,18 @@ impl Model {
                     Reply::Int(tasks.len() as i64),
                 ]))
             }
-            Op::Fold { last, n, pairs } => {
+            Op::Fold {
+                first,
+                last,
+                n,
+                pairs,
+            } => {
                 let words: u64 = pairs.iter().map(|p| p.0).sum();
                 if words > MAX {
                     return Err("WCLABARG");
                 }
                 let taken: Vec<Id> = self.tallies.range(..=*last).map(|(i, _)| *i).collect();
-                if taken.len() as u64 != *n {
+                if taken.len() as u64 != *n || taken.first() != Some(first) {
                     return Ok(Reply::Array(vec![Reply::Int(0)]));
                 }
                 let theirs: u64 = taken
@@ -922,8 +928,13 @@ fn build(k: &JobKeys, now: &str, consumer: &str, op: &Op) -> Call {
             argv.push(tally(pairs));
             "wclab_commit"
         }
-        Op::Fold { last, n, pairs } => {
-            argv.extend([s(&id_text(*last)), s(&n.to_string())]);
+        Op::Fold {
+            first,
+            last,
+            n,
+            pairs,
+        } => {
+            argv.extend([s(&id_text(*first)), s(&id_text(*last)), s(&n.to_string())]);
             argv.push(s(&pairs.iter().map(|p| p.0).sum::<u64>().to_string()));
             argv.push(tally(pairs));
             "wclab_fold"
@@ -1059,8 +1070,10 @@ impl Gen {
     fn fold(&mut self, m: &Model) -> Op {
         let ids: Vec<Id> = m.tallies.keys().copied().collect();
         if ids.is_empty() {
+            let last = (0, self.rng.random_range(1..50));
             return Op::Fold {
-                last: (0, self.rng.random_range(1..50)),
+                first: last,
+                last,
                 n: 1,
                 pairs: vec![(1, b"x".to_vec())],
             };
@@ -1089,7 +1102,14 @@ impl Gen {
             1 if k > 1 => k as u64 - 1,
             _ => k as u64,
         };
+        // Now and then the first is not the oldest tally (as after a
+        // restore that brought older ones back): stale too.
+        let first = match self.rng.random_range(0..10) {
+            0 if k > 1 => ids[1],
+            _ => ids[0],
+        };
         Op::Fold {
+            first,
             last: ids[k - 1],
             n,
             pairs,
@@ -1256,7 +1276,7 @@ fn malform(g: &mut Gen, m: &Model, k: &JobKeys, call: &Call, op: &Op) -> Option<
                     *g.pick(&[3, 5, 4 + 2 * tasks.len()])
                 }
                 Op::Submit(t) if !t.is_empty() => *g.pick(&[4, 5]),
-                Op::Fold { .. } => *g.pick(&[3, 4]),
+                Op::Fold { .. } => *g.pick(&[4, 5]),
                 _ => return None,
             };
             c.argv[at] = s(g.pick::<&str>(bad));
@@ -1278,7 +1298,7 @@ fn malform(g: &mut Gen, m: &Model, k: &JobKeys, call: &Call, op: &Op) -> Option<
                 Op::Release(_) => 4,
                 Op::Commit { tasks, .. } if !tasks.is_empty() => 4,
                 Op::Submit(t) if !t.is_empty() => 2,
-                Op::Fold { .. } => 2,
+                Op::Fold { .. } => *g.pick(&[2, 3]),
                 _ => return None,
             };
             c.argv[at] = s(g.pick::<&str>(bad));
@@ -1367,8 +1387,14 @@ fn malform(g: &mut Gen, m: &Model, k: &JobKeys, call: &Call, op: &Op) -> Option<
             // A count more than the tallies hold (moving counts from one
             // word to another keeps the total and is the caller's part).
             // A stale fold is not read that far: not refused.
-            Op::Fold { pairs, last, n }
-                if !pairs.is_empty() && m.tallies.range(..=*last).count() as u64 == *n =>
+            Op::Fold {
+                pairs,
+                first,
+                last,
+                n,
+            } if !pairs.is_empty()
+                && m.tallies.range(..=*last).count() as u64 == *n
+                && m.tallies.keys().next() == Some(first) =>
             {
                 let mut more = pairs.clone();
                 more[0].0 += 1;

@@ -429,10 +429,12 @@ async fn a_stale_or_wrong_fold_changes_nothing() {
         .unwrap();
     let before = snapshot(&mut store, &keys).await;
     let fcall = |last: &str, n: u64, words: u64, tally: &str| {
+        let first = if n == 1 { last } else { &ids[0].0 };
         let mut c = redis::cmd("FCALL");
         c.arg("wclab_fold").arg(4).arg(&keys.fold_keys()[..]);
         c.arg("")
             .arg("workers")
+            .arg(first)
             .arg(last)
             .arg(n)
             .arg(words)

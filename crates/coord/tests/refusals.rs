@@ -415,7 +415,7 @@ fn wclab_fold_refuses_every_malformed_call_and_a_wrong_merge() {
         .arg("+")
         .query(&mut j.con)
         .unwrap();
-    let last = ids[1].0.as_str();
+    let (first, last) = (ids[0].0.as_str(), ids[1].0.as_str());
     let f = |argv: &[&str]| -> Vec<String> {
         [&["", "workers"][..], argv]
             .concat()
@@ -426,29 +426,38 @@ fn wclab_fold_refuses_every_malformed_call_and_a_wrong_merge() {
     let cases: Vec<(&str, &str, Vec<String>)> = vec![
         (
             "WCLABARG",
-            "ARGV[3] last '1'",
-            f(&["1", "2", "7", "5 a\n2 b\n"]),
+            "ARGV[3] first 'x'",
+            f(&["x", last, "2", "7", "5 a\n2 b\n"]),
         ),
         (
             "WCLABARG",
-            "ARGV[4] n '0'",
-            f(&[last, "0", "7", "5 a\n2 b\n"]),
-        ),
-        ("WCLABARG", "line 1", f(&[last, "2", "7", "a 5\nb 2\n"])),
-        (
-            "WCLABARG",
-            "ARGV[5] words 8 is not the sum of the tally's counts, 7",
-            f(&[last, "2", "8", "5 a\n2 b\n"]),
+            "ARGV[4] last '1'",
+            f(&[first, "1", "2", "7", "5 a\n2 b\n"]),
         ),
         (
             "WCLABARG",
-            "ARGV[5] words 8 is not the sum of the words of the 2 tallies",
-            f(&[last, "2", "8", "6 a\n2 b\n"]),
+            "ARGV[5] n '0'",
+            f(&[first, last, "0", "7", "5 a\n2 b\n"]),
         ),
         (
             "WCLABARG",
-            "takes 6 arguments, got 7",
-            f(&[last, "2", "7", "5 a\n2 b\n", "x"]),
+            "line 1",
+            f(&[first, last, "2", "7", "a 5\nb 2\n"]),
+        ),
+        (
+            "WCLABARG",
+            "ARGV[6] words 8 is not the sum of the tally's counts, 7",
+            f(&[first, last, "2", "8", "5 a\n2 b\n"]),
+        ),
+        (
+            "WCLABARG",
+            "ARGV[6] words 8 is not the sum of the words of the 2 tallies",
+            f(&[first, last, "2", "8", "6 a\n2 b\n"]),
+        ),
+        (
+            "WCLABARG",
+            "takes 7 arguments, got 8",
+            f(&[first, last, "2", "7", "5 a\n2 b\n", "x"]),
         ),
     ];
     for (code, says, argv) in &cases {
@@ -462,7 +471,7 @@ fn wclab_fold_refuses_every_malformed_call_and_a_wrong_merge() {
         .arg(6)
         .exec(&mut j.con)
         .unwrap();
-    let good = f(&[last, "2", "7", "5 a\n2 b\n"]);
+    let good = f(&[first, last, "2", "7", "5 a\n2 b\n"]);
     let good: Vec<&[u8]> = good.iter().map(|a| a.as_bytes()).collect();
     j.refused(
         "WCLABSTATE",
@@ -471,6 +480,30 @@ fn wclab_fold_refuses_every_malformed_call_and_a_wrong_merge() {
         j.keys(&FOLD),
         &good,
     );
+    redis::cmd("HSET")
+        .arg(&j.k.job)
+        .arg("tally_words")
+        .arg(7)
+        .exec(&mut j.con)
+        .unwrap();
+    // A tally_words that Lua reads as a number but HINCRBY does not take
+    // (edited by hand): the fold used to add the words to `counts` and
+    // delete the tallies, then fail at its HINCRBY, keeping both writes.
+    for bad in ["1e3", "7.0", " 7", "0x7"] {
+        redis::cmd("HSET")
+            .arg(&j.k.job)
+            .arg("tally_words")
+            .arg(bad)
+            .exec(&mut j.con)
+            .unwrap();
+        j.refused(
+            "WCLABSTATE",
+            &["field tally_words is", "not an integer"],
+            "wclab_fold",
+            j.keys(&FOLD),
+            &good,
+        );
+    }
     redis::cmd("HSET")
         .arg(&j.k.job)
         .arg("tally_words")
