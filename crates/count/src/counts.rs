@@ -86,6 +86,15 @@ impl Counts {
         self.short.len() + self.long.len() + (self.empty > 0) as usize
     }
 
+    /// An upper bound of the bytes of this result written as a tally (a
+    /// `count word` line per distinct word): the words' bytes (each long
+    /// word is in the arena once) plus, per word, a count of at most 20
+    /// digits, a space, a newline and a short word's 16 bytes. Cheap to
+    /// take after every task, where writing the tally is not.
+    pub fn tally_bytes_at_most(&self) -> usize {
+        self.arena.len() + self.distinct() * (20 + 1 + 1 + SHORT)
+    }
+
     /// Total number of words (with repetitions).
     pub fn total(&self) -> u64 {
         self.words

@@ -92,6 +92,15 @@ pub struct CommitBatch {
     /// the time one commit blocks Redis (well under a microsecond per word
     /// of its tally), far below Redis's busy-script threshold (5 s).
     pub max_distinct: usize,
+    /// Bytes of the commit's tally at most (by
+    /// [`Counts::tally_bytes_at_most`]), checked after each task: Redis
+    /// refuses an argument over its `proto-max-bulk-len` (512 MB by
+    /// default), and a batch bounded by distinct words alone passes it with
+    /// long unique tokens (500 k words of 1 KB), so that its commit could
+    /// never succeed. A batch goes once it reaches the bound, so a commit
+    /// holds at most the bound plus one task's tally; a task's own tally is
+    /// bounded by its bytes (`--split-size`).
+    pub max_tally_bytes: usize,
     /// Longest a counted task waits for its commit.
     pub max_delay: Duration,
     /// Whether the task limit grows with what the worker has committed
@@ -106,6 +115,7 @@ impl CommitBatch {
     pub const SINGLE: CommitBatch = CommitBatch {
         max_tasks: 1,
         max_distinct: usize::MAX,
+        max_tally_bytes: usize::MAX,
         max_delay: Duration::ZERO,
         grows: false,
     };
@@ -120,6 +130,7 @@ impl CommitBatch {
         CommitBatch {
             max_tasks,
             max_distinct: 500_000,
+            max_tally_bytes: MAX_TALLY_BYTES,
             max_delay: Duration::from_millis(100),
             grows: false,
         }
@@ -131,11 +142,16 @@ impl Default for CommitBatch {
         CommitBatch {
             max_tasks: 32,
             max_distinct: 500_000,
+            max_tally_bytes: MAX_TALLY_BYTES,
             max_delay: Duration::from_secs(1),
             grows: true,
         }
     }
 }
+
+/// The default bound of a commit's tally: 64 MiB, the size of a fold's
+/// call too (`wclab_coord::fold`), far below Redis's 512 MB.
+pub const MAX_TALLY_BYTES: usize = 64 << 20;
 
 /// Counted tasks waiting for one merged commit.
 ///
@@ -422,6 +438,7 @@ impl Worker {
         };
         u.tasks.len() >= max_tasks
             || u.merged.distinct() >= b.max_distinct
+            || u.merged.tally_bytes_at_most() >= b.max_tally_bytes
             || u.oldest.is_some_and(|t| t.elapsed() >= max_delay)
     }
 
