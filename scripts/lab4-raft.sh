@@ -99,7 +99,12 @@ echo "committed tasks: $committed of $tasks, completion records: $records"
 echo "recomputed tasks (committed, then lost and redone): $lost, from $samples samples of the committed count during the job"
 [ "$records" = "$tasks" ] && [ "$committed" = "$tasks" ] || { echo "a task was committed twice or lost" >&2; exit 1; }
 [ "$lost" = 0 ] || { echo "committed tasks were lost" >&2; exit 1; }
-sleep 1
+# A node restarted last may still be catching up: compare once every node
+# has applied the same index (30 s at most; then the lab fails with them).
+for t in $(seq 1 150); do
+  [ "$(digests | awk '{print $1}' | sort -u | wc -l)" = 1 ] && break
+  sleep 0.2
+done
 echo "replica digests (applied index, digest):"
 digests | sed 's/^/  /'
 if [ "$(digests | awk '{print $2}' | sort -u | wc -l)" = 1 ]; then
