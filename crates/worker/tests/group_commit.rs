@@ -6,42 +6,17 @@
 //! Its own test binary: the pause before each commit (`WCLAB_TEST_PAUSE`)
 //! is read once per process.
 
+mod common;
+
+use common::{open_job, store, wait_done};
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
-use wclab_coord::job::{self, JobSpec};
 use wclab_coord::submit::{self, TaskSpec};
-use wclab_coord::{JobKeys, RedisTarget, RetryPolicy, Store};
+use wclab_coord::{JobKeys, Store};
 use wclab_server::{RedisServer, ServerOptions};
 use wclab_worker::{CommitBatch, Worker, WorkerConfig};
 
-async fn store(server: &RedisServer) -> Store {
-    Store::connect(
-        RedisTarget::parse(&server.url()).unwrap(),
-        RetryPolicy::FAIL_FAST,
-    )
-    .await
-    .unwrap()
-}
-
 fn task(root: &std::path::Path, i: usize) -> TaskSpec {
-    TaskSpec {
-        id: format!("0-{i}"),
-        path: root.join(format!("{i}.txt")).to_str().unwrap().into(),
-        start: 0,
-        end: 6,
-    }
-}
-
-/// Waits until `files_done` reaches `n` (or gives up after a minute).
-async fn wait_done(driver: &mut Store, keys: &JobKeys, n: u64) {
-    let since = Instant::now();
-    while job::status(driver, keys).await.unwrap().files_done < n {
-        assert!(
-            since.elapsed() < Duration::from_secs(60),
-            "{n} files not committed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::task(&format!("0-{i}"), &root.join(format!("{i}.txt")), 6)
 }
 
 /// The tasks of each commit, from the completion records: one commit
@@ -77,19 +52,7 @@ async fn files_counted_during_a_commit_go_together_and_a_lone_file_goes_at_once(
     }
     let keys = JobKeys::new("group");
     let mut driver = store(&server).await;
-    job::describe(
-        &mut driver,
-        &keys,
-        &JobSpec {
-            roots: vec![root.clone()],
-            total_tasks: 6,
-            total_bytes: 36,
-            csv_column: None,
-        },
-    )
-    .await
-    .unwrap();
-    submit::open(&mut driver, &keys).await.unwrap();
+    open_job(&mut driver, &keys, root.clone(), 6, 36).await;
     // Five files wait before the worker starts.
     let five: Vec<TaskSpec> = (1..=5).map(|i| task(&root, i)).collect();
     submit::submit(&mut driver, &keys, &five).await.unwrap();

@@ -3,10 +3,11 @@
 //! batch of long unique tokens passed it (found by the review of the tally
 //! commit path: the worker's commit failed with "invalid bulk length").
 
-use std::time::{Duration, Instant};
-use wclab_coord::job::{self, JobSpec};
-use wclab_coord::submit::{self, TaskSpec};
-use wclab_coord::{JobKeys, RedisTarget, RetryPolicy, Store};
+mod common;
+
+use common::{open_job, store, task, wait_done};
+use wclab_coord::submit;
+use wclab_coord::JobKeys;
 use wclab_count::Counts;
 use wclab_server::{RedisServer, ServerOptions};
 use wclab_worker::{CommitBatch, Worker, WorkerConfig};
@@ -27,15 +28,6 @@ fn the_bound_is_never_below_the_tally_written() {
     }
 }
 
-async fn store(server: &RedisServer) -> Store {
-    Store::connect(
-        RedisTarget::parse(&server.url()).unwrap(),
-        RetryPolicy::FAIL_FAST,
-    )
-    .await
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_goes_once_its_tally_reaches_the_byte_bound() {
     let server = RedisServer::start(ServerOptions::default()).unwrap();
@@ -49,28 +41,12 @@ async fn a_batch_goes_once_its_tally_reaches_the_byte_bound() {
             .collect();
         let path = root.join(format!("{i}.txt"));
         std::fs::write(&path, &text).unwrap();
-        tasks.push(TaskSpec {
-            id: format!("0-{i}"),
-            path: path.to_str().unwrap().into(),
-            start: 0,
-            end: text.len() as u64,
-        });
+        tasks.push(task(&format!("0-{i}"), &path, text.len() as u64));
     }
     let keys = JobKeys::new("bound");
     let mut driver = store(&server).await;
-    job::describe(
-        &mut driver,
-        &keys,
-        &JobSpec {
-            roots: vec![root.clone()],
-            total_tasks: 5,
-            total_bytes: tasks.iter().map(|t| t.end).sum(),
-            csv_column: None,
-        },
-    )
-    .await
-    .unwrap();
-    submit::open(&mut driver, &keys).await.unwrap();
+    let bytes = tasks.iter().map(|t| t.end).sum();
+    open_job(&mut driver, &keys, root.clone(), 5, bytes).await;
     // All five wait before the worker starts: without the byte bound they
     // go in one merged commit (32 tasks and 500 k words allowed).
     submit::submit(&mut driver, &keys, &tasks).await.unwrap();
@@ -82,14 +58,7 @@ async fn a_batch_goes_once_its_tally_reaches_the_byte_bound() {
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let worker = tokio::spawn(Worker::new(store(&server).await, config).run(stop_rx));
-    let since = Instant::now();
-    while job::status(&mut driver, &keys).await.unwrap().files_done < 5 {
-        assert!(
-            since.elapsed() < Duration::from_secs(60),
-            "files not committed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_done(&mut driver, &keys, 5).await;
     stop_tx.send(true).unwrap();
     let report = worker.await.unwrap().unwrap();
     assert_eq!(report.committed, 5);

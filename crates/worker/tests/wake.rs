@@ -1,21 +1,15 @@
 //! An idle worker waits in a blocking read on the job's stream and wakes
 //! when a task is appended, instead of sleeping between claims (issue 19).
 
+mod common;
+
+use common::{open_job, store, task};
 use std::time::{Duration, Instant};
-use wclab_coord::job::{self, JobSpec};
-use wclab_coord::submit::{self, TaskSpec};
-use wclab_coord::{JobKeys, RedisTarget, RetryPolicy, Store};
+use wclab_coord::job;
+use wclab_coord::submit;
+use wclab_coord::JobKeys;
 use wclab_server::{RedisServer, ServerOptions};
 use wclab_worker::{CommitBatch, Worker, WorkerConfig};
-
-async fn store(server: &RedisServer) -> Store {
-    Store::connect(
-        RedisTarget::parse(&server.url()).unwrap(),
-        RetryPolicy::FAIL_FAST,
-    )
-    .await
-    .unwrap()
-}
 
 /// Panics with `what` once `since` is `limit` old.
 fn give_up_after(since: Instant, limit: Duration, what: &str) {
@@ -31,19 +25,7 @@ async fn an_idle_worker_blocked_on_the_stream_wakes_when_a_task_is_injected() {
     let root = dir.path().canonicalize().unwrap();
     let keys = JobKeys::new("wake");
     let mut driver = store(&server).await;
-    job::describe(
-        &mut driver,
-        &keys,
-        &JobSpec {
-            roots: vec![root.clone()],
-            total_tasks: 1,
-            total_bytes: 6,
-            csv_column: None,
-        },
-    )
-    .await
-    .unwrap();
-    submit::open(&mut driver, &keys).await.unwrap();
+    open_job(&mut driver, &keys, root.clone(), 1, 6).await;
 
     // Polling once an hour: only a wake-up on the append can commit the
     // task before the test gives up.
@@ -74,18 +56,9 @@ async fn an_idle_worker_blocked_on_the_stream_wakes_when_a_task_is_injected() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    submit::submit(
-        &mut driver,
-        &keys,
-        &[TaskSpec {
-            id: "0-1".into(),
-            path: root.join("a.txt").to_str().unwrap().into(),
-            start: 0,
-            end: 6,
-        }],
-    )
-    .await
-    .unwrap();
+    submit::submit(&mut driver, &keys, &[task("0-1", &root.join("a.txt"), 6)])
+        .await
+        .unwrap();
     let since = Instant::now();
     while job::status(&mut driver, &keys).await.unwrap().files_done < 1 {
         give_up_after(
