@@ -135,6 +135,10 @@ pub async fn gather(
 ) -> Result<Summary> {
     // What a finished job's reader expects: every count in the sorted set.
     wclab_coord::fold::fold(store, keys).await?;
+    // The folds count the words they add to the sorted set: `status`, read
+    // when the last task was done, is from before the last fold (it read 0
+    // for a whole job).
+    let word_updates = wclab_coord::job::status(store, keys).await?.word_updates;
     let top = results::top(store, keys, k).await?;
     let distinct: u64 = store
         .call(
@@ -167,7 +171,7 @@ pub async fn gather(
         redis_crash_log: Vec::new(),
         chaos_not_done: None,
         redis_cpu_seconds: work.cpu_seconds,
-        word_updates: status.word_updates,
+        word_updates,
         redis_fcall_calls: work.fcall_calls,
         top: top.into_iter().map(json_word).collect(),
         failed: dead.into_iter().map(failure).collect(),

@@ -58,6 +58,9 @@ fn json_output_has_the_summary_and_the_top_words() {
     assert_eq!(v["tasks"], 3);
     assert_eq!(v["words"], want.values().sum::<u64>());
     assert_eq!(v["distinct_words"], want.len() as u64);
+    // Every distinct word went into the sorted set at least once (it read
+    // 0: the job's status was read before the last fold).
+    assert!(v["word_updates"].as_u64().unwrap() >= want.len() as u64);
     let mut sorted: Vec<_> = want.iter().collect();
     sorted.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     let top = v["top"].as_array().unwrap();
