@@ -46,16 +46,16 @@ impl Backend {
         if let Some(url) = given {
             let worker_url = server_tls.worker_redis.as_deref().unwrap_or(url);
             let worker_url = if tls.tls {
-                crate::commands::with_tls(worker_url)
+                crate::connect::with_tls(worker_url)
             } else {
                 worker_url.to_owned()
             };
             // Checked now: a worker would only fail on it later.
-            crate::commands::target(&worker_url, tls)?;
+            crate::connect::target(&worker_url, tls)?;
             return Ok(Backend {
                 server: None,
-                admin: crate::commands::target(url, tls)?,
-                driver: crate::commands::target(url, tls)?,
+                admin: crate::connect::target(url, tls)?,
+                driver: crate::connect::target(url, tls)?,
                 worker_url,
                 ca: tls.tls_ca.clone(),
             });
@@ -116,12 +116,12 @@ impl Backend {
             // not load it.
             drop(self.admin().await?);
         }
-        crate::commands::connect_to(self.driver.clone()).await
+        crate::connect::connect_to(self.driver.clone()).await
     }
 
     /// Connects as the administrator.
     pub async fn admin(&self) -> Result<Store> {
-        crate::commands::connect_to(self.admin.clone()).await
+        crate::connect::connect_to(self.admin.clone()).await
     }
 
     /// The environment of a worker process: its URL and CA (never on a

@@ -18,6 +18,7 @@ pub mod backend;
 pub mod chaos;
 pub mod cli;
 pub mod commands;
+pub mod connect;
 pub mod inputs;
 pub mod logging;
 pub mod progress;

@@ -20,7 +20,10 @@
 //! Everything is checked against the one CA given; the system's roots are
 //! not trusted. Handshakes that fail are logged with the remote address.
 
-use crate::types::NodeId;
+/// A Raft node's id ([`crate::types::NodeId`], the same type): named here
+/// so that this module, which `resp` dials peers through, does not import
+/// the Raft types, which import `resp` (an import circle).
+type NodeId = u64;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use std::io;
