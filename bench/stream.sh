@@ -40,30 +40,7 @@ until cli ping > /dev/null 2>&1; do sleep 0.05; done
 
 # Redis time per call of each function and command, from the slow log
 # (microseconds of execution, the server's own measure).
-redis_time() {
-  python3 - "$port" "$pw" <<'PY'
-import collections, json, sys, redis
-r = redis.Redis(port=int(sys.argv[1]), password=sys.argv[2])
-by = collections.defaultdict(list)
-for e in r.slowlog_get(-1):
-    cmd = e["command"].split()
-    if not cmd or cmd[0].upper() in (b"SLOWLOG", b"CONFIG", b"INFO"):
-        continue
-    name = cmd[0].decode().upper()
-    if name in ("FCALL", "FCALL_RO") and len(cmd) > 1:
-        name = cmd[1].decode()
-    by[name].append(e["duration"])
-out = {}
-for name, us in by.items():
-    us.sort()
-    out[name] = {"calls": len(us), "total_ms": round(sum(us) / 1000, 1),
-                 "mean_us": round(sum(us) / len(us)), "p50_us": us[len(us) // 2],
-                 "p99_us": us[min(len(us) - 1, int(len(us) * 0.99))], "max_us": us[-1]}
-cpu = r.info("cpu")
-out["_cpu_s"] = round(cpu["used_cpu_user"] + cpu["used_cpu_sys"], 2)
-print(json.dumps(out))
-PY
-}
+redis_time() { python3 bench/redis_time.py "$port" "$pw"; }
 reset() { cli slowlog reset > /dev/null; cli config resetstat > /dev/null; }
 cpu_now() { cli info cpu | awk -F: '/used_cpu_(user|sys):/ {s += $2} END {print s}'; }
 
