@@ -52,6 +52,17 @@ pub enum TlsError {
         #[source]
         source: rcgen::Error,
     },
+    /// A name asked for that would let a certificate pass for something
+    /// it is not (a Raft node, or a file outside the directory).
+    #[error("{name:?} cannot be used {role}: {why}")]
+    ReservedName {
+        /// The name.
+        name: String,
+        /// As what (a host, a client name).
+        role: &'static str,
+        /// Why, and what to do.
+        why: &'static str,
+    },
     /// A CA file without a certificate in it, or one that rustls refuses.
     #[error("{} holds no usable CA certificate (PEM, -----BEGIN CERTIFICATE-----): {reason}", path.display())]
     BadCa {
@@ -73,6 +84,7 @@ const VALIDITY: time::Duration = time::Duration::days(365);
 /// Makes a new CA and a server certificate for `names` (IP addresses or DNS
 /// names) in `dir`: `ca.pem`, `server.pem`, `server.key` (mode 0600).
 pub fn generate(dir: &Path, names: &[String]) -> Result<TlsFiles, TlsError> {
+    check_hosts(names)?;
     let ca = Ca::new(names)?;
     let files = TlsFiles {
         ca: dir.join("ca.pem"),
@@ -102,6 +114,47 @@ pub fn raft_node_id(name: &str) -> Option<u64> {
         .flatten()
 }
 
+/// The DNS domain of [`raft_node_name`]: no other name in it is ever put in
+/// a certificate, since peers compare names without regard to case.
+const RAFT_DOMAIN: &str = ".raft.wclab";
+
+/// Refuses host names in the Raft nodes' namespace: with `--host
+/// node-2.raft.wclab` every certificate of the set (node 1's too) would
+/// pass for node 2 when a peer dials it.
+fn check_hosts(hosts: &[String]) -> Result<(), TlsError> {
+    for h in hosts {
+        let lower = h.trim_end_matches('.').to_ascii_lowercase();
+        if lower.ends_with(RAFT_DOMAIN) || lower == RAFT_DOMAIN[1..] {
+            return Err(TlsError::ReservedName {
+                name: h.clone(),
+                role: "as a host",
+                why: "names under raft.wclab are the Raft nodes' identities, put in each node's certificate by --raft-nodes; give the hosts' own names or addresses",
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Client names become part of file names and of a DNS name: letters,
+/// digits, `-` and `_` only.
+fn check_client(name: &str) -> Result<(), TlsError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(TlsError::ReservedName {
+            name: name.to_owned(),
+            role: "as a client name",
+            why:
+                "use 1 to 63 letters, digits, '-' or '_' (it names the files client-NAME.pem/.key)",
+        })
+    }
+}
+
 /// The files of a Raft cluster that speaks mutual TLS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterFiles {
@@ -126,6 +179,10 @@ pub fn generate_cluster(
     hosts: &[String],
     clients: &[String],
 ) -> Result<ClusterFiles, TlsError> {
+    check_hosts(hosts)?;
+    for c in clients {
+        check_client(c)?;
+    }
     let ca = Ca::new(hosts)?;
     create_dir(dir)?;
     let ca_file = dir.join("ca.pem");
@@ -350,5 +407,38 @@ mod tests {
         assert!(read_ca(&files.ca).is_ok());
         let e = read_ca(&files.key).unwrap_err().to_string();
         assert!(e.contains("no usable CA certificate"), "{e}");
+    }
+
+    #[test]
+    fn names_in_the_raft_namespace_and_odd_client_names_are_refused_before_any_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("certs");
+        for host in [
+            "node-2.raft.wclab",
+            "NODE-2.Raft.Wclab.",
+            "raft.wclab",
+            "x.raft.wclab",
+        ] {
+            let e = generate_cluster(&out, &[1, 2], &[host.to_owned()], &[]).unwrap_err();
+            assert!(matches!(e, TlsError::ReservedName { .. }), "{host}: {e}");
+            let e = generate(&out, &[host.to_owned()]).unwrap_err();
+            assert!(matches!(e, TlsError::ReservedName { .. }), "{host}: {e}");
+        }
+        for client in ["../x", "a.b", "", "a b"] {
+            let e = generate_cluster(&out, &[1], &["127.0.0.1".into()], &[client.to_owned()])
+                .unwrap_err();
+            assert!(
+                matches!(e, TlsError::ReservedName { .. }),
+                "{client:?}: {e}"
+            );
+        }
+        assert!(!out.exists(), "nothing written for a refused name");
+        generate_cluster(
+            &out,
+            &[1],
+            &["raftwclab.example".into()],
+            &["worker-1".into()],
+        )
+        .unwrap();
     }
 }
