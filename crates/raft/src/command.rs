@@ -161,6 +161,24 @@ commands! {
     Monitor "MONITOR" Refused, Wait "WAIT" Refused,
 }
 
+impl Name {
+    /// Administration that changes the cluster or a node's behaviour, as
+    /// opposed to reading its state: served to the administrator only
+    /// (docs/security.md).
+    pub fn changes_the_cluster(self) -> bool {
+        matches!(
+            self,
+            Name::RaftInit
+                | Name::RaftJoin
+                | Name::RaftRemove
+                | Name::RaftPartition
+                | Name::RaftSnapshot
+                | Name::RaftFault
+                | Name::RaftTrace
+        )
+    }
+}
+
 /// A parsed command: its name, and its arguments as sent (`args[0]` is the
 /// name as the client spelled it).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,6 +195,20 @@ fn upper(a: &[u8]) -> String {
     String::from_utf8_lossy(a).to_ascii_uppercase()
 }
 
+/// Which command `args` is and how the sidecar handles it, or why it is
+/// refused. The state machine asks again at apply ([`crate::sm`]): an entry
+/// is applied only if it is a write the client path would have accepted.
+pub fn classify(args: &[Vec<u8>]) -> Result<(Name, Kind), Refusal> {
+    let first = args.first().ok_or(Refusal::Empty)?;
+    let name = Name::lookup(&upper(first))
+        .ok_or_else(|| Refusal::Unknown(String::from_utf8_lossy(first).into_owned()))?;
+    let kind = match name.base_kind() {
+        Some(k) => k,
+        None => return Err(always_refused(name)),
+    };
+    Ok((name, check(name, kind, args)?))
+}
+
 /// The prefix of wclab's functions, the only ones FCALL may call.
 pub const FUNCTION_PREFIX: &[u8] = b"wclab_";
 
@@ -188,14 +220,7 @@ pub fn library() -> &'static [u8] {
 impl Command {
     /// Parses a command given as its arguments, or says why it is refused.
     pub fn parse(args: Vec<Vec<u8>>) -> Result<Command, Refusal> {
-        let first = args.first().ok_or(Refusal::Empty)?;
-        let name = Name::lookup(&upper(first))
-            .ok_or_else(|| Refusal::Unknown(String::from_utf8_lossy(first).into_owned()))?;
-        let kind = match name.base_kind() {
-            Some(k) => k,
-            None => return Err(always_refused(name)),
-        };
-        let kind = check(name, kind, &args)?;
+        let (name, kind) = classify(&args)?;
         Ok(Command { name, kind, args })
     }
 

@@ -12,7 +12,7 @@
 //! with the last applied log ID and membership; restoring it is `FLUSHALL`,
 //! `RESTORE` of every key, `FUNCTION RESTORE`.
 
-use crate::command;
+use crate::command::{self, Kind};
 use crate::fatal::{self, Exit};
 use crate::log::write_atomic;
 use crate::resp::{Conn, Frame};
@@ -261,18 +261,50 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Normal(req) => {
                     crate::testing::maybe_panic(crate::testing::Fault::PanicApply);
                     let mut commands = Vec::with_capacity(req.writes.len());
-                    for w in &req.writes {
+                    // Entries are checked again here, as the client path
+                    // checks them: an entry that got into the log another
+                    // way (a forged append) is answered with the refusal on
+                    // every replica alike, and never reaches Redis.
+                    let mut refused = Vec::new();
+                    for (i, w) in req.writes.iter().enumerate() {
+                        match command::classify(&w.args) {
+                            Ok((_, Kind::Write)) => {}
+                            Ok((name, _)) => {
+                                refused.push((
+                                    i,
+                                    Frame::err(format!(
+                                        "ERR wclab-raft: {} is not a write; entry not applied",
+                                        name.as_str()
+                                    )),
+                                ));
+                                continue;
+                            }
+                            Err(why) => {
+                                refused.push((i, Frame::err(format!("{why} (entry not applied)"))));
+                                continue;
+                            }
+                        }
                         if let Some(ms) = command::now_of(&w.args) {
                             self.shared.max_now_ms.fetch_max(ms, Ordering::SeqCst);
                         }
                         crate::trace::mark(w.nonce, crate::trace::Mark::ApplyStart);
                         commands.push(w.args.as_slice());
                     }
+                    if !refused.is_empty() {
+                        tracing::warn!(
+                            index = e.log_id.index,
+                            refused = refused.len(),
+                            "log entry holds writes the client path refuses; not applied"
+                        );
+                    }
                     // A batch's writes in one round trip to Redis.
-                    let reply = match g.redis.pipeline(&commands).await {
+                    let mut reply = match g.redis.pipeline(&commands).await {
                         Ok(f) => f,
                         Err(err) => redis_lost(err),
                     };
+                    for (i, refusal) in refused {
+                        reply.insert(i.min(reply.len()), refusal);
+                    }
                     for w in &req.writes {
                         crate::trace::mark(w.nonce, crate::trace::Mark::ApplyDone);
                     }
