@@ -7,7 +7,10 @@
 # start_cluster makes a cluster CA and a certificate per node naming its
 # Raft ID (wclab tls-certs --raft-nodes), nodes speak TLS only and prove
 # their IDs to each other, and every client here (rcli, and wclab through
-# WCLAB_TLS/WCLAB_TLS_CA) talks TLS, trusting that CA only.
+# WCLAB_TLS/WCLAB_TLS_CA) talks TLS, trusting that CA only. Either way
+# start_cluster sets a fresh administrator's password
+# (WCLAB_RAFT_ADMIN_PASSWORD, on every node and for `wclab raft init`):
+# workers and the driver, clients without it, cannot change the cluster.
 
 # redis-cli to node port $1, in TLS when the cluster is, given 2 s at most
 # (RCLI_TIMEOUT seconds if set): a node that accepts and never answers
@@ -124,6 +127,8 @@ start_cluster() {
   rm -rf "$rdir"
   mkdir -p "$rdir"
   local i members=""
+  WCLAB_RAFT_ADMIN_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
+  export WCLAB_RAFT_ADMIN_PASSWORD
   if [ -n "${tls:-}" ]; then
     "$wclab" tls-certs --out "$rdir/certs" --raft-nodes "$(seq -s, 1 "$N")" --host 127.0.0.1 > /dev/null
     export WCLAB_TLS=1 WCLAB_TLS_CA="$rdir/certs/ca.pem"

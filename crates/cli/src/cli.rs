@@ -704,7 +704,12 @@ pub enum RaftCommand {
     ///
     /// With WCLAB_RAFT_PASSWORD set (the same on every node), clients and
     /// peers must AUTH with it; `wclab raft init/join/status` and
-    /// `run --redis-cluster` use it too. With --tls-cert, the node speaks
+    /// `run --redis-cluster` use it too. With WCLAB_RAFT_ADMIN_PASSWORD set
+    /// (the same on every node), cluster administration (RAFT.INIT, JOIN,
+    /// REMOVE, PARTITION, SNAPSHOT, FAULT, TRACE) and, in plain text, peer
+    /// commands need `AUTH admin` with it; `wclab raft init/join/remove`
+    /// use it. Without it, in plain text any client may administer; in TLS
+    /// only a node's certificate may. With --tls-cert, the node speaks
     /// TLS only and peers prove who they are by certificate; `wclab raft
     /// init/join/remove/status` then speak TLS when WCLAB_TLS_CA names
     /// the cluster's CA.

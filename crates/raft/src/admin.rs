@@ -37,6 +37,10 @@ pub struct Cluster {
     pub network: Network,
     /// The local redis-server's address (for status).
     pub redis_addr: String,
+    /// Peer commands refused on this node.
+    pub refusals: std::sync::Arc<crate::tls::Refusals>,
+    /// Nodes seen removed, whose RPCs are refused.
+    pub removed: std::sync::Arc<crate::removed::Removed>,
 }
 
 /// The outcome of an administration command.
@@ -335,7 +339,7 @@ impl Cluster {
              leader_addr:{leader_addr}\r\ncommit_index:{}\r\napplied_index:{}\r\nlast_log_index:{}\r\n\
              snapshot_index:{}\r\nsnapshots_installed:{}\r\nmembers:{}\r\nincarnations:{}\r\n\
              voters:{voters}\r\nlearners:{learners}\r\nrefused_by:{}\r\npartitioned_from:{partitioned}\r\n\
-             redis_addr:{}\r\nfaults_fired:{}\r\n",
+             redis_addr:{}\r\nfaults_fired:{}\r\npeer_refusals:{}\r\n",
             self.id,
             self.incarnation,
             m.current_term,
@@ -350,6 +354,7 @@ impl Cluster {
             refused.join(","),
             self.redis_addr,
             crate::testing::fired(),
+            self.refusals.total(),
         )
     }
 }

@@ -52,6 +52,7 @@ pub mod net;
 pub mod node;
 pub mod propose;
 pub mod rejoin;
+pub mod removed;
 pub mod resp;
 pub mod rpc;
 mod session;

@@ -159,6 +159,10 @@ pub struct Network {
     /// Cluster password (the sidecars' AUTH), if any; sent to peers only
     /// in plain text: over mutual TLS the certificate is the credential.
     pub password: Option<String>,
+    /// The administrator's password, if any: in plain text peers
+    /// authenticate as the administrator with it, so that a client's
+    /// password opens no peer command ([`crate::session`]).
+    pub admin_password: Option<String>,
     /// How peers are dialled: plain text, or mutual TLS.
     pub dial: Dial,
     /// Test partitions.
@@ -168,12 +172,15 @@ pub struct Network {
 }
 
 impl Network {
-    /// The password to AUTH with on a connection to a peer: none over
-    /// mutual TLS, where a client's credential has no business.
-    pub fn peer_password(&self) -> Option<String> {
-        match self.dial {
-            Dial::Peer(_) => None,
-            _ => self.password.clone(),
+    /// What to AUTH with on a connection to a peer: nothing over mutual
+    /// TLS, where the certificate is the credential; in plain text the
+    /// administrator's password if there is one, else the cluster's.
+    pub fn peer_auth(&self) -> Option<crate::resp::Auth> {
+        match (&self.dial, &self.admin_password, &self.password) {
+            (Dial::Peer(_), _, _) => None,
+            (_, Some(admin), _) => Some(crate::resp::Auth::admin(admin)),
+            (_, None, Some(pw)) => Some(crate::resp::Auth::password(pw)),
+            (_, None, None) => None,
         }
     }
 
@@ -340,10 +347,10 @@ impl Peer {
     fn dial(&self) -> oneshot::Receiver<io::Result<Conn>> {
         let (tx, rx) = oneshot::channel();
         let (addr, dial) = (self.node.addr.clone(), self.net.dial.clone());
-        let password = self.net.peer_password();
+        let password = self.net.peer_auth();
         let (target, peers) = (self.target, self.net.peers.clone());
         tokio::spawn(async move {
-            let dialled = Conn::dial(&addr, &dial, target, password.as_deref()).await;
+            let dialled = Conn::dial(&addr, &dial, target, password.as_ref()).await;
             if let Err(Ok(conn)) = tx.send(dialled) {
                 peers.give_back(target, &addr, conn);
             }
@@ -520,6 +527,7 @@ mod tests {
             id: 1,
             incarnation: 1,
             password: None,
+            admin_password: None,
             dial: Dial::Plain,
             partition: Partition::default(),
             peers: PeerState::default(),

@@ -31,6 +31,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tracing::Instrument;
 use wclab_server::{RedisServer, ServerOptions};
 
 /// How to run a node.
@@ -45,6 +46,11 @@ pub struct NodeConfig {
     pub dir: PathBuf,
     /// Password that clients and peers must AUTH with (none: open).
     pub password: Option<String>,
+    /// The administrator's password (`AUTH admin PASSWORD`): needed for
+    /// cluster administration and, in plain text, by peers. None: in plain
+    /// text every client may administer; with TLS only a node's
+    /// certificate may (see [`crate::session`]).
+    pub admin_password: Option<String>,
     /// Leader heartbeat.
     pub heartbeat: Duration,
     /// The leader lease: followers campaign after a random 1 to 1.5 times
@@ -68,6 +74,7 @@ impl NodeConfig {
             listen: listen.to_owned(),
             dir,
             password: None,
+            admin_password: None,
             heartbeat: DEFAULT_HEARTBEAT,
             election_timeout: DEFAULT_HEARTBEAT * LEASE_HEARTBEATS,
             request_timeout: Duration::from_secs(4),
@@ -191,6 +198,12 @@ pub async fn run(cfg: NodeConfig) -> Result<(), NodeError> {
         path: raft_dir.display().to_string(),
         source,
     })?;
+    let removed = Arc::new(
+        crate::removed::Removed::load(raft_dir.clone()).map_err(|source| NodeError::Log {
+            path: raft_dir.display().to_string(),
+            source,
+        })?,
+    );
     if log.forget_leadership(cfg.id) {
         tracing::info!("was the leader before this restart: starts as a follower");
     }
@@ -220,6 +233,7 @@ pub async fn run(cfg: NodeConfig) -> Result<(), NodeError> {
         id: cfg.id,
         incarnation,
         password: cfg.password.clone(),
+        admin_password: cfg.admin_password.clone(),
         dial: match &tls {
             Some(t) => Dial::Peer(t.clone()),
             None => Dial::Plain,
@@ -236,6 +250,7 @@ pub async fn run(cfg: NodeConfig) -> Result<(), NodeError> {
     )
     .await
     .map_err(|e| NodeError::Raft(e.to_string()))?;
+    tokio::spawn(removed.clone().watch(raft.clone()));
     let cluster = Cluster {
         id: cfg.id,
         incarnation,
@@ -244,6 +259,8 @@ pub async fn run(cfg: NodeConfig) -> Result<(), NodeError> {
         sm: sm.clone(),
         network: network.clone(),
         redis_addr: redis_addr.clone(),
+        refusals: Arc::default(),
+        removed: removed.clone(),
     };
     let heard = Arc::new(crate::election::Heard::default());
     let prevoter = Arc::new(PreVoter {
@@ -260,6 +277,7 @@ pub async fn run(cfg: NodeConfig) -> Result<(), NodeError> {
         prevote: prevoter.clone(),
         timing,
         password: cfg.password.clone(),
+        admin_password: cfg.admin_password.clone(),
         mutual_tls: tls.is_some(),
         redis_addr: redis_addr.clone(),
         redis_password: server.password().to_owned(),
@@ -323,6 +341,9 @@ pub async fn run(cfg: NodeConfig) -> Result<(), NodeError> {
                 }
                 let shared = shared.clone();
                 let tls = tls.clone();
+                // Every line logged about the connection names its remote
+                // address.
+                let span = tracing::info_span!("conn", remote = %from);
                 // The handshake in the connection's own task: a client
                 // that never finishes one holds up nobody else.
                 tokio::spawn(async move {
@@ -342,7 +363,7 @@ pub async fn run(cfg: NodeConfig) -> Result<(), NodeError> {
                     if let Err(e) = ended {
                         tracing::debug!(error = %e, "client connection ended");
                     }
-                });
+                }.instrument(span));
             }
             _ = term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,

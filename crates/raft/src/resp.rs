@@ -391,20 +391,46 @@ pub enum Dial {
     Client(tokio_rustls::TlsConnector),
 }
 
+/// What a connection authenticates with (`AUTH [user] password`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Auth {
+    /// The user: none for a client's password alone, `admin` for the
+    /// sidecar's administrator ([`Auth::ADMIN`]).
+    pub user: Option<String>,
+    /// The password.
+    pub password: String,
+}
+
+impl Auth {
+    /// The administrator's user name on a sidecar.
+    pub const ADMIN: &'static str = "admin";
+
+    /// A client's password.
+    pub fn password(password: &str) -> Auth {
+        Auth {
+            user: None,
+            password: password.to_owned(),
+        }
+    }
+
+    /// The sidecar's administrator.
+    pub fn admin(password: &str) -> Auth {
+        Auth {
+            user: Some(Auth::ADMIN.to_owned()),
+            password: password.to_owned(),
+        }
+    }
+}
+
 impl Conn {
     /// Connects to `addr` and authenticates with `password` if one is given.
     pub async fn connect(addr: &str, password: Option<&str>) -> io::Result<Conn> {
-        Conn::dial(addr, &Dial::Plain, 0, password).await
+        Conn::dial(addr, &Dial::Plain, 0, password.map(Auth::password).as_ref()).await
     }
 
     /// Connects to node `node` at `addr` as `dial` says, and
-    /// authenticates with `password` if one is given.
-    pub async fn dial(
-        addr: &str,
-        dial: &Dial,
-        node: u64,
-        password: Option<&str>,
-    ) -> io::Result<Conn> {
+    /// authenticates with `auth` if given.
+    pub async fn dial(addr: &str, dial: &Dial, node: u64, auth: Option<&Auth>) -> io::Result<Conn> {
         let tcp = TcpStream::connect(addr).await?;
         tcp.set_nodelay(true)?;
         let stream = match dial {
@@ -424,8 +450,11 @@ impl Conn {
         let mut conn = Conn {
             stream: BufReader::new(stream),
         };
-        if let Some(pw) = password {
-            if let Frame::Error(e) = conn.call(&[b"AUTH".as_slice(), pw.as_bytes()]).await? {
+        if let Some(auth) = auth {
+            let mut args = vec![b"AUTH".as_slice()];
+            args.extend(auth.user.as_deref().map(str::as_bytes));
+            args.push(auth.password.as_bytes());
+            if let Frame::Error(e) = conn.call(&args).await? {
                 return Err(io::Error::new(
                     io::ErrorKind::PermissionDenied,
                     format!("AUTH to {addr} failed: {e}"),

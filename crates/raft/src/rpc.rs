@@ -22,6 +22,10 @@ pub struct Receiver<'a> {
     pub partition: &'a Partition,
     /// Answers pre-votes.
     pub prevote: &'a crate::election::PreVoter,
+    /// Where refusals are counted.
+    pub refusals: &'a crate::tls::Refusals,
+    /// Nodes seen removed.
+    pub removed: &'a crate::removed::Removed,
 }
 
 /// Serves one incoming `RAFT.RPC` (its arguments after the command name);
@@ -59,6 +63,24 @@ pub async fn serve(rx: &Receiver<'_>, args: &[Vec<u8>]) -> Frame {
     if kind.as_slice() == HELLO.as_bytes() {
         return reply::<u64, ()>(Ok(rx.incarnation));
     }
+    let member = rx
+        .raft
+        .metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .get_node(&from)
+        .is_some();
+    if !member && rx.removed.contains(from) {
+        if let Some(unlogged) = rx.refusals.count() {
+            tracing::warn!(
+                from,
+                unlogged,
+                "RAFT.RPC refused: its sender was removed from the cluster"
+            );
+        }
+        return Frame::err(format!("REMOVED node {from} was removed from the cluster"));
+    }
     if to_incarnation != rx.incarnation {
         return Frame::err(format!("INCARNATION {:x}", rx.incarnation));
     }
@@ -81,6 +103,7 @@ pub async fn serve(rx: &Receiver<'_>, args: &[Vec<u8>]) -> Frame {
     let bad = |e: bincode::Error| Frame::err(format!("ERR bad RAFT.RPC payload: {e}"));
     match kind.as_slice() {
         b"append" => match bincode::deserialize::<AppendEntriesRequest<TypeConfig>>(payload) {
+            Ok(req) if !speaks_for(&req.vote, from) => not_sender(rx, &req.vote, from),
             Ok(req) => {
                 let traced = crate::trace::nonces(&req.entries);
                 crate::trace::mark_all(&traced, crate::trace::Mark::RpcReceived);
@@ -94,6 +117,7 @@ pub async fn serve(rx: &Receiver<'_>, args: &[Vec<u8>]) -> Frame {
             Err(e) => bad(e),
         },
         b"vote" => match bincode::deserialize::<VoteRequest<NodeId>>(payload) {
+            Ok(req) if !speaks_for(&req.vote, from) => not_sender(rx, &req.vote, from),
             Ok(req) => reply(rx.raft.vote(req).await),
             Err(e) => bad(e),
         },
@@ -105,6 +129,7 @@ pub async fn serve(rx: &Receiver<'_>, args: &[Vec<u8>]) -> Frame {
             match bincode::deserialize::<(Vote<NodeId>, SnapshotMeta<NodeId, Node>, Vec<u8>)>(
                 payload,
             ) {
+                Ok((vote, _, _)) if !speaks_for(&vote, from) => not_sender(rx, &vote, from),
                 Ok((vote, meta, data)) => {
                     let mine = rx.raft.metrics().borrow().vote;
                     let _heard =
@@ -120,4 +145,27 @@ pub async fn serve(rx: &Receiver<'_>, args: &[Vec<u8>]) -> Frame {
         }
         _ => Frame::err("ERR unknown RAFT.RPC kind"),
     }
+}
+
+/// Whether a request's vote is the sender's own: a leader's appends and
+/// snapshots carry its vote, a candidate's vote request its candidacy. With
+/// mutual TLS `from` is the certified sender, so a node's certificate
+/// cannot speak as another leader or candidate.
+fn speaks_for(vote: &Vote<NodeId>, from: NodeId) -> bool {
+    vote.leader_id().voted_for() == Some(from)
+}
+
+fn not_sender(rx: &Receiver<'_>, vote: &Vote<NodeId>, from: NodeId) -> Frame {
+    if let Some(unlogged) = rx.refusals.count() {
+        tracing::warn!(
+            from,
+            ?vote,
+            unlogged,
+            "RAFT.RPC refused: its vote names another node than its sender"
+        );
+    }
+    Frame::err(format!(
+        "WRONGSENDER an RPC from node {from} carrying the vote of {:?}",
+        vote.leader_id().voted_for()
+    ))
 }

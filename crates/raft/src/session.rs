@@ -28,7 +28,7 @@ use crate::admin::Cluster;
 use crate::command::{self, Command, Kind, Name};
 use crate::election::{PreVoter, Timing};
 use crate::propose::Proposer;
-use crate::resp::{read_request, write_frame, Conn, Frame};
+use crate::resp::{read_request, write_frame, Auth, Conn, Frame};
 use crate::sm::StateMachine;
 use crate::tls::Identity;
 use crate::types::{NodeId, Write};
@@ -88,6 +88,8 @@ pub(crate) struct Shared {
     pub(crate) prevote: Arc<PreVoter>,
     pub(crate) timing: Timing,
     pub(crate) password: Option<String>,
+    /// The administrator's password (`AUTH admin PASSWORD`), if any.
+    pub(crate) admin_password: Option<String>,
     /// The node speaks TLS, and peers must prove who they are with their
     /// certificates ([`crate::tls`]).
     pub(crate) mutual_tls: bool,
@@ -116,6 +118,8 @@ impl Shared {
 pub(crate) struct Session {
     shared: Arc<Shared>,
     authed: bool,
+    /// Authenticated as the administrator (`AUTH admin PASSWORD`).
+    admin: bool,
     /// Who the other end proved to be (its TLS certificate).
     identity: Identity,
     /// `CLIENT ID`: unique among this sidecar's connections.
@@ -149,6 +153,7 @@ where
     let mut s = Session {
         // A peer's certificate is its credential: it holds no password.
         authed: shared.password.is_none() || identity.is_peer(),
+        admin: false,
         identity,
         client_id: shared.client_ids.fetch_add(1, Ordering::SeqCst) + 1,
         client_name: None,
@@ -226,7 +231,7 @@ impl Session {
         match cmd.kind {
             Kind::Transaction => self.refuse_transaction(cmd.name.as_str()),
             Kind::Local => self.local(&cmd),
-            Kind::Admin => self.admin(cmd, deadline).await,
+            Kind::Admin => self.admin(cmd, deadline, proxied).await,
             Kind::Write => self.write(cmd.args, deadline, proxied).await,
             Kind::Read => self.read(cmd, deadline, proxied).await,
         }
@@ -266,6 +271,20 @@ impl Session {
                 None => Frame::Simple("PONG".into()),
             },
             Name::Echo => Frame::Bulk(args.get(1).cloned()),
+            Name::Auth
+                if args.len() == 3 && args[1].eq_ignore_ascii_case(Auth::ADMIN.as_bytes()) =>
+            {
+                match &self.shared.admin_password {
+                    Some(pw) if pw.as_bytes() == args[2].as_slice() => {
+                        self.authed = true;
+                        self.admin = true;
+                        Frame::ok()
+                    }
+                    _ => {
+                        Frame::err("WRONGPASS invalid username-password pair or user is disabled.")
+                    }
+                }
+            }
             Name::Auth => {
                 let given = args.last().map(|a| a.as_slice()).unwrap_or_default();
                 match &self.shared.password {
@@ -309,11 +328,26 @@ impl Session {
         }
     }
 
-    async fn admin(&mut self, cmd: Command, deadline: Instant) -> Frame {
+    async fn admin(&mut self, cmd: Command, deadline: Instant, proxied: bool) -> Frame {
         if let Some(refusal) = self.not_a_peer(&cmd) {
             return refusal;
         }
+        if cmd.name.changes_the_cluster() && !self.is_admin() {
+            return self.refuse(
+                &cmd,
+                "NOADMIN",
+                "cluster administration needs the administrator (AUTH admin PASSWORD, the node's --admin-password) or a node's certificate".into(),
+            );
+        }
         match cmd.name {
+            // A forwarded command is one client request, forwarded once:
+            // never a peer RPC, never forwarded again. Without this rule a
+            // few KB of `RAFT.PROXIED RAFT.PROXIED ...` recursed here until
+            // the node's stack overflowed (a remote crash).
+            Name::RaftRpc | Name::RaftProxied if proxied => Frame::err(format!(
+                "ERR wclab-raft: {} inside RAFT.PROXIED is refused (a proxied command is a client's request)",
+                cmd.name.as_str()
+            )),
             Name::RaftRpc => {
                 let rx = crate::rpc::Receiver {
                     id: self.shared.id,
@@ -321,6 +355,8 @@ impl Session {
                     incarnation: self.shared.cluster.incarnation,
                     partition: &self.shared.cluster.network.partition,
                     prevote: &self.shared.prevote,
+                    refusals: &self.shared.cluster.refusals,
+                    removed: &self.shared.cluster.removed,
                 };
                 crate::rpc::serve(&rx, &cmd.args[1..]).await
             }
@@ -336,6 +372,9 @@ impl Session {
             _ => match self.shared.cluster.handle(&cmd).await {
                 Admin::Reply(f) => f,
                 Admin::NoLeader => tryagain("no leader elected"),
+                Admin::Forward(leader) if proxied => tryagain(&format!(
+                    "not the leader (node {leader} is; a forwarded command is not forwarded again)"
+                )),
                 // Administration (a join waits for the new node to catch up)
                 // may take longer than a request.
                 Admin::Forward(leader) => match self
@@ -356,13 +395,20 @@ impl Session {
     /// client (no certificate, a client's certificate, the cluster
     /// password) is refused, and the refusal logged.
     fn not_a_peer(&self, cmd: &Command) -> Option<Frame> {
+        let refuse = |why: String| Some(self.refuse(cmd, "NOTPEER", why));
         if !self.shared.mutual_tls {
-            return None;
+            // In plain text, peers authenticate as the administrator when
+            // there is one: a client's password opens no peer command.
+            let peer_command = matches!(cmd.name, Name::RaftRpc | Name::RaftProxied);
+            return (peer_command && self.shared.admin_password.is_some() && !self.admin)
+                .then(|| {
+                    refuse(
+                        "a peer command on a connection not authenticated as the administrator"
+                            .into(),
+                    )
+                })
+                .flatten();
         }
-        let refuse = |why: String| {
-            tracing::warn!(command = cmd.name.as_str(), identity = ?self.identity, "peer command refused: {why}");
-            Some(Frame::err(format!("NOTPEER wclab-raft: {why}")))
-        };
         match cmd.name {
             Name::RaftRpc => {
                 let claimed = cmd.text(2).parse::<NodeId>().ok();
@@ -382,6 +428,26 @@ impl Session {
             }
             _ => None,
         }
+    }
+
+    /// Whether this connection may administer the cluster: a node's
+    /// certificate, or `AUTH admin` with the administrator's password; on
+    /// a node in plain text without an administrator's password, every
+    /// authenticated client (the labs' default, docs/security.md).
+    fn is_admin(&self) -> bool {
+        self.identity.is_peer()
+            || self.admin
+            || (self.shared.admin_password.is_none() && !self.shared.mutual_tls && self.authed)
+    }
+
+    /// Refuses `cmd` with `code`, counting the refusal and logging it (at
+    /// most a few lines a second, [`crate::tls::Refusals`]); the log line
+    /// carries the connection's remote address (its span).
+    fn refuse(&self, cmd: &Command, code: &str, why: String) -> Frame {
+        if let Some(unlogged) = self.shared.cluster.refusals.count() {
+            tracing::warn!(command = cmd.name.as_str(), identity = ?self.identity, unlogged, "peer command refused: {why}");
+        }
+        Frame::err(format!("{code} wclab-raft: {why}"))
     }
 
     fn leader(&self) -> Option<NodeId> {
@@ -427,11 +493,11 @@ impl Session {
             Some(c) => c,
             None => {
                 let net = &self.shared.cluster.network;
-                let (dial, pw) = (net.dial.clone(), net.peer_password());
+                let (dial, pw) = (net.dial.clone(), net.peer_auth());
                 let left = deadline.saturating_duration_since(Instant::now());
                 match tokio::time::timeout(
                     left.min(CONNECT),
-                    Conn::dial(&addr, &dial, id, pw.as_deref()),
+                    Conn::dial(&addr, &dial, id, pw.as_ref()),
                 )
                 .await
                 {

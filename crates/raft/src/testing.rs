@@ -97,3 +97,15 @@ pub fn unknown_reply(args: &[Vec<u8>]) -> bool {
 pub fn fired() -> u64 {
     FIRED.load(Ordering::SeqCst)
 }
+
+/// The payload of a `RAFT.RPC vote` in which `candidate` asks for votes in
+/// `term`, as a peer would send it: for tests that a node checks who may
+/// send one (the sender's certificate, removed nodes), which need a
+/// payload that gets past decoding.
+pub fn vote_request_payload(term: u64, candidate: crate::types::NodeId) -> Vec<u8> {
+    let req = openraft::raft::VoteRequest::<crate::types::NodeId> {
+        vote: openraft::Vote::new(term, candidate),
+        last_log_id: None,
+    };
+    bincode::serialize(&req).expect("a vote request serialises")
+}

@@ -98,6 +98,48 @@ impl Identity {
     }
 }
 
+/// Refusals of peer commands on this node: counted (`RAFT.INFO`'s
+/// `peer_refusals`) and logged, at most [`Refusals::PER_SECOND`] lines a
+/// second, so that a client sending refused commands in a loop cannot fill
+/// the disk with the log; the next line logged says how many were left out.
+#[derive(Debug, Default)]
+pub struct Refusals {
+    total: std::sync::atomic::AtomicU64,
+    /// (second of the window, lines logged in it, refusals not logged).
+    window: std::sync::Mutex<(u64, u32, u64)>,
+}
+
+impl Refusals {
+    /// Lines logged per second at most.
+    pub const PER_SECOND: u32 = 10;
+
+    /// Counts one refusal; `Some(n)` when it is to be logged, `n` being
+    /// how many before it were not.
+    pub fn count(&self) -> Option<u64> {
+        self.total
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let second = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        if w.0 != second {
+            w.0 = second;
+            w.1 = 0;
+        }
+        if w.1 >= Self::PER_SECOND {
+            w.2 += 1;
+            return None;
+        }
+        w.1 += 1;
+        Some(std::mem::take(&mut w.2))
+    }
+
+    /// Refusals so far.
+    pub fn total(&self) -> u64 {
+        self.total.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// A node's TLS: what it presents, and what it trusts.
 pub struct NodeTls {
     acceptor: tokio_rustls::TlsAcceptor,

@@ -8,7 +8,7 @@ use wclab_coord::claim::{Claim, ClaimRules};
 use wclab_coord::commit::{CommitOutcome, Committed};
 use wclab_coord::submit::TaskSpec;
 use wclab_coord::{claim, commit, job, JobKeys};
-use wclab_raft::resp::{Conn, Dial, Frame};
+use wclab_raft::resp::{Auth, Conn, Dial, Frame};
 
 pub async fn raft(what: RaftCommand) -> Result<Outcome> {
     match what {
@@ -103,6 +103,7 @@ async fn node(args: RaftNodeArgs) -> Result<Outcome> {
     }
     let mut cfg = wclab_raft::NodeConfig::new(args.id, &args.listen, args.dir);
     cfg.password = password();
+    cfg.admin_password = admin_password();
     cfg.heartbeat = args.heartbeat;
     cfg.election_timeout = args
         .election_timeout
@@ -124,6 +125,28 @@ fn password() -> Option<String> {
 /// Environment variable holding the cluster's password, if it has one.
 pub(crate) const PASSWORD_ENV: &str = "WCLAB_RAFT_PASSWORD";
 
+/// The administrator's password (`AUTH admin`), from the environment: on a
+/// node, what administration needs; for `init`/`join`/`remove`, what they
+/// authenticate with.
+fn admin_password() -> Option<String> {
+    std::env::var(ADMIN_PASSWORD_ENV)
+        .ok()
+        .filter(|p| !p.is_empty())
+}
+
+/// Environment variable holding the administrator's password.
+pub(crate) const ADMIN_PASSWORD_ENV: &str = "WCLAB_RAFT_ADMIN_PASSWORD";
+
+/// What the CLI authenticates with: as the administrator when its password
+/// is set (administration needs it), else with the cluster's password.
+fn auth() -> Option<Auth> {
+    match (admin_password(), password()) {
+        (Some(admin), _) => Some(Auth::admin(&admin)),
+        (None, Some(pw)) => Some(Auth::password(&pw)),
+        (None, None) => None,
+    }
+}
+
 /// How the administration commands reach a node: in TLS, trusting the CA
 /// of WCLAB_TLS_CA, when it is set.
 fn dial() -> Result<Dial> {
@@ -137,11 +160,11 @@ fn dial() -> Result<Dial> {
 }
 
 async fn call<A: AsRef<[u8]>>(node: &str, args: &[A]) -> Result<Frame> {
-    let pw = password();
+    let auth = auth();
     let dial = dial()?;
     let mut conn = tokio::time::timeout(
         Duration::from_secs(5),
-        Conn::dial(node, &dial, 0, pw.as_deref()),
+        Conn::dial(node, &dial, 0, auth.as_ref()),
     )
     .await
     .with_context(|| format!("{node} did not accept a connection in time"))?

@@ -10,6 +10,7 @@ mod labs;
 mod python;
 mod raft;
 mod raft_anomalies;
+mod raft_auth;
 mod raft_group;
 mod raft_tls;
 mod security;

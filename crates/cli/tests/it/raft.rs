@@ -22,6 +22,9 @@ pub(crate) struct Node {
     pub(crate) child: Option<Child>,
     /// Extra `wclab raft node` options.
     pub(crate) args: Vec<String>,
+    /// The administrator's password (WCLAB_RAFT_ADMIN_PASSWORD): given to
+    /// the node, and used by [`Node::client`].
+    pub(crate) admin_password: Option<String>,
 }
 
 /// A cluster of 2f+1 nodes on loopback ports.
@@ -73,6 +76,11 @@ impl Node {
             .args(&self.args)
             .env("WCLAB_RAFT_TEST_FAULTS", "1")
             .env("WCLAB_LOG", "info")
+            .envs(
+                self.admin_password
+                    .iter()
+                    .map(|pw| ("WCLAB_RAFT_ADMIN_PASSWORD", pw)),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(self.log_file())
@@ -141,11 +149,24 @@ impl Node {
         redis
     }
 
+    /// A connection to the node; in TLS, with the node's own certificate,
+    /// which administration needs (a node's certificate or the
+    /// administrator's password).
     pub(crate) fn client(&self) -> Option<Client> {
         self.child.as_ref()?;
         match crate::raft_tls::ca_in(&self.args) {
-            Some(ca) => crate::raft_tls::connect(self.port, &ca, None).ok(),
-            None => Client::connect(self.port, "").ok(),
+            Some(ca) => {
+                let cert = crate::raft_tls::option_in(&self.args, "--tls-cert")?;
+                let key = crate::raft_tls::option_in(&self.args, "--tls-key")?;
+                crate::raft_tls::connect(self.port, &ca, Some((&cert, &key))).ok()
+            }
+            None => {
+                let mut c = Client::connect(self.port, "").ok()?;
+                if let Some(pw) = &self.admin_password {
+                    assert_eq!(c.cmd(&["AUTH", "admin", pw]), Reply::Status("OK".into()));
+                }
+                Some(c)
+            }
         }
     }
 
@@ -183,7 +204,13 @@ impl Cluster {
 
     /// [`Cluster::start`], with extra `wclab raft node` options.
     pub(crate) fn start_with(n: usize, args: &[&str]) -> Cluster {
-        let c = Cluster::spawn(n, args);
+        Cluster::start_administered(n, args, None)
+    }
+
+    /// [`Cluster::start_with`], the nodes given an administrator's
+    /// password.
+    pub(crate) fn start_administered(n: usize, args: &[&str], admin: Option<&str>) -> Cluster {
+        let c = Cluster::spawn_administered(n, args, admin);
         let members: Vec<String> = c
             .nodes
             .iter()
@@ -200,6 +227,11 @@ impl Cluster {
     /// `n` nodes started, not configured yet; `{id}` in `args` stands for
     /// each node's ID.
     pub(crate) fn spawn(n: usize, args: &[&str]) -> Cluster {
+        Cluster::spawn_administered(n, args, None)
+    }
+
+    /// [`Cluster::spawn`], the nodes given an administrator's password.
+    pub(crate) fn spawn_administered(n: usize, args: &[&str], admin: Option<&str>) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let mut nodes: Vec<Node> = (1..=n as u64)
             .zip(free_ports(n, &[]))
@@ -212,6 +244,7 @@ impl Cluster {
                     .iter()
                     .map(|a| a.replace("{id}", &id.to_string()))
                     .collect(),
+                admin_password: admin.map(str::to_owned),
             })
             .collect();
         for node in &mut nodes {
@@ -752,6 +785,7 @@ fn a_new_node_joins_through_a_follower_and_the_status_shows_it() {
         dir: cluster._dir.path().join("n4"),
         child: None,
         args: Vec::new(),
+        admin_password: None,
     };
     new.start();
     let o = output(wclab().args([

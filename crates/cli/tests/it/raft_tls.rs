@@ -18,7 +18,12 @@ use wclab_testkit::{corpus, procs};
 
 /// The CA among a node's `wclab raft node` options, if it speaks TLS.
 pub(crate) fn ca_in(args: &[String]) -> Option<PathBuf> {
-    let at = args.iter().position(|a| a == "--tls-ca")?;
+    option_in(args, "--tls-ca")
+}
+
+/// The value of `option` among a node's `wclab raft node` options.
+pub(crate) fn option_in(args: &[String], option: &str) -> Option<PathBuf> {
+    let at = args.iter().position(|a| a == option)?;
     args.get(at + 1).map(PathBuf::from)
 }
 
@@ -286,4 +291,108 @@ fn only_a_peer_proving_the_id_it_claims_may_speak_raft_to_a_node() {
     let mut c = cluster.nodes[leader].client().unwrap();
     assert!(matches!(c.cmd(&["HSET", "h", "after", "1"]), Reply::Int(_)));
     eprintln!("committed {:?} after the checks", started.elapsed());
+}
+
+/// A `RAFT.RPC vote` on `c` to the node of `cluster` whose ID is `to`,
+/// sent as from node `from` (with the incarnations the configuration
+/// holds), whose payload asks votes for `candidate` in `term`: a valid
+/// RPC, so that what refuses it is the check of who may send it.
+fn vote_from(
+    cluster: &Cluster,
+    c: &mut Client,
+    (from, to): (u64, u64),
+    term: u64,
+    candidate: u64,
+) -> Reply {
+    let info = cluster.nodes.iter().find(|n| n.id == to).unwrap().info();
+    let incarnation_of = |id: u64| {
+        info["incarnations"]
+            .split(',')
+            .find_map(|kv| kv.strip_prefix(&format!("{id}=")).map(str::to_owned))
+            .unwrap_or_else(|| "0".into())
+    };
+    let payload = wclab_raft::testing::vote_request_payload(term, candidate);
+    let (from_inc, to_inc) = (incarnation_of(from), info["incarnation"].clone());
+    let (from, to) = (from.to_string(), to.to_string());
+    c.cmd(&[
+        b"RAFT.RPC".as_slice(),
+        b"vote",
+        from.as_bytes(),
+        &payload,
+        to_inc.as_bytes(),
+        from_inc.as_bytes(),
+        to.as_bytes(),
+    ])
+}
+
+fn code(r: &Reply) -> Option<&str> {
+    match r {
+        Reply::Error(e) => e.split_whitespace().next(),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_node_certificate_speaks_for_its_node_only_and_not_once_the_node_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = certificates(&dir.path().join("certs"), 3);
+    let cluster = start_cluster(3, &certs);
+    let ca = certs.join("ca.pem");
+    let pem = |name: &str| {
+        (
+            certs.join(format!("{name}.pem")),
+            certs.join(format!("{name}.key")),
+        )
+    };
+    let leader = cluster.wait_leader();
+    let term: u64 = cluster.nodes[leader].info()["term"].parse().unwrap();
+    let target = cluster.nodes[leader].id;
+    let (other, third) = {
+        let mut ids = cluster.nodes.iter().map(|n| n.id).filter(|&i| i != target);
+        (ids.next().unwrap(), ids.next().unwrap())
+    };
+
+    // Node `other`'s certificate, proving its ID, asks votes for `third`.
+    let (c, k) = pem(&format!("node-{other}"));
+    let mut as_other = connect(cluster.nodes[leader].port, &ca, Some((&c, &k))).unwrap();
+    let r = vote_from(&cluster, &mut as_other, (other, target), term + 10, third);
+    assert_eq!(code(&r), Some("WRONGSENDER"), "{r:?}");
+
+    // Administration: no certificate, or a client's, is not enough.
+    let mut anonymous = connect(cluster.nodes[leader].port, &ca, None).unwrap();
+    let (cw, kw) = pem("client-worker");
+    let mut worker = connect(cluster.nodes[leader].port, &ca, Some((&cw, &kw))).unwrap();
+    let remove = ["RAFT.REMOVE".to_owned(), third.to_string()];
+    for c in [&mut anonymous, &mut worker] {
+        let r = c.cmd(&remove);
+        assert_eq!(code(&r), Some("NOADMIN"), "{r:?}");
+    }
+
+    // `third` removed (by a node's certificate): its certificate, still
+    // valid, no longer speaks for a member.
+    let third_id = third.to_string();
+    assert_eq!(
+        cluster.nodes[leader].cmd(&["RAFT.REMOVE", &third_id]),
+        Reply::Status("OK".into())
+    );
+    let third_index = cluster.nodes.iter().position(|n| n.id == third).unwrap();
+    for n in (0..3).filter(|&i| i != third_index) {
+        procs::wait_for("the removal seen", Duration::from_secs(20), || {
+            (!cluster.nodes[n].info()["members"].contains(&format!("{third}="))).then_some(())
+        });
+    }
+    let (c3, k3) = pem(&format!("node-{third}"));
+    for n in (0..3).filter(|&i| i != third_index) {
+        let to = cluster.nodes[n].id;
+        let mut as_third = connect(cluster.nodes[n].port, &ca, Some((&c3, &k3))).unwrap();
+        let r = procs::wait_for("the refusal", Duration::from_secs(10), || {
+            let r = vote_from(&cluster, &mut as_third, (third, to), term + 10, third);
+            (code(&r) == Some("REMOVED")).then_some(r)
+        });
+        assert_eq!(code(&r), Some("REMOVED"));
+    }
+    // The two left keep their leader and commit.
+    let leader = cluster.wait_leader();
+    let mut c = cluster.nodes[leader].client().unwrap();
+    assert!(matches!(c.cmd(&["HSET", "h", "after", "1"]), Reply::Int(_)));
 }
