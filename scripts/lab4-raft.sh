@@ -15,7 +15,11 @@ F=${1:-1}
 F=${F#F=} # `just lab4-raft F=2` passes "F=2"
 tls=${TLS:-}
 wclab=${2:-target/release/wclab}
-corpus=${3:-out/lab4-raft-corpus}
+# 900 files of 128 KiB: a job of ~15 s here, long enough for two rounds of
+# kills and restarts on a loaded machine (300 files took 4.5 s, and the job
+# outran the second fault while a restart was slow).
+files=900
+corpus=${3:-out/lab4-raft-corpus-$files}
 N=$((2 * F + 1))
 rdir=out/lab4-raft
 # shellcheck source=scripts/raft-lib.sh
@@ -24,7 +28,7 @@ command -v redis-cli > /dev/null || { echo "redis-cli is needed (apt-get install
 # Node i listens on base+i: free ports picked now, unless fixed by the user.
 base=${WCLAB_RAFT_BASE_PORT:-$(pick_base_port "$N")}
 
-[ -d "$corpus" ] || "$wclab" gen text --out "$corpus" --files 300 --size 128KiB --seed 5 2> /dev/null
+[ -d "$corpus" ] || "$wclab" gen text --out "$corpus" --files "$files" --size 128KiB --seed 5 2> /dev/null
 tasks=$(find "$corpus" -type f | wc -l)
 trap stop_cluster EXIT
 start_cluster
@@ -65,7 +69,9 @@ wait_for_done() { # at least N committed
 }
 
 for round in 1 2; do
-  wait_for_done $((tasks * round / 3))
+  # A third of the job, then half of what is left after the first round's
+  # restarts (however long they took).
+  wait_for_done $((last + (tasks - last) / (4 - round)))
   if ! kill -0 "$run" 2> /dev/null || [ "$last" -ge "$tasks" ]; then
     echo "the job finished before fault $round: make the corpus bigger" >&2
     exit 1

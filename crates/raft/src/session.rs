@@ -336,7 +336,7 @@ impl Session {
             return self.refuse(
                 &cmd,
                 "NOADMIN",
-                "cluster administration needs the administrator (AUTH admin PASSWORD, the node's --admin-password) or a node's certificate".into(),
+                "cluster administration needs the administrator (AUTH admin PASSWORD, the password in WCLAB_RAFT_ADMIN_PASSWORD where the node runs) or a node's certificate".into(),
             );
         }
         match cmd.name {
